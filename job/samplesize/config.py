@@ -1,0 +1,334 @@
+"""Load and validate `sweep.yaml` into frozen dataclasses, once, at the edge.
+
+Every key has a default: an empty config is the built-in demo sweep. Errors
+name the dotted key, the bad value and what is allowed, and are raised before
+any work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from .backbones import APPLICATIONS, BACKBONE_NAMES, SMALL_CNN
+from .errors import ConfigError
+
+SAMPLING_MODES = ("stratified", "with_replacement")
+AUGMENT_MODES = ("none", "static", "online")
+METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "auc")
+FEATURE_CACHE_MODES = ("auto", "off")
+MIXED_PRECISION_MODES = ("auto", "on", "off")
+SOURCE_KINDS = ("builtin", "folder", "tfds")
+BUILTIN_DATASETS = ("digits",)
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    source: str = "builtin:digits"
+    test_fraction: float = 0.2
+    image_size: int = 32
+    data_dir: str | None = None  # tfds: where prepared copies live (path or gs://)
+    download: bool = False  # tfds: allow a (possibly slow) download
+
+    @property
+    def kind(self) -> str:
+        return self.source.split(":", 1)[0]
+
+    @property
+    def location(self) -> str:
+        return self.source.split(":", 1)[1]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    backbone: str = SMALL_CNN
+    weights: str = "none"  # imagenet | none | path or gs:// URI of a weights file
+    fine_tune_from: str | None = None  # layer name; None skips fine-tuning
+    dropout: float = 0.2
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    head_epochs: int = 30
+    fine_tune_epochs: int = 10
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    fine_tune_learning_rate: float = 1e-4
+    patience: int = 5
+    validation_fraction: float = 0.2
+    augment: str = "none"
+    feature_cache: str = "auto"
+    mixed_precision: str = "auto"
+    xla: bool = False
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    name: str = "demo"
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    splits: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5)
+    backtest_splits: tuple[float, ...] = (1.0,)
+    repetitions: int = 3
+    seed: int = 42
+    sampling: str = "stratified"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    metric: str = "balanced_accuracy"
+    targets: tuple[float, ...] = (0.9, 0.95, 0.98)
+    predict_at: tuple[int, ...] = (2000, 5000)
+    output: str | None = None  # None: runs/<name>
+
+    @property
+    def output_uri(self) -> str:
+        return self.output if self.output else f"runs/{self.name}"
+
+    @property
+    def all_splits(self) -> tuple[float, ...]:
+        """Every split that runs as trials: fitted splits and backtest splits."""
+        return tuple(self.splits) + tuple(self.backtest_splits)
+
+    @property
+    def trial_count(self) -> int:
+        return len(self.all_splits) * self.repetitions
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+    def trial_hash(self) -> str:
+        """Hash of everything that changes what a trial computes.
+
+        Targets, predict_at, metric, name and output only change the report, so
+        a user may edit them and re-aggregate without invalidating results.
+        """
+        d = self.to_dict()
+        for key in ("name", "metric", "targets", "predict_at", "output"):
+            d.pop(key)
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> SweepConfig:
+    """Read `path` (or nothing: the demo), apply `--set key=value` overrides, validate."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} does not exist; pass --config with the path to your sweep.yaml")
+        raw = parse_yaml(p.read_text(encoding="utf-8"), source=str(p))
+    for item in overrides:
+        apply_override(raw, item)
+    return build_config(raw)
+
+
+def parse_yaml(text: str, source: str = "config") -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text)  # safe_load: a !!python tag is an error, never code
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source} is not valid YAML (only plain YAML is accepted, no tags): {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source} must be a YAML mapping of keys to values, got {type(data).__name__}")
+    return data
+
+
+def apply_override(raw: dict[str, Any], item: str) -> None:
+    """Apply one `dotted.key=yaml-value` override to the raw mapping in place."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected key=value, for example --set repetitions=5")
+    key, _, text = item.partition("=")
+    parts = key.strip().split(".")
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {key}: value {text!r} is not valid YAML: {exc}") from None
+    node = raw
+    for i, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {key}: {'.'.join(parts[: i + 1])} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def build_config(raw: dict[str, Any]) -> SweepConfig:
+    """Turn a raw mapping into a validated SweepConfig."""
+    values = _convert_section(SweepConfig, raw, prefix="")
+    cfg = SweepConfig(**values)
+    _check(cfg)
+    return cfg
+
+
+_SECTIONS = {"dataset": DatasetConfig, "model": ModelConfig, "training": TrainingConfig}
+
+
+def _convert_section(cls: type, raw: Any, prefix: str) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a mapping, got {raw!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [k for k in raw if k not in fields]
+    if unknown:
+        key = str(unknown[0])
+        hint = difflib.get_close_matches(key, fields, n=1)
+        did = f"; did you mean {prefix}{hint[0]}?" if hint else ""
+        raise ConfigError(f"unknown key {prefix}{key}{did} Allowed keys here: {', '.join(fields)}")
+    out: dict[str, Any] = {}
+    for name, value in raw.items():
+        key = prefix + name
+        if name in _SECTIONS and cls is SweepConfig:
+            out[name] = _SECTIONS[name](**_convert_section(_SECTIONS[name], value or {}, key + "."))
+        else:
+            out[name] = _coerce(key, fields[name], value)
+    return out
+
+
+def _coerce(key: str, f: dataclasses.Field, value: Any) -> Any:
+    """Coerce a YAML value to the field's declared type, or raise naming the key."""
+    t = str(f.type)
+    if "tuple[float" in t:
+        return tuple(_number(key, v, float) for v in _as_list(key, value))
+    if "tuple[int" in t:
+        return tuple(_number(key, v, int) for v in _as_list(key, value))
+    if value is None:
+        if "None" in t:
+            return None
+        raise ConfigError(f"{key} must be set, got null")
+    if t.startswith("bool"):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false, got {value!r}")
+        return value
+    if t.startswith("int"):
+        return _number(key, value, int)
+    if t.startswith("float"):
+        return _number(key, value, float)
+    if t.startswith("str"):
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"{key} must be a string, got {value!r}")
+        return str(value)
+    raise AssertionError(f"unhandled field type {t} for {key}")
+
+
+def _as_list(key: str, value: Any) -> list:
+    if value is None:
+        return []
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return [value]
+    if not isinstance(value, list):
+        raise ConfigError(f"{key} must be a list, got {value!r}")
+    return value
+
+
+def _number(key: str, value: Any, kind: type) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{key} must be a number, got {value!r}")
+    if kind is int:
+        if isinstance(value, float) and not value.is_integer():
+            raise ConfigError(f"{key} must be a whole number, got {value!r}")
+        return int(value)
+    if not math.isfinite(value):
+        raise ConfigError(f"{key} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _one_of(key: str, value: Any, allowed: Iterable[str]) -> None:
+    allowed = tuple(allowed)
+    if value not in allowed:
+        raise ConfigError(f"{key}: {value!r} is not allowed; choose one of: {', '.join(allowed)}")
+
+
+def _in_range(key: str, value: float, low: float, high: float, *, low_open: bool, high_open: bool) -> None:
+    ok_low = value > low if low_open else value >= low
+    ok_high = value < high if high_open else value <= high
+    if not (ok_low and ok_high):
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ConfigError(f"{key}: {value!r} is outside {interval}")
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+def _check(cfg: SweepConfig) -> None:
+    """Cross-field validation; each message names the key."""
+    if not _NAME.match(cfg.name):
+        raise ConfigError(f"name: {cfg.name!r} must be 1-63 letters, digits, '.', '_' or '-' (it names folders and Jobs)")
+    ds = cfg.dataset
+    kind = ds.kind if ":" in ds.source else ""
+    _one_of("dataset.source (the part before ':')", kind, SOURCE_KINDS)
+    if not ds.location:
+        raise ConfigError(f"dataset.source: {ds.source!r} names no dataset; write builtin:digits, folder:<path> or tfds:<name>")
+    if kind == "builtin":
+        _one_of("dataset.source builtin name", ds.location, BUILTIN_DATASETS)
+    _in_range("dataset.test_fraction", ds.test_fraction, 0, 1, low_open=True, high_open=True)
+    if not 8 <= ds.image_size <= 1024:
+        raise ConfigError(f"dataset.image_size: {ds.image_size} is outside [8, 1024] pixels")
+
+    if not cfg.splits:
+        raise ConfigError("splits: the list is empty; give at least two fractions in (0, 1], for example [0.1, 0.25, 0.5]")
+    for key, values in (("splits", cfg.splits), ("backtest_splits", cfg.backtest_splits)):
+        for v in values:
+            _in_range(key, v, 0, 1, low_open=True, high_open=False)
+        dupes = sorted({v for v in values if values.count(v) > 1})
+        if dupes:
+            raise ConfigError(f"{key}: {dupes} appear more than once; each split must be unique")
+    both = sorted(set(cfg.splits) & set(cfg.backtest_splits))
+    if both:
+        raise ConfigError(f"backtest_splits: {both} are also in splits; a backtest split must be left out of the fit")
+    if cfg.repetitions < 1:
+        raise ConfigError(f"repetitions: {cfg.repetitions} must be at least 1")
+    if cfg.seed < 0:
+        raise ConfigError(f"seed: {cfg.seed} must be zero or positive")
+    _one_of("sampling", cfg.sampling, SAMPLING_MODES)
+    _one_of("metric", cfg.metric, METRICS)
+    for t in cfg.targets:
+        _in_range("targets", t, 0, 1, low_open=True, high_open=True)
+    for n in cfg.predict_at:
+        if n < 1:
+            raise ConfigError(f"predict_at: {n} must be a positive sample size")
+
+    m = cfg.model
+    _one_of("model.backbone", m.backbone, BACKBONE_NAMES)
+    if m.backbone in APPLICATIONS and ds.image_size < APPLICATIONS[m.backbone].min_size:
+        raise ConfigError(
+            f"dataset.image_size: {ds.image_size} is too small for model.backbone {m.backbone}; "
+            f"use at least {APPLICATIONS[m.backbone].min_size}"
+        )
+    if m.backbone == SMALL_CNN and m.weights == "imagenet":
+        raise ConfigError("model.weights: 'imagenet' has no meaning for small_cnn; use none or a weights file")
+    if not m.weights:
+        raise ConfigError("model.weights: empty; use imagenet, none, or a path or gs:// URI to a weights file")
+    _in_range("model.dropout", m.dropout, 0, 1, low_open=False, high_open=True)
+
+    t = cfg.training
+    for key in ("head_epochs", "batch_size", "patience"):
+        if getattr(t, key) < 1:
+            raise ConfigError(f"training.{key}: {getattr(t, key)} must be at least 1")
+    if t.fine_tune_epochs < 0:
+        raise ConfigError(f"training.fine_tune_epochs: {t.fine_tune_epochs} must be zero or more")
+    for key in ("learning_rate", "fine_tune_learning_rate"):
+        _in_range(f"training.{key}", getattr(t, key), 0, 1, low_open=True, high_open=False)
+    _in_range("training.validation_fraction", t.validation_fraction, 0, 1, low_open=True, high_open=True)
+    _one_of("training.augment", t.augment, AUGMENT_MODES)
+    _one_of("training.feature_cache", t.feature_cache, FEATURE_CACHE_MODES)
+    _one_of("training.mixed_precision", t.mixed_precision, MIXED_PRECISION_MODES)

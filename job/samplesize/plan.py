@@ -1,0 +1,80 @@
+"""Map a trial index to its trial: a pure, documented, deterministic function.
+
+Indexes are laid out split-major, largest split first, then repetition:
+
+    index = position_of_split_in_descending_order * repetitions + repetition
+
+Kubernetes starts the pods of an Indexed Job in index order, so running the
+longest trials first shortens the sweep when parallelism < completions.
+Backtest splits run as trials like any other split; only the fit skips them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import SweepConfig
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    index: int
+    split: float
+    repetition: int
+    seed: int
+    backtest: bool
+
+
+def ordered_splits(cfg: SweepConfig) -> list[float]:
+    """All splits that run, largest first."""
+    return sorted(cfg.all_splits, reverse=True)
+
+
+def trial_seed(sweep_seed: int, split: float, repetition: int) -> int:
+    """Seed of one trial, derived from (sweep seed, split, repetition) only.
+
+    It does not depend on the index, so adding a split to a sweep does not
+    change the subsamples of the others.
+    """
+    parts = [sweep_seed, int(round(split * 1_000_000)), repetition]
+    return int(np.random.SeedSequence(parts).generate_state(1, dtype=np.uint32)[0])
+
+
+def trial_spec(cfg: SweepConfig, index: int) -> TrialSpec:
+    """The trial that `index` runs; raises ConfigError when out of range."""
+    if isinstance(index, bool) or not isinstance(index, int):
+        raise ConfigError(f"trial index {index!r} must be an integer")
+    if not 0 <= index < cfg.trial_count:
+        raise ConfigError(
+            f"trial index {index} is out of range: this sweep has {cfg.trial_count} trials "
+            f"(indexes 0..{cfg.trial_count - 1}); check completions in the Job against the config"
+        )
+    split = ordered_splits(cfg)[index // cfg.repetitions]
+    repetition = index % cfg.repetitions
+    return TrialSpec(
+        index=index,
+        split=split,
+        repetition=repetition,
+        seed=trial_seed(cfg.seed, split, repetition),
+        backtest=split in cfg.backtest_splits,
+    )
+
+
+def all_trials(cfg: SweepConfig) -> list[TrialSpec]:
+    return [trial_spec(cfg, i) for i in range(cfg.trial_count)]
+
+
+def parse_index(text: str | None, source: str) -> int:
+    """Parse an index from the CLI or JOB_COMPLETION_INDEX, naming where it came from."""
+    if text is None or str(text).strip() == "":
+        raise ConfigError(
+            "no trial index: pass --index N, or set JOB_COMPLETION_INDEX "
+            "(Kubernetes sets it in every pod of an Indexed Job)"
+        )
+    try:
+        return int(str(text).strip())
+    except ValueError:
+        raise ConfigError(f"{source}={text!r} is not an integer trial index") from None

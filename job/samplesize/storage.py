@@ -1,0 +1,135 @@
+"""Where results, caches and reports live: a small interface and its backends.
+
+Keys are relative, '/'-separated paths under the storage root. `open_storage`
+picks the backend from the URI: `gs://bucket/prefix` is Google Cloud Storage
+(see `storage_gcs`), anything else a local folder.
+
+The one write that must never overwrite is `write_once`: a finished trial's
+result or a shared cache. Locally it writes a temp file and links it into
+place (atomic, refuses an existing name); on GCS it is a create-only upload.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import posixpath
+import tempfile
+from pathlib import Path
+from typing import Protocol
+
+from .errors import DataError, StoragePermissionError
+
+
+class Storage(Protocol):
+    uri: str
+
+    def write_once(self, key: str, data: bytes) -> bool:
+        """Create `key` with `data`; return False, writing nothing, if it exists."""
+
+    def write(self, key: str, data: bytes) -> None:
+        """Create or replace `key` atomically (reports)."""
+
+    def read(self, key: str) -> bytes:
+        """Return the bytes of `key`; raise FileNotFoundError if absent."""
+
+    def exists(self, key: str) -> bool: ...
+
+    def list(self, prefix: str = "") -> list[str]:
+        """Keys under `prefix` (recursively), sorted, relative to the root."""
+
+
+def check_key(key: str) -> str:
+    """Refuse keys that could escape the root (`..`, absolute, empty parts)."""
+    if not key or key.startswith("/") or "\\" in key:
+        raise DataError(f"storage key {key!r} is not a relative '/'-separated path")
+    parts = key.split("/")
+    if any(p in ("", ".", "..") for p in parts[:-1]) or parts[-1] in ("", ".", ".."):
+        raise DataError(f"storage key {key!r} contains an empty, '.' or '..' part; keys may not leave the output prefix")
+    return posixpath.normpath(key)
+
+
+def join_uri(base: str, key: str) -> str:
+    return base.rstrip("/") + "/" + key
+
+
+class LocalStorage:
+    """A local folder. Writes go to a temp file in the same folder, then into place."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.uri = str(self.root)
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def _temp_file(self, path: Path, data: bytes) -> str:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            if "tmp" in locals():
+                Path(tmp).unlink(missing_ok=True)
+            raise _local_error(path, exc) from None
+        return tmp
+
+    def write_once(self, key: str, data: bytes) -> bool:
+        path = self._path(key)
+        if path.exists():
+            return False
+        tmp = self._temp_file(path, data)
+        try:
+            os.link(tmp, path)  # atomic; fails if another writer got there first
+            return True
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            raise _local_error(path, exc) from None
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    def write(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        tmp = self._temp_file(path, data)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            Path(tmp).unlink(missing_ok=True)
+            raise _local_error(path, exc) from None
+
+    def read(self, key: str) -> bytes:
+        return self._path(key).read_bytes()
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def list(self, prefix: str = "") -> list[str]:
+        base = self.root / prefix if prefix else self.root
+        if not base.is_dir():
+            return []
+        keys = []
+        for p in base.rglob("*"):
+            if p.is_file() and not p.name.endswith(".part"):
+                keys.append(p.relative_to(self.root).as_posix())
+        return sorted(keys)
+
+
+def _local_error(path: Path, exc: OSError) -> Exception:
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return StoragePermissionError(f"cannot write {path}: {exc.strerror}; make the output folder writable or choose another output")
+    if exc.errno == errno.ENOSPC:
+        return StoragePermissionError(f"cannot write {path}: the disk is full; free space or choose another output. Results already written are intact.")
+    return exc
+
+
+def open_storage(uri: str) -> Storage:
+    """A Storage for `uri`: gs://bucket/prefix, or a local folder path."""
+    if uri.startswith("gs://"):
+        from .storage_gcs import GcsStorage  # imported lazily: the client is slow to import
+
+        return GcsStorage(uri)
+    return LocalStorage(uri)
