@@ -35,7 +35,7 @@ BUILTIN_DATASETS = ("digits",)
 class DatasetConfig:
     source: str = "builtin:digits"
     test_fraction: float = 0.2
-    image_size: int = 32
+    image_size: int = 16
     data_dir: str | None = None  # tfds: where prepared copies live (path or gs://)
     download: bool = False  # tfds: allow a (possibly slow) download
 
@@ -60,10 +60,10 @@ class ModelConfig:
 class TrainingConfig:
     head_epochs: int = 30
     fine_tune_epochs: int = 10
-    batch_size: int = 32
+    batch_size: int = 16
     learning_rate: float = 1e-3
     fine_tune_learning_rate: float = 1e-4
-    patience: int = 5
+    patience: int = 8
     validation_fraction: float = 0.2
     augment: str = "none"
     feature_cache: str = "auto"
@@ -316,6 +316,11 @@ def _check(cfg: SweepConfig) -> None:
         )
     if m.backbone == SMALL_CNN and m.weights == "imagenet":
         raise ConfigError("model.weights: 'imagenet' has no meaning for small_cnn; use none or a weights file")
+    if m.backbone == SMALL_CNN and m.fine_tune_from:
+        raise ConfigError(
+            f"model.fine_tune_from: {m.fine_tune_from!r} has no meaning for small_cnn, which trains every layer "
+            f"in one phase; remove it or choose a keras.applications backbone"
+        )
     if not m.weights:
         raise ConfigError("model.weights: empty; use imagenet, none, or a path or gs:// URI to a weights file")
     _in_range("model.dropout", m.dropout, 0, 1, low_open=False, high_open=True)

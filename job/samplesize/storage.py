@@ -108,7 +108,8 @@ class LocalStorage:
         return self._path(key).is_file()
 
     def list(self, prefix: str = "") -> list[str]:
-        base = self.root / prefix if prefix else self.root
+        folder = prefix.rstrip("/")
+        base = self.root / check_key(folder) if folder else self.root
         if not base.is_dir():
             return []
         keys = []

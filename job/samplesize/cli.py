@@ -1,0 +1,198 @@
+"""The `samplesize` command line: plan, prepare, trial, run, aggregate, status.
+
+Every command reads the sweep config once (`--config`, `--set`), opens the
+output storage, and calls one function of the package. Errors meant for the
+user print one line and exit with the code documented in `errors`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import warnings
+
+from . import __version__
+from .config import SweepConfig, load_config
+from .errors import EXIT_OK, SamplesizeError
+from .plan import all_trials, parse_index
+from .results import TRIALS_PREFIX, result_key
+from .storage import Storage, open_storage
+
+REPORT_FILES = ("report/report.html", "report/learning_curve.png", "report/summary.json", "report/report.md")
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", "-c", metavar="PATH", help="sweep.yaml (default: the built-in demo sweep)")
+    common.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one config key, dotted, YAML value (repeatable): --set training.head_epochs=5")
+    common.add_argument("--verbose", "-v", action="store_true", help="log details, TensorFlow's included")
+
+    p = argparse.ArgumentParser(prog="samplesize", description="How many labelled images does your classifier need?")
+    p.add_argument("--version", action="version", version=f"samplesize {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    plan = sub.add_parser("plan", parents=[common], help="print the trial table (index, split, repetition, sample size, seed)")
+    plan.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+
+    sub.add_parser("prepare", parents=[common], help="decode, resize and split the dataset once, into <output>/cache/")
+
+    trial = sub.add_parser("trial", parents=[common], help="run one trial (index from --index or JOB_COMPLETION_INDEX)")
+    trial.add_argument("--index", help="trial index (default: $JOB_COMPLETION_INDEX)")
+    trial.add_argument("--progress", choices=("text", "json", "none"), default="text", help="how to report epochs")
+
+    run = sub.add_parser("run", parents=[common], help="run every trial on this machine, then aggregate")
+    run.add_argument("--workers", type=int, default=1, help="trials to run in parallel, one process each (default 1)")
+
+    agg = sub.add_parser("aggregate", parents=[common], help="fit the learning curve and write the report")
+    agg.add_argument("--wait-for-job", metavar="NAME", help="first wait for this Kubernetes Job (the trials) to finish")
+    agg.add_argument("--namespace", default=os.environ.get("POD_NAMESPACE", "default"), help="namespace of that Job")
+    agg.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for intervals (default 1000)")
+
+    status = sub.add_parser("status", parents=[common], help="show finished and missing trials, and whether the report exists")
+    status.add_argument("--require-report", action="store_true", help="exit 1 unless report/summary.json exists")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _quiet_libraries(args.verbose)
+    try:
+        cfg = load_config(args.config, args.overrides)
+        storage = open_storage(cfg.output_uri)
+        return COMMANDS[args.command](args, cfg, storage)
+    except SamplesizeError as exc:
+        print(f"samplesize {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+def _quiet_libraries(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        warnings.filterwarnings("ignore", module="keras")
+
+
+def _plan_rows(cfg: SweepConfig, storage: Storage) -> list[dict]:
+    from .data import prepare_dataset
+    from .sampling import draw_subsample
+
+    data = prepare_dataset(cfg, storage)
+    rows = []
+    for spec in all_trials(cfg):
+        drawn = draw_subsample(data.pool_labels, spec.split, spec.seed, cfg.sampling, len(data.class_names))
+        rows.append({"index": spec.index, "split": spec.split, "repetition": spec.repetition,
+                     "sample_size": int(len(set(drawn.tolist()))), "seed": spec.seed, "backtest": spec.backtest})
+    return rows
+
+
+def cmd_plan(args, cfg: SweepConfig, storage: Storage) -> int:
+    rows = _plan_rows(cfg, storage)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return EXIT_OK
+    print(f"{'index':>5}  {'split':>6}  {'repetition':>10}  {'sample_size':>11}  {'seed':>10}")
+    for r in rows:
+        mark = "  (backtest)" if r["backtest"] else ""
+        print(f"{r['index']:>5}  {r['split']:>6g}  {r['repetition']:>10}  {r['sample_size']:>11}  {r['seed']:>10}{mark}")
+    print(f"{len(rows)} trials = {len(cfg.all_splits)} splits x {cfg.repetitions} repetitions; output: {cfg.output_uri}")
+    return EXIT_OK
+
+
+def cmd_prepare(args, cfg: SweepConfig, storage: Storage) -> int:
+    from .data import prepare_dataset
+
+    data = prepare_dataset(cfg, storage)
+    print(f"prepared {data.key}: pool {data.pool_size}, test {len(data.test_labels)}, "
+          f"{len(data.class_names)} classes; skipped files: {sum(data.skipped['counts'].values())}")
+    for example in data.skipped["examples"]:
+        print(f"  skipped {example}")
+    return EXIT_OK
+
+
+def cmd_trial(args, cfg: SweepConfig, storage: Storage) -> int:
+    from .local_run import PROGRESS_PREFIX
+    from .trial import run_trial
+
+    if args.index is not None:
+        index = parse_index(args.index, "--index")
+    else:
+        index = parse_index(os.environ.get("JOB_COMPLETION_INDEX"), "JOB_COMPLETION_INDEX")
+
+    def progress(event: dict) -> None:
+        if args.progress == "json":
+            print(PROGRESS_PREFIX + json.dumps(event), flush=True)
+        elif args.progress == "text":
+            extra = " ".join(f"{k}={v}" for k, v in event.items() if k not in ("phase", "epoch", "epochs"))
+            print(f"trial {index}: {event['phase']} epoch {event['epoch']}/{event['epochs']} {extra}", flush=True)
+
+    outcome = run_trial(cfg, index, storage, progress=progress)
+    if not outcome.written:
+        print(f"trial {index}: a result already exists at {storage.uri}/{result_key(index)}; nothing to do")
+        return EXIT_OK
+    r = outcome.result
+    print(f"trial {index}: split {r['split']} repetition {r['repetition']}, sample size {r['sample_size']}: "
+          f"{cfg.metric} {r['metrics'][cfg.metric]} in {r['timings']['total_s']:.1f}s -> {storage.uri}/{result_key(index)}")
+    return EXIT_OK
+
+
+def cmd_run(args, cfg: SweepConfig, storage: Storage) -> int:
+    from .local_run import run_sweep
+
+    rows = _plan_rows(cfg, storage)  # also prepares the dataset once, before trials race for it
+    storage.write("sweep.yaml", cfg.to_yaml().encode())
+    print(f"sweep {cfg.name}: {len(rows)} trials, {args.workers} worker(s), output {cfg.output_uri}", file=sys.stderr)
+    specs = {s.index: s for s in all_trials(cfg)}
+    failed = run_sweep(cfg, storage, [(specs[r["index"]], r["sample_size"]) for r in rows], args.workers)
+    code = _aggregate(args, cfg, storage, failed_indexes=failed, job_state="complete" if not failed else "failed")
+    if failed:
+        print(f"{len(failed)} trial(s) failed: {failed}; run `samplesize run` again to retry only those", file=sys.stderr)
+        return 1
+    return code
+
+
+def cmd_aggregate(args, cfg: SweepConfig, storage: Storage) -> int:
+    failed, state = [], None
+    if args.wait_for_job:
+        from .cluster import wait_for_job
+
+        outcome = wait_for_job(args.wait_for_job, args.namespace)
+        failed, state = outcome.failed_indexes, outcome.state
+    return _aggregate(args, cfg, storage, failed_indexes=failed, job_state=state)
+
+
+def _aggregate(args, cfg: SweepConfig, storage: Storage, failed_indexes, job_state) -> int:
+    from .aggregate import aggregate
+
+    summary = aggregate(cfg, storage, failed_indexes=failed_indexes, job_state=job_state,
+                        n_bootstrap=getattr(args, "bootstrap", 1000))
+    try:
+        print(storage.read("report/report.md").decode("utf-8"))
+    except FileNotFoundError:
+        pass
+    print(f"report: {storage.uri.rstrip('/')}/report/report.html", file=sys.stderr)
+    del summary  # the report files carry it
+    return EXIT_OK
+
+
+def cmd_status(args, cfg: SweepConfig, storage: Storage) -> int:
+    present = set(storage.list(TRIALS_PREFIX))
+    done = [i for i in range(cfg.trial_count) if result_key(i) in present]
+    missing = [i for i in range(cfg.trial_count) if result_key(i) not in present]
+    report = [k for k in REPORT_FILES if storage.exists(k)]
+    print(f"sweep {cfg.name} at {cfg.output_uri}: {len(done)}/{cfg.trial_count} trials finished")
+    if missing:
+        print(f"missing indexes: {missing}")
+    print(f"report: {'present (' + ', '.join(report) + ')' if report else 'not written yet'}")
+    if args.require_report and "report/summary.json" not in report:
+        return 1
+    return EXIT_OK
+
+
+COMMANDS = {"plan": cmd_plan, "prepare": cmd_prepare, "trial": cmd_trial, "run": cmd_run,
+            "aggregate": cmd_aggregate, "status": cmd_status}

@@ -1,0 +1,282 @@
+"""Dataset sources and the prepared dataset: decoded, resized, split once per sweep.
+
+`prepare_dataset` decodes the source, resizes every image to the configured
+size, splits off the fixed stratified test set and stores the result as
+compact uint8 arrays under `<output>/cache/`, keyed by a hash of everything
+that shapes them. Trials load that copy instead of decoding again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .config import DatasetConfig, SweepConfig
+from .errors import DataError
+from .storage import Storage, open_storage
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+PREPARED_FORMAT = 1  # bump when the stored arrays' layout changes
+
+
+@dataclass
+class SkippedFiles:
+    """Files a folder scan could not use, by reason, with a few example names."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    examples: list[str] = field(default_factory=list)
+
+    def add(self, name: str, reason: str) -> None:
+        self.counts[reason] = self.counts.get(reason, 0) + 1
+        if len(self.examples) < 5:
+            self.examples.append(f"{name} ({reason})")
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def describe(self) -> str:
+        if not self.total:
+            return "no files skipped"
+        by_reason = ", ".join(f"{n} {r}" for r, n in sorted(self.counts.items()))
+        return f"skipped {self.total} files ({by_reason}); for example: {'; '.join(self.examples)}"
+
+
+@dataclass
+class LabelledImages:
+    images: np.ndarray  # uint8, (n, size, size, 3)
+    labels: np.ndarray  # int32, (n,)
+    class_names: list[str]
+    skipped: SkippedFiles = field(default_factory=SkippedFiles)
+
+
+@dataclass
+class PreparedDataset:
+    """The pool (what trials subsample) and the fixed test set, as uint8 arrays."""
+
+    pool_images: np.ndarray
+    pool_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    class_names: list[str]
+    skipped: dict
+    key: str
+
+    @property
+    def pool_size(self) -> int:
+        return len(self.pool_labels)
+
+
+# ---------------------------------------------------------------- sources
+
+
+def load_source(ds: DatasetConfig) -> LabelledImages:
+    """Decode the configured source into uint8 images of the configured size."""
+    if ds.kind == "builtin":
+        return _load_digits(ds.image_size)
+    if ds.kind == "folder":
+        return scan_folder(open_storage(ds.location), ds.image_size, where=ds.location)
+    if ds.kind == "tfds":
+        return _load_tfds(ds)
+    raise DataError(f"dataset.source: unknown kind {ds.kind!r}")
+
+
+def _load_digits(size: int) -> LabelledImages:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    gray = (digits.images / 16.0 * 255.0).astype(np.uint8)  # 8x8, values 0..16
+    images = np.stack([_resize(np.repeat(g[:, :, None], 3, axis=2), size) for g in gray])
+    return LabelledImages(images, digits.target.astype(np.int32), [str(n) for n in digits.target_names])
+
+
+def _resize(rgb: np.ndarray, size: int) -> np.ndarray:
+    from PIL import Image
+
+    img = Image.fromarray(rgb)
+    if img.size != (size, size):
+        img = img.resize((size, size), Image.BILINEAR)
+    return np.asarray(img, dtype=np.uint8)
+
+
+def decode_image(data: bytes, size: int) -> np.ndarray:
+    """Decode and resize one image file's bytes; raises ValueError when unusable."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not data:
+        raise ValueError("zero-byte")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()  # forces a full decode: truncated files fail here, not later
+            rgb = img.convert("RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise ValueError("not a readable image" if isinstance(exc, UnidentifiedImageError) else "truncated or corrupt") from None
+    return _resize(np.asarray(rgb), size)
+
+
+def scan_folder(storage: Storage, size: int, where: str = "") -> LabelledImages:
+    """Read `<class>/<file>` images; skip and count files that are not usable images."""
+    where = where or storage.uri
+    try:
+        keys = storage.list()
+    except FileNotFoundError:
+        keys = []
+    if not keys:
+        raise DataError(
+            f"dataset folder {where} does not exist or is empty; it must hold one sub-folder per class with images inside"
+        )
+    by_class: dict[str, list[str]] = {}
+    skipped = SkippedFiles()
+    for key in keys:
+        parts = key.split("/")
+        if len(parts) < 2:
+            skipped.add(key, "not inside a class folder")
+            continue
+        by_class.setdefault(parts[0], []).append(key)
+    class_names = sorted(by_class)
+    images, labels = [], []
+    empty_classes = []
+    for label, name in enumerate(class_names):
+        before = len(labels)
+        for key in by_class[name]:
+            if os.path.basename(key).startswith("."):
+                skipped.add(key, "hidden file")
+                continue
+            try:
+                images.append(decode_image(storage.read(key), size))
+                labels.append(label)
+            except ValueError as exc:
+                skipped.add(key, str(exc))
+        if len(labels) == before:
+            empty_classes.append(name)
+    if empty_classes:
+        raise DataError(
+            f"class folder(s) {', '.join(empty_classes)} in {where} hold no usable image "
+            f"({skipped.describe()}); add images or remove the folder"
+        )
+    if skipped.total:
+        log.warning("dataset %s: %s", where, skipped.describe())
+    return LabelledImages(np.stack(images), np.asarray(labels, np.int32), class_names, skipped)
+
+
+def _load_tfds(ds: DatasetConfig) -> LabelledImages:
+    """Load a tfds dataset from a prepared copy; download only when allowed."""
+    os.environ.setdefault("TFDS_DISABLE_GCS", "1")
+    import tensorflow_datasets as tfds
+
+    name = ds.location
+    try:
+        builder = tfds.builder(name, data_dir=ds.data_dir)
+    except Exception as exc:  # unknown name, bad data_dir
+        raise DataError(f"dataset.source tfds:{name}: {exc}") from None
+    if not builder.is_prepared():
+        if not ds.download:
+            raise DataError(
+                f"tfds dataset {name!r} is not prepared under {builder.data_dir}. Prepare it once on a machine with "
+                f"internet: python -c \"import tensorflow_datasets as tfds; tfds.builder('{name}', data_dir='DIR')."
+                f"download_and_prepare()\", then copy DIR (a path or gs:// URI) and set dataset.data_dir to it; "
+                f"or set dataset.download: true to download now"
+            )
+        builder.download_and_prepare()
+    split = "train" if "train" in builder.info.splits else next(iter(builder.info.splits))
+    label_key = "label"
+    names = list(builder.info.features[label_key].names)
+    images, labels = [], []
+    for example in tfds.as_numpy(builder.as_dataset(split=split)):
+        img = example["image"]
+        if img.shape[-1] == 1:
+            img = np.repeat(img, 3, axis=-1)
+        images.append(_resize(img, ds.image_size))
+        labels.append(int(example[label_key]))
+    return LabelledImages(np.stack(images), np.asarray(labels, np.int32), names)
+
+
+# ---------------------------------------------------------------- prepared copy
+
+
+def prepared_key(cfg: SweepConfig) -> str:
+    """Cache key: everything that changes the prepared arrays."""
+    ds = cfg.dataset
+    shape = {
+        "format": PREPARED_FORMAT,
+        "source": ds.source,
+        "image_size": ds.image_size,
+        "test_fraction": ds.test_fraction,
+        "seed": cfg.seed,
+        "augment": cfg.training.augment == "static",
+    }
+    digest = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
+    return f"cache/dataset-{digest}.npz"
+
+
+def split_test(labels: np.ndarray, test_fraction: float, seed: int, class_names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified, seeded (pool, test) index arrays; every class keeps one pool example."""
+    from sklearn.model_selection import train_test_split
+
+    counts = np.bincount(labels, minlength=len(class_names))
+    if len(class_names) < 2:
+        raise DataError(f"the dataset has a single class ({class_names}); a classifier needs at least two")
+    too_few = [class_names[c] for c in range(len(class_names)) if counts[c] < 2]
+    if too_few:
+        raise DataError(f"class(es) {too_few} have fewer than 2 usable images; each class needs one for the pool and one for the test set")
+    n_test = max(int(round(test_fraction * len(labels))), len(class_names))
+    if len(labels) - n_test < len(class_names):
+        raise DataError(
+            f"dataset.test_fraction {test_fraction} leaves {len(labels) - n_test} images in the pool for "
+            f"{len(class_names)} classes; lower test_fraction"
+        )
+    pool, test = train_test_split(np.arange(len(labels)), test_size=n_test, stratify=labels, random_state=seed)
+    return np.sort(pool), np.sort(test)
+
+
+def prepare_dataset(cfg: SweepConfig, storage: Storage) -> PreparedDataset:
+    """Load the prepared dataset from the cache, or build and store it (first writer wins)."""
+    key = prepared_key(cfg)
+    if storage.exists(key):
+        return _decode_prepared(storage.read(key), key)
+    data = load_source(cfg.dataset)
+    pool, test = split_test(data.labels, cfg.dataset.test_fraction, cfg.seed, data.class_names)
+    pool_images = data.images[pool]
+    if cfg.training.augment == "static":
+        from .augment import augment_once
+
+        pool_images = augment_once(pool_images, cfg.seed)
+    prepared = PreparedDataset(
+        pool_images=pool_images,
+        pool_labels=data.labels[pool],
+        test_images=data.images[test],
+        test_labels=data.labels[test],
+        class_names=data.class_names,
+        skipped={"counts": data.skipped.counts, "examples": data.skipped.examples},
+        key=key,
+    )
+    if not storage.write_once(key, _encode_prepared(prepared)):
+        # Another trial prepared it concurrently; use the stored copy so every trial sees identical bytes.
+        return _decode_prepared(storage.read(key), key)
+    return prepared
+
+
+def _encode_prepared(p: PreparedDataset) -> bytes:
+    buf = io.BytesIO()
+    meta = json.dumps({"class_names": p.class_names, "skipped": p.skipped})
+    np.savez(buf, pool_images=p.pool_images, pool_labels=p.pool_labels, test_images=p.test_images,
+             test_labels=p.test_labels, meta=np.frombuffer(meta.encode(), dtype=np.uint8))
+    return buf.getvalue()
+
+
+def _decode_prepared(data: bytes, key: str) -> PreparedDataset:
+    try:
+        with np.load(io.BytesIO(data)) as z:
+            meta = json.loads(z["meta"].tobytes().decode())
+            return PreparedDataset(z["pool_images"], z["pool_labels"], z["test_images"], z["test_labels"],
+                                   meta["class_names"], meta["skipped"], key)
+    except (ValueError, KeyError, OSError) as exc:
+        raise DataError(f"prepared dataset {key} is unreadable ({exc}); delete it and run `samplesize prepare` again") from None

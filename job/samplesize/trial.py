@@ -1,0 +1,109 @@
+"""One trial: draw the subsample, train, evaluate on the test set, write the result once.
+
+A trial whose result already exists returns at once without training, so a
+retried or duplicated pod never double-counts. Trials are deterministic for
+a given seed (op determinism on), so a trial killed and run again produces
+the same result as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import __version__
+from .config import SweepConfig
+from .data import prepare_dataset
+from .plan import trial_spec
+from .results import RESULT_SCHEMA_VERSION, result_key, write_result
+from .sampling import draw_subsample, split_validation
+from .storage import Storage
+
+
+@dataclass
+class TrialOutcome:
+    index: int
+    written: bool  # False: a result already existed (now or by the time we finished)
+    result: dict | None
+
+
+def configure_runtime(cfg: SweepConfig, seed: int) -> str:
+    """Seed everything, set precision, and return a description of the accelerator seen."""
+    import keras
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:
+        tf.config.experimental.set_memory_growth(gpu, True)
+    mp = cfg.training.mixed_precision
+    if mp == "on" or (mp == "auto" and gpus):
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+    if gpus:
+        details = tf.config.experimental.get_device_details(gpus[0])
+        return f"GPU x{len(gpus)}: {details.get('device_name', gpus[0].name)}"
+    return "CPU"
+
+
+def run_trial(cfg: SweepConfig, index: int, storage: Storage, progress=None) -> TrialOutcome:
+    """Run trial `index` of the sweep and write its result; skip if it exists."""
+    spec = trial_spec(cfg, index)
+    if storage.exists(result_key(index)):
+        return TrialOutcome(index, False, None)
+    started = time.perf_counter()
+    accelerator = configure_runtime(cfg, spec.seed)
+    data = prepare_dataset(cfg, storage)
+    n_classes = len(data.class_names)
+    drawn = draw_subsample(data.pool_labels, spec.split, spec.seed, cfg.sampling, n_classes)
+    train_idx, val_idx = split_validation(drawn, data.pool_labels, cfg.training.validation_fraction, spec.seed,
+                                          data.class_names, spec.split)
+    loaded = time.perf_counter()
+
+    from .evaluate import score_predictions
+    from .models import build_classifier
+    from .train import predict_probabilities, train_classifier
+
+    augment_seed = spec.seed if cfg.training.augment == "online" else None
+    clf = build_classifier(cfg.model, cfg.dataset.image_size, n_classes, online_augment_seed=augment_seed)
+    epochs = train_classifier(clf, cfg, data.pool_images[train_idx], data.pool_labels[train_idx],
+                              data.pool_images[val_idx], data.pool_labels[val_idx], n_classes, spec.seed, progress)
+    trained = time.perf_counter()
+    probabilities = predict_probabilities(clf.model, data.test_images, cfg.training.batch_size)
+    metrics, confusion = score_predictions(probabilities, data.test_labels, data.class_names)
+    done = time.perf_counter()
+
+    result = {
+        "schema_version": RESULT_SCHEMA_VERSION,
+        "index": index,
+        "split": spec.split,
+        "repetition": spec.repetition,
+        "seed": spec.seed,
+        "backtest": spec.backtest,
+        "sampling": cfg.sampling,
+        "sample_size": int(len(np.unique(drawn))),
+        "train_size": int(len(train_idx)),
+        "validation_size": int(len(val_idx)),
+        "test_size": int(len(data.test_labels)),
+        "pool_size": int(data.pool_size),
+        "class_names": data.class_names,
+        "metrics": metrics,
+        "confusion_matrix": confusion,
+        "epochs": epochs,
+        "timings": {
+            "load_s": round(loaded - started, 3),
+            "train_s": round(trained - loaded, 3),
+            "evaluate_s": round(done - trained, 3),
+            "total_s": round(done - started, 3),
+        },
+        "feature_cache": "off: not implemented for this path",
+        "accelerator": accelerator,
+        "package_version": __version__,
+        "config_hash": cfg.trial_hash(),
+        "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    written = write_result(storage, result)
+    return TrialOutcome(index, written, result if written else None)
