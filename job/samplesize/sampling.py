@@ -26,12 +26,14 @@ def draw_subsample(labels: np.ndarray, split: float, seed: int, mode: str, n_cla
     counts = np.bincount(labels, minlength=n_classes)
     present = np.flatnonzero(counts)
     n = max(n, len(present))
-    # Largest-remainder allocation with a floor of one per class keeps rare classes in every trial.
-    quota = counts[present] / counts.sum() * (n - len(present))
+    # One per class first, so rare classes are in every trial; the rest by largest remainder in
+    # proportion to what each class has left, which can never exceed a class's size.
+    spare = counts[present] - 1
+    extra = min(n, len(labels)) - len(present)
+    quota = spare / max(spare.sum(), 1) * extra
     take = np.floor(quota).astype(int)
-    leftover = n - len(present) - take.sum()
-    take[np.argsort(-(quota - take), kind="stable")[:leftover]] += 1
-    take = np.minimum(take + 1, counts[present])
+    take[np.argsort(-(quota - take), kind="stable")[: extra - take.sum()]] += 1
+    take += 1
     chosen = [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(present, take)]
     return np.sort(np.concatenate(chosen))
 

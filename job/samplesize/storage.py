@@ -120,11 +120,15 @@ class LocalStorage:
 
 
 def _local_error(path: Path, exc: OSError) -> Exception:
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return StoragePermissionError(f"cannot write {path}: {exc.strerror}; make the output folder writable or choose another output")
+    """A user-facing error for a failed local write; nothing already written is touched."""
     if exc.errno == errno.ENOSPC:
-        return StoragePermissionError(f"cannot write {path}: the disk is full; free space or choose another output. Results already written are intact.")
-    return exc
+        return StoragePermissionError(
+            f"cannot write {path}: the disk is full; free space or choose another output. Results already written are intact."
+        )
+    return StoragePermissionError(
+        f"cannot write {path}: {exc.strerror or exc}; make the output folder writable or choose another output. "
+        f"Results already written are intact."
+    )
 
 
 def open_storage(uri: str) -> Storage:

@@ -1,0 +1,99 @@
+"""Config loading and validation: every bad value names its key and what is allowed."""
+
+import pytest
+
+from samplesize.config import SweepConfig, build_config, load_config, parse_yaml
+from samplesize.errors import ConfigError
+
+
+def test_no_config_is_the_builtin_demo():
+    cfg = load_config()
+    assert cfg.dataset.source == "builtin:digits"
+    assert cfg.model.backbone == "small_cnn"
+    assert cfg.output_uri == "runs/demo"
+    assert cfg.trial_count == len(cfg.all_splits) * cfg.repetitions
+
+
+def test_set_overrides_use_dotted_keys_and_yaml_values():
+    cfg = load_config(overrides=["training.head_epochs=3", "splits=[0.2, 0.4]", "model.dropout=0.5", "name=x"])
+    assert cfg.training.head_epochs == 3
+    assert cfg.splits == (0.2, 0.4)
+    assert cfg.model.dropout == 0.5
+    assert cfg.output_uri == "runs/x"
+
+
+def test_yaml_file_is_loaded(tmp_path):
+    path = tmp_path / "sweep.yaml"
+    path.write_text("name: flowers\nrepetitions: 5\ndataset:\n  source: folder:/data/x\n  image_size: 224\n")
+    cfg = load_config(path)
+    assert (cfg.name, cfg.repetitions, cfg.dataset.source, cfg.dataset.image_size) == ("flowers", 5, "folder:/data/x", 224)
+
+
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        ("splits=[0, 0.5]", ["splits", "(0, 1]"]),
+        ("splits=[0.5, 1.5]", ["splits", "1.5"]),
+        ("splits=[0.5, 0.5]", ["splits", "more than once"]),
+        ("splits=[]", ["splits", "empty"]),
+        ("repetitions=0", ["repetitions", "at least 1"]),
+        ("model.backbone=vgg99", ["model.backbone", "vgg99", "mobilenet_v2"]),
+        ("metric=precision", ["metric", "precision", "balanced_accuracy"]),
+        ("sampling=bootstrap", ["sampling", "stratified", "with_replacement"]),
+        ("targets=[1.2]", ["targets", "1.2"]),
+        ("targets=[0]", ["targets", "(0, 1)"]),
+        ("dataset.test_fraction=1.0", ["dataset.test_fraction", "(0, 1)"]),
+        ("repetitons=3", ["repetitons", "did you mean repetitions"]),
+        ("training.augmnt=none", ["training.augmnt", "training.augment"]),
+        ("training.augment=sometimes", ["training.augment", "online"]),
+        ("dataset.source=s3:bucket", ["dataset.source", "builtin, folder, tfds"]),
+        ("repetitions=two", ["repetitions", "number"]),
+        ("backtest_splits=[0.5]", ["backtest_splits", "also in splits"]),
+        ("model.fine_tune_from=block_10", ["model.fine_tune_from", "small_cnn"]),
+        ("training.batch_size=0", ["training.batch_size"]),
+        ("name=../escape", ["name"]),
+    ],
+)
+def test_invalid_value_fails_naming_the_key(override, words):
+    with pytest.raises(ConfigError) as err:
+        load_config(overrides=[override])
+    for word in words:
+        assert word in str(err.value)
+
+
+def test_yaml_that_is_not_a_mapping_is_refused(tmp_path):
+    path = tmp_path / "sweep.yaml"
+    path.write_text("- 0.1\n- 0.2\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(path)
+
+
+def test_yaml_python_tag_is_refused_not_executed(tmp_path):
+    path = tmp_path / "sweep.yaml"
+    path.write_text("name: !!python/object/apply:os.system ['touch pwned']\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(path)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_missing_config_file_names_the_path(tmp_path):
+    with pytest.raises(ConfigError, match="nope.yaml"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_set_without_equals_sign_explains_the_form():
+    with pytest.raises(ConfigError, match="key=value"):
+        load_config(overrides=["repetitions"])
+
+
+def test_trial_hash_ignores_report_only_keys_but_not_training_keys():
+    base = build_config({})
+    assert base.trial_hash() == build_config({"targets": [0.5], "predict_at": [10], "output": "/x", "name": "other"}).trial_hash()
+    assert base.trial_hash() != build_config({"training": {"head_epochs": 3}}).trial_hash()
+    assert base.trial_hash() != build_config({"seed": 1}).trial_hash()
+
+
+def test_config_round_trips_through_yaml():
+    cfg = load_config(overrides=["splits=[0.2, 0.4]", "model.fine_tune_from=null"])
+    again = build_config(parse_yaml(cfg.to_yaml()))
+    assert again == cfg and isinstance(again, SweepConfig)
