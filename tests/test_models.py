@@ -1,0 +1,75 @@
+"""Model building: backbones by name, weights from files, clear errors for bad model settings."""
+
+import keras
+import numpy as np
+import pytest
+
+from samplesize.config import load_config
+from samplesize.errors import ConfigError, DataError
+from samplesize.models import build_classifier, unfreeze_from
+
+
+def _model_cfg(*sets):
+    return load_config(overrides=["dataset.image_size=32", *sets]).model
+
+
+def test_small_cnn_maps_pixels_to_class_probabilities():
+    clf = build_classifier(_model_cfg(), 32, n_classes=4)
+    probs = clf.model.predict(np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype("float32"), verbose=0)
+    assert probs.shape == (3, 4)
+    np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-5)
+    assert not clf.two_phase
+
+
+@pytest.mark.parametrize("backbone", ["mobilenet_v2", "efficientnet_b0", "resnet50"])
+def test_keras_applications_backbones_build_with_their_preprocessing(backbone):
+    clf = build_classifier(_model_cfg(f"model.backbone={backbone}"), 32, n_classes=3)
+    assert clf.two_phase and clf.base is not None
+    assert clf.model.get_layer("preprocess") is not None
+    assert clf.model.output_shape == (None, 3)
+
+
+def test_unfreezing_keeps_batchnorm_frozen_and_earlier_blocks_frozen():
+    clf = build_classifier(_model_cfg("model.backbone=mobilenet_v2"), 32, n_classes=3)
+    unfreeze_from(clf, "block_10")
+    names = [layer.name for layer in clf.base.layers]
+    start = next(i for i, n in enumerate(names) if n.startswith("block_10_"))
+    for i, layer in enumerate(clf.base.layers):
+        if isinstance(layer, keras.layers.BatchNormalization) or i < start:
+            assert not layer.trainable, layer.name
+    assert clf.base.get_layer("block_10_expand").trainable
+
+
+def test_unknown_fine_tune_block_lists_the_valid_names():
+    clf = build_classifier(_model_cfg("model.backbone=mobilenet_v2"), 32, n_classes=3)
+    with pytest.raises(ConfigError) as err:
+        unfreeze_from(clf, "block_99")
+    assert "block_99" in str(err.value) and "block_10" in str(err.value)
+
+
+def test_weights_file_is_loaded_into_the_backbone(tmp_path):
+    donor = build_classifier(_model_cfg("model.backbone=mobilenet_v2"), 32, n_classes=3)
+    path = str(tmp_path / "mobilenet_v2_notop.weights.h5")
+    donor.base.save_weights(path)
+    clf = build_classifier(_model_cfg("model.backbone=mobilenet_v2", f"model.weights={path}"), 32, n_classes=3)
+    for a, b in zip(donor.base.get_weights(), clf.base.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_missing_weights_file_is_a_clear_error(tmp_path):
+    with pytest.raises(DataError, match="nope.h5 does not exist"):
+        build_classifier(_model_cfg("model.backbone=mobilenet_v2", f"model.weights={tmp_path}/nope.h5"), 32, 3)
+
+
+def test_weights_file_for_another_backbone_is_a_clear_error(tmp_path):
+    donor = build_classifier(_model_cfg("model.backbone=mobilenet_v2"), 32, n_classes=3)
+    path = str(tmp_path / "mobilenet.weights.h5")
+    donor.base.save_weights(path)
+    with pytest.raises(DataError, match="does not fit efficientnet_b0"):
+        build_classifier(_model_cfg("model.backbone=efficientnet_b0", f"model.weights={path}"), 32, 3)
+
+
+def test_imagenet_weights_without_network_suggest_a_weights_file(monkeypatch, tmp_path):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # no cached download to fall back on
+    with pytest.raises(DataError, match="path or gs:// URI"):
+        build_classifier(_model_cfg("model.backbone=mobilenet_v2", "model.weights=imagenet"), 32, 3)
