@@ -1,0 +1,622 @@
+"""The Helm chart, rendered by a real helm and validated against Kubernetes' schemas.
+
+helm comes from $HELM, .tools/bin/helm (scripts/install_helm.sh, which .ci/run
+calls) or PATH; without it these tests skip with that hint, unless
+SAMPLESIZE_REQUIRE_HELM=1 (CI) turns the skip into a failure.
+
+Every rendered object is checked with kubernetes-validate --strict for every
+Kubernetes version the chart claims (Chart.yaml kubeVersion) that
+kubernetes-validate ships schemas for. The rest asserts what no schema can:
+the Indexed Job's arithmetic and wiring, one config for trials and
+aggregator, the security settings, and the aggregator's minimal RBAC.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+from kubernetes_validate.utils import all_versions
+from packaging.version import Version
+
+from samplesize import config as sweep_config
+from samplesize.backbones import BACKBONE_NAMES
+from samplesize.config import SweepConfig, build_config
+from samplesize.errors import EXIT_CONFIG, EXIT_DATA
+
+REPO = Path(__file__).resolve().parents[1]
+CHART = REPO / "charts" / "samplesize"
+RELEASE = "sweep"
+NAMESPACE = "ml"
+CONFIG_PATH = "/etc/samplesize/sweep.yaml"
+GPU = "nvidia.com/gpu"
+STANDARD_LABELS = (
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/version",
+    "app.kubernetes.io/managed-by",
+    "helm.sh/chart",
+)
+
+# Offline, helm assumes a Kubernetes version of its own (v1.32 for helm 3.17),
+# which the chart's kubeVersion refuses; render as the floor it claims.
+KUBE = ("--kube-version", "1.33.0")
+
+# Value sets rendered and validated beside the defaults.
+VALUE_SETS = {
+    "defaults": {},
+    "kueue": {"kueue": {"queueName": "gpu-queue", "priorityClass": "batch-low"}},
+    "cpu-only": {"gpu": {"enabled": False}, "resources": {"requests": {"cpu": "2", "memory": "4Gi"}}},
+    "custom-splits": {
+        "sweep": {"splits": [0.1, 0.2, 0.4, 0.6, 0.8], "backtest_splits": [], "repetitions": 4},
+        "parallelism": 8,
+        "maxFailedIndexes": 3,
+        "activeDeadlineSeconds": 86400,
+        "ttlSecondsAfterFinished": None,
+    },
+    "workload-identity": {
+        "serviceAccount": {"annotations": {"iam.gke.io/gcp-service-account": "ss@proj.iam.gserviceaccount.com"}},
+        "nodeSelector": {"cloud.google.com/gke-accelerator": "nvidia-l4"},
+        "tolerations": [{"key": "cloud.google.com/gke-spot", "operator": "Equal", "value": "true",
+                         "effect": "NoSchedule"}],
+        "sweep": {
+            "output": "gs://my-bucket/sweeps/flowers",
+            "dataset": {"source": "folder:gs://my-bucket/images/flowers", "image_size": 224},
+            "model": {"backbone": "efficientnet_b0", "weights": "imagenet", "fine_tune_from": "block6a_expand_conv"},
+        },
+    },
+}
+
+
+# ----------------------------------------------------------------- helpers
+
+
+@pytest.fixture(scope="session")
+def helm() -> str:
+    if os.environ.get("HELM"):
+        return os.environ["HELM"]
+    local = REPO / ".tools" / "bin" / "helm"
+    if local.is_file() and os.access(local, os.X_OK):
+        return str(local)
+    found = shutil.which("helm")
+    if found:
+        return found
+    reason = "helm not found: run scripts/install_helm.sh (it installs .tools/bin/helm)"
+    if os.environ.get("SAMPLESIZE_REQUIRE_HELM") == "1":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def run_helm(helm: str, *args: str, values: dict | None = None, tmp_path: Path | None = None):
+    cmd = [helm, *args]
+    if values:
+        assert tmp_path is not None
+        f = tmp_path / "values.yaml"
+        f.write_text(yaml.safe_dump(values), encoding="utf-8")
+        cmd += ["-f", str(f)]
+    return subprocess.run(cmd, capture_output=True, text=True)
+
+
+def render(helm: str, tmp_path: Path, values: dict | None = None, *extra: str) -> list[dict]:
+    proc = run_helm(helm, "template", RELEASE, str(CHART), "--namespace", NAMESPACE, *KUBE, *extra,
+                    values=values, tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    return [d for d in yaml.safe_load_all(proc.stdout) if d]
+
+
+def one(docs: list[dict], kind: str, component: str | None = None) -> dict:
+    found = [d for d in docs if d["kind"] == kind
+             and (component is None or d["metadata"]["labels"].get("app.kubernetes.io/component") == component)]
+    assert len(found) == 1, f"expected one {kind} {component or ''}, got {[d['metadata']['name'] for d in found]}"
+    return found[0]
+
+
+def trials_job(docs):
+    return one(docs, "Job", "trial")
+
+
+def aggregate_job(docs):
+    return one(docs, "Job", "aggregate")
+
+
+def pod_specs(docs):
+    """(name, pod spec) of every pod the chart can start: both Jobs and the test pod."""
+    out = []
+    for d in docs:
+        if d["kind"] == "Job":
+            out.append((d["metadata"]["name"], d["spec"]["template"]["spec"]))
+        elif d["kind"] == "Pod":
+            out.append((d["metadata"]["name"], d["spec"]))
+    return out
+
+
+def env_of(container) -> dict:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
+
+
+def claimed_versions() -> list[str]:
+    """Versions kubernetes-validate ships that satisfy Chart.yaml's kubeVersion (a ">=X" floor)."""
+    kube = yaml.safe_load((CHART / "Chart.yaml").read_text())["kubeVersion"]
+    m = re.fullmatch(r">=\s*(\d+\.\d+)\.\d+(-0)?", kube)
+    assert m, f"kubeVersion {kube!r}: the tests understand only a '>=X.Y.Z-0' floor"
+    floor = Version(m.group(1))
+    versions = [v for v in all_versions() if Version(v) >= floor]
+    assert versions and Version(versions[0]).release[:2] == floor.release[:2], (
+        f"kubernetes-validate has no schemas for the claimed floor {floor}"
+    )
+    return versions
+
+
+def deep_merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def chart_values() -> dict:
+    return yaml.safe_load((CHART / "values.yaml").read_text())
+
+
+# ------------------------------------------------------------------ lint
+
+
+def test_chart_passes_helm_lint_strict(helm):
+    proc = subprocess.run([helm, "lint", "--strict", str(CHART)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_chart_refuses_clusters_older_than_its_kube_version(helm, tmp_path):
+    proc = run_helm(helm, "template", RELEASE, str(CHART), "--kube-version", "1.32.0")
+    assert proc.returncode != 0
+    assert "kubeVersion" in proc.stderr or "kubernetes version" in proc.stderr.lower()
+
+
+# ----------------------------------------------------- kubernetes-validate
+
+
+@pytest.mark.parametrize("value_set", sorted(VALUE_SETS))
+def test_every_rendered_object_validates_strictly_for_each_claimed_kubernetes_version(helm, tmp_path, value_set):
+    docs = render(helm, tmp_path, VALUE_SETS[value_set])
+    kinds = sorted(d["kind"] for d in docs)
+    assert kinds == sorted(["ConfigMap", "Job", "Job", "Pod", "Role", "RoleBinding", "ServiceAccount",
+                            "ServiceAccount"])
+    for version in claimed_versions():
+        for doc in docs:
+            try:
+                kubernetes_validate.validate(doc, version, strict=True)
+            except kubernetes_validate.ValidationError as exc:
+                pytest.fail(f"{doc['kind']}/{doc['metadata']['name']} invalid for Kubernetes {version}: "
+                            f"{'.'.join(map(str, exc.path))}: {exc.message}")
+
+
+def test_claimed_versions_start_at_the_ga_release_of_backoff_limit_per_index():
+    # backoffLimitPerIndex, maxFailedIndexes and FailIndex went GA in 1.33.
+    assert claimed_versions()[0].startswith("1.33")
+
+
+# ------------------------------------------------------------- the trials
+
+
+@pytest.mark.parametrize("value_set", sorted(VALUE_SETS))
+def test_trials_run_as_an_indexed_job_with_one_index_per_trial(helm, tmp_path, value_set):
+    values = VALUE_SETS[value_set]
+    docs = render(helm, tmp_path, values)
+    spec = trials_job(docs)["spec"]
+    sweep = deep_merge(chart_values()["sweep"], values.get("sweep", {}))
+    assert spec["completionMode"] == "Indexed"
+    assert spec["completions"] == build_config(sweep).trial_count
+    assert spec["parallelism"] == values.get("parallelism", chart_values()["parallelism"])
+    assert spec["template"]["spec"]["restartPolicy"] == "Never"
+    assert spec["backoffLimitPerIndex"] == chart_values()["backoffLimitPerIndex"]
+    assert "backoffLimit" not in spec  # with a per-index limit the global one is unbounded by default
+
+
+def test_completions_count_fitted_and_backtest_splits_times_repetitions(helm, tmp_path):
+    docs = render(helm, tmp_path, {"sweep": {"splits": [0.1, 0.3], "backtest_splits": [0.6, 1.0], "repetitions": 5}})
+    assert trials_job(docs)["spec"]["completions"] == (2 + 2) * 5
+
+
+def test_trial_reads_its_index_from_job_completion_index(helm, tmp_path):
+    docs = render(helm, tmp_path)
+    pod = trials_job(docs)["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["args"] == ["trial", "--config", CONFIG_PATH]
+    # No --index and no JOB_COMPLETION_INDEX of our own: the Job controller sets
+    # it in Indexed mode, and anything here would shadow it.
+    assert not any(a.startswith("--index") for a in container["args"])
+    assert "JOB_COMPLETION_INDEX" not in env_of(container)
+    assert "command" not in container  # the image's entrypoint is `samplesize`
+
+
+def test_pod_failure_policy_ignores_disruptions_and_fails_an_index_on_config_or_data_errors(helm, tmp_path):
+    docs = render(helm, tmp_path)
+    job = trials_job(docs)
+    rules = job["spec"]["podFailurePolicy"]["rules"]
+    container = job["spec"]["template"]["spec"]["containers"][0]["name"]
+    assert rules[0] == {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
+    assert rules[1]["action"] == "FailIndex"
+    assert rules[1]["onExitCodes"] == {"containerName": container, "operator": "In",
+                                       "values": [EXIT_CONFIG, EXIT_DATA]}
+    assert len(rules) == 2
+
+
+def test_failed_index_limits_and_deadlines_reach_the_job(helm, tmp_path):
+    spec = trials_job(render(helm, tmp_path, VALUE_SETS["custom-splits"]))["spec"]
+    assert spec["maxFailedIndexes"] == 3
+    assert spec["activeDeadlineSeconds"] == 86400
+    assert "ttlSecondsAfterFinished" not in spec
+    defaults = trials_job(render(helm, tmp_path))["spec"]
+    assert "maxFailedIndexes" not in defaults and "activeDeadlineSeconds" not in defaults
+    assert defaults["ttlSecondsAfterFinished"] == chart_values()["ttlSecondsAfterFinished"]
+
+
+def test_more_tolerated_failed_indexes_than_trials_is_refused(helm, tmp_path):
+    proc = run_helm(helm, "template", RELEASE, str(CHART), *KUBE, values={"maxFailedIndexes": 16}, tmp_path=tmp_path)
+    assert proc.returncode != 0
+    assert "maxFailedIndexes (16) must not exceed the number of trials (15)" in proc.stderr
+
+
+# -------------------------------------------------------------- resources
+
+
+def test_gpu_is_requested_and_limited_equally_by_default(helm, tmp_path):
+    pod = trials_job(render(helm, tmp_path))["spec"]["template"]["spec"]
+    res = pod["containers"][0]["resources"]
+    assert res["requests"][GPU] == res["limits"][GPU] == 1
+    assert {"key": GPU, "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+
+
+def test_gpu_off_requests_no_gpu_and_tolerates_no_gpu_taint(helm, tmp_path):
+    docs = render(helm, tmp_path, VALUE_SETS["cpu-only"])
+    pod = trials_job(docs)["spec"]["template"]["spec"]
+    res = pod["containers"][0]["resources"]
+    assert GPU not in res.get("requests", {}) and GPU not in res.get("limits", {})
+    assert res["requests"]["cpu"] == "2"
+    assert "tolerations" not in pod
+
+
+def test_aggregator_never_asks_for_a_gpu(helm, tmp_path):
+    pod = aggregate_job(render(helm, tmp_path))["spec"]["template"]["spec"]
+    assert GPU not in json.dumps(pod)
+
+
+def test_node_placement_applies_to_trials_only(helm, tmp_path):
+    docs = render(helm, tmp_path, VALUE_SETS["workload-identity"])
+    trials = trials_job(docs)["spec"]["template"]["spec"]
+    assert trials["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
+    assert trials["tolerations"][0]["key"] == "cloud.google.com/gke-spot"
+    assert "nodeSelector" not in aggregate_job(docs)["spec"]["template"]["spec"]
+
+
+# ------------------------------------------------------------------ kueue
+
+
+def test_kueue_queue_labels_the_trials_job_and_starts_it_suspended(helm, tmp_path):
+    docs = render(helm, tmp_path, VALUE_SETS["kueue"])
+    job = trials_job(docs)
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "gpu-queue"
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/priority-class"] == "batch-low"
+    assert job["spec"]["suspend"] is True
+    # The aggregator is a small CPU pod that only waits; it is not queued.
+    agg = aggregate_job(docs)
+    assert "suspend" not in agg["spec"]
+    assert "kueue.x-k8s.io/queue-name" not in agg["metadata"]["labels"]
+
+
+def test_without_kueue_the_trials_job_starts_at_once(helm, tmp_path):
+    job = trials_job(render(helm, tmp_path))
+    assert "suspend" not in job["spec"]
+    assert not any(k.startswith("kueue.x-k8s.io/") for k in job["metadata"]["labels"])
+
+
+# ----------------------------------------------------------------- config
+
+
+@pytest.mark.parametrize("value_set", sorted(VALUE_SETS))
+def test_configmap_holds_a_valid_sweep_yaml_equal_to_the_sweep_values(helm, tmp_path, value_set):
+    values = VALUE_SETS[value_set]
+    docs = render(helm, tmp_path, values)
+    text = one(docs, "ConfigMap")["data"]["sweep.yaml"]
+    cfg = build_config(yaml.safe_load(text))
+    expected = build_config(deep_merge(chart_values()["sweep"], values.get("sweep", {})))
+    assert cfg == expected
+
+
+def test_chart_sweep_defaults_are_the_config_defaults_except_output():
+    cfg = build_config(chart_values()["sweep"])
+    assert cfg.output.startswith("gs://")
+    assert cfg == SweepConfig(output=cfg.output)
+
+
+def test_trials_aggregator_and_test_pod_read_one_configmap_at_one_path(helm, tmp_path):
+    docs = render(helm, tmp_path)
+    cm = one(docs, "ConfigMap")
+    assert cm["immutable"] is True
+    mounted = {}
+    for name, pod in pod_specs(docs):
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        (container,) = pod["containers"]
+        assert container["args"][1:3] == ["--config", CONFIG_PATH], name
+        mount = next(m for m in container["volumeMounts"] if CONFIG_PATH.startswith(m["mountPath"] + "/"))
+        assert mount.get("readOnly") is True
+        mounted[name] = volumes[mount["name"]]["configMap"]["name"]
+    assert set(mounted.values()) == {cm["metadata"]["name"]}
+    assert len(mounted) == 3
+
+
+def test_config_change_changes_the_pod_templates(helm, tmp_path):
+    # Job pod templates are immutable, so an upgrade with another sweep fails
+    # instead of feeding running trials a different config mid-sweep.
+    a = trials_job(render(helm, tmp_path))["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+    b = trials_job(render(helm, tmp_path, {"sweep": {"seed": 7}}))["spec"]["template"]["metadata"]["annotations"]
+    assert b["checksum/config"] != a
+
+
+# ------------------------------------------------------------- aggregator
+
+
+def test_aggregator_waits_for_the_trials_job_of_its_own_namespace(helm, tmp_path):
+    docs = render(helm, tmp_path)
+    job = aggregate_job(docs)
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    args = container["args"]
+    assert args[:3] == ["aggregate", "--config", CONFIG_PATH]
+    assert args[args.index("--wait-for-job") + 1] == trials_job(docs)["metadata"]["name"]
+    assert args[args.index("--namespace") + 1] == "$(POD_NAMESPACE)"
+    assert env_of(container)["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+
+
+def test_aggregation_is_a_plain_job_not_a_helm_hook(helm, tmp_path):
+    docs = render(helm, tmp_path)
+    for d in docs:
+        hooks = d["metadata"].get("annotations", {}).get("helm.sh/hook")
+        if d["kind"] == "Pod":
+            assert hooks == "test"
+        else:
+            assert hooks is None, d["metadata"]["name"]
+
+
+def test_helm_test_pod_requires_the_report(helm, tmp_path):
+    pod = one(render(helm, tmp_path), "Pod")
+    assert pod["spec"]["containers"][0]["args"] == ["status", "--config", CONFIG_PATH, "--require-report"]
+    assert pod["spec"]["restartPolicy"] == "Never"
+
+
+# -------------------------------------------------------------- security
+
+
+@pytest.mark.parametrize("value_set", ["defaults", "cpu-only"])
+def test_every_pod_runs_locked_down_with_a_writable_tmp(helm, tmp_path, value_set):
+    docs = render(helm, tmp_path, VALUE_SETS[value_set])
+    for name, pod in pod_specs(docs):
+        sc = pod["securityContext"]
+        assert sc["runAsNonRoot"] is True and sc["runAsUser"] == 1000 and "fsGroup" in sc, name
+        assert sc["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        for c in pod["containers"]:
+            csc = c["securityContext"]
+            assert csc["allowPrivilegeEscalation"] is False, name
+            assert csc["readOnlyRootFilesystem"] is True, name
+            assert csc["capabilities"]["drop"] == ["ALL"], name
+            assert "add" not in csc["capabilities"], name
+            assert not csc.get("privileged"), name
+            tmp = next(m for m in c["volumeMounts"] if m["mountPath"] == "/tmp")
+            assert "emptyDir" in volumes[tmp["name"]], name
+            env = env_of(c)
+            assert env["HOME"] == "/tmp", name
+            assert env["KERAS_HOME"].startswith("/tmp"), name
+            assert env["MPLCONFIGDIR"].startswith("/tmp"), name
+
+
+def test_aggregator_may_only_get_list_and_watch_the_trials_job(helm, tmp_path):
+    docs = render(helm, tmp_path)
+    assert not any(d["kind"] in ("ClusterRole", "ClusterRoleBinding") for d in docs)
+    role = one(docs, "Role")
+    (rule,) = role["rules"]
+    assert rule["apiGroups"] == ["batch"]
+    assert rule["resources"] == ["jobs"]
+    assert sorted(rule["verbs"]) == ["get", "list", "watch"]
+    assert rule["resourceNames"] == [trials_job(docs)["metadata"]["name"]]
+    binding = one(docs, "RoleBinding")
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                  "name": role["metadata"]["name"]}
+    agg_sa = aggregate_job(docs)["spec"]["template"]["spec"]["serviceAccountName"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": agg_sa}]
+
+
+def test_trial_pods_have_no_kubernetes_api_token_or_rbac(helm, tmp_path):
+    docs = render(helm, tmp_path)
+    pod = trials_job(docs)["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    bound = {s["name"] for s in one(docs, "RoleBinding")["subjects"]}
+    assert pod["serviceAccountName"] not in bound
+    assert one(docs, "Pod")["spec"]["serviceAccountName"] == pod["serviceAccountName"]
+
+
+def test_workload_identity_annotation_reaches_both_service_accounts(helm, tmp_path):
+    docs = render(helm, tmp_path, VALUE_SETS["workload-identity"])
+    accounts = [d for d in docs if d["kind"] == "ServiceAccount"]
+    assert len(accounts) == 2
+    for sa in accounts:
+        assert sa["metadata"]["annotations"] == {
+            "iam.gke.io/gcp-service-account": "ss@proj.iam.gserviceaccount.com"}
+    names = {sa["metadata"]["name"] for sa in accounts}
+    used = {pod["serviceAccountName"] for _, pod in pod_specs(docs)}
+    assert used == names
+
+
+def test_existing_service_accounts_can_be_used_instead(helm, tmp_path):
+    docs = render(helm, tmp_path, {
+        "serviceAccount": {"create": False, "name": "sweeper"},
+        "aggregate": {"serviceAccount": {"create": False, "name": "sweep-reader"}},
+    })
+    assert not any(d["kind"] == "ServiceAccount" for d in docs)
+    assert trials_job(docs)["spec"]["template"]["spec"]["serviceAccountName"] == "sweeper"
+    assert one(docs, "RoleBinding")["subjects"][0]["name"] == "sweep-reader"
+
+
+def test_values_hold_no_credentials():
+    text = (CHART / "values.yaml").read_text().lower()
+    for word in ("private_key", "client_secret", "password", "credentials.json", "google_application_credentials"):
+        assert word not in text
+
+
+# ---------------------------------------------------------------- hygiene
+
+
+def test_every_object_carries_the_standard_labels_and_no_namespace(helm, tmp_path):
+    for d in render(helm, tmp_path):
+        labels = d["metadata"]["labels"]
+        for key in STANDARD_LABELS:
+            assert key in labels, f"{d['kind']}/{d['metadata']['name']} lacks {key}"
+        assert labels["app.kubernetes.io/instance"] == RELEASE
+        assert "namespace" not in d["metadata"]  # set by helm -n / kubectl -n
+
+
+def test_one_resource_per_template_file_named_for_its_kind():
+    for f in (CHART / "templates").rglob("*.yaml"):
+        kinds = re.findall(r"^kind: (\w+)", f.read_text(), flags=re.M)
+        assert len(kinds) == 1, f
+        assert kinds[0].lower() in f.name.replace("-", ""), f
+
+
+def test_every_value_is_documented_by_a_comment_starting_with_its_name():
+    text = (CHART / "values.yaml").read_text()
+    documented = set(re.findall(r"^\s*# ([A-Za-z_][\w.]*) --", text, flags=re.M))
+    values = chart_values()
+    missing = [k for k in values if k not in documented]
+
+    def walk(prefix, node):
+        for k, v in node.items():
+            key = f"{prefix}.{k}"
+            if key not in documented:
+                missing.append(key)
+            if isinstance(v, dict):
+                walk(key, v)
+
+    walk("sweep", values["sweep"])
+    # Optional sweep keys without a default are documented as comments.
+    missing += [k for k in ("sweep.dataset.data_dir", "sweep.model.fine_tune_from") if k not in documented]
+    for section in ("image", "gpu", "serviceAccount", "kueue", "tmp", "rbac", "test"):
+        missing += [f"{section}.{k}" for k in values[section] if f"{section}.{k}" not in documented]
+    assert not missing, f"undocumented values: {missing}"
+
+
+def render_notes(helm: str, tmp_path: Path, values: dict | None = None) -> str:
+    """NOTES.txt as `helm install` prints it.
+
+    `helm install --dry-run=client` has no --kube-version and assumes the
+    Kubernetes version of its own build, so it runs on a copy of the chart
+    without the kubeVersion floor. Helm 3's still dials a cluster: skip there.
+    """
+    version = subprocess.run([helm, "version", "--short"], capture_output=True, text=True).stdout
+    if version.startswith("v3."):
+        pytest.skip(f"helm {version.strip()}: install --dry-run=client needs a cluster; helm 4 renders NOTES offline")
+    chart = tmp_path / "chart"
+    shutil.copytree(CHART, chart)
+    meta = chart / "Chart.yaml"
+    meta.write_text(re.sub(r"^kubeVersion:.*$", "", meta.read_text(), flags=re.M))
+    proc = run_helm(helm, "install", RELEASE, str(chart), "--dry-run=client", "--namespace", NAMESPACE,
+                    values=values, tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.split("NOTES:", 1)[1]
+
+
+def test_notes_say_how_to_follow_progress_and_where_the_report_lands(helm, tmp_path):
+    notes = render_notes(helm, tmp_path, {"sweep": {"output": "gs://my-bucket/sweeps/x"}})
+    assert f"kubectl get job -n {NAMESPACE} sweep-samplesize-trials" in notes
+    assert "{.status.completedIndexes}" in notes
+    assert "gs://my-bucket/sweeps/x/report/report.html" in notes
+    assert "helm test sweep" in notes
+    assert "placeholder" not in notes
+
+
+def test_notes_warn_while_output_is_the_placeholder(helm, tmp_path):
+    assert "WARNING: sweep.output is still the placeholder" in render_notes(helm, tmp_path)
+
+
+def test_notes_point_at_kueue_when_queued(helm, tmp_path):
+    notes = render_notes(helm, tmp_path, VALUE_SETS["kueue"])
+    assert "suspended" in notes and '"gpu-queue"' in notes
+
+
+# ----------------------------------------------------------------- schema
+
+
+@pytest.mark.parametrize(
+    ("values", "complaint"),
+    [
+        ({"sweep": {"splits": [1.5]}}, "/sweep/splits/0"),
+        ({"sweep": {"splits": [0.0, 0.5]}}, "/sweep/splits/0"),
+        ({"sweep": {"splits": []}}, "/sweep/splits"),
+        ({"sweep": {"splits": [0.1, 0.1]}}, "/sweep/splits"),
+        ({"sweep": {"backtest_splits": [2]}}, "/sweep/backtest_splits/0"),
+        ({"sweep": {"repetitions": 0}}, "/sweep/repetitions"),
+        ({"sweep": {"metric": "bogus"}}, "/sweep/metric"),
+        ({"sweep": {"sampling": "bootstrap"}}, "/sweep/sampling"),
+        ({"sweep": {"model": {"backbone": "vgg16"}}}, "/sweep/model/backbone"),
+        ({"sweep": {"training": {"augment": "heavy"}}}, "/sweep/training/augment"),
+        ({"sweep": {"targets": [1.0]}}, "/sweep/targets/0"),
+        ({"sweep": {"repetitons": 3}}, "repetitons"),
+        ({"sweep": {"output": "my-bucket/prefix"}}, "/sweep/output"),
+        ({"sweep": {"dataset": {"source": "s3://bucket"}}}, "/sweep/dataset/source"),
+        ({"parallelism": 0}, "/parallelism"),
+        ({"backoffLimitPerIndex": -1}, "/backoffLimitPerIndex"),
+        ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
+        ({"paralelism": 4}, "paralelism"),
+    ],
+    ids=lambda v: json.dumps(v) if isinstance(v, dict) else v,
+)
+def test_schema_refuses_bad_values_at_install_time(helm, tmp_path, values, complaint):
+    proc = run_helm(helm, "template", RELEASE, str(CHART), *KUBE, values=values, tmp_path=tmp_path)
+    assert proc.returncode != 0, f"accepted {values}"
+    # helm 4 names the value as a JSON pointer (/sweep/splits/0), helm 3 dotted (sweep.splits.0).
+    dotted = complaint.strip("/").replace("/", ".")
+    assert "schema" in proc.stderr and (complaint in proc.stderr or dotted in proc.stderr), proc.stderr
+
+
+def test_schema_mirrors_every_sweep_key_and_allowed_value_of_the_config():
+    schema = json.loads((CHART / "values.schema.json").read_text())["properties"]["sweep"]["properties"]
+    import dataclasses
+
+    def fields(cls):
+        return {f.name for f in dataclasses.fields(cls)}
+
+    assert set(schema) == fields(sweep_config.SweepConfig)
+    for section, cls in (("dataset", sweep_config.DatasetConfig), ("model", sweep_config.ModelConfig),
+                         ("training", sweep_config.TrainingConfig)):
+        assert set(schema[section]["properties"]) == fields(cls), section
+    assert schema["metric"]["enum"] == list(sweep_config.METRICS)
+    assert schema["sampling"]["enum"] == list(sweep_config.SAMPLING_MODES)
+    assert schema["model"]["properties"]["backbone"]["enum"] == list(BACKBONE_NAMES)
+    training = schema["training"]["properties"]
+    assert training["augment"]["enum"] == list(sweep_config.AUGMENT_MODES)
+    assert training["feature_cache"]["enum"] == list(sweep_config.FEATURE_CACHE_MODES)
+    assert training["mixed_precision"]["enum"] == list(sweep_config.MIXED_PRECISION_MODES)
+
+
+# --------------------------------------------------------------------- k8s/
+
+
+def test_plain_manifests_in_k8s_equal_the_chart_default_render(helm):
+    env = dict(os.environ, HELM=helm)
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "render_k8s.py"), "--check"],
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_plain_manifests_validate_for_each_claimed_kubernetes_version():
+    docs = [d for d in yaml.safe_load_all((REPO / "k8s" / "samplesize.yaml").read_text()) if d]
+    assert {d["kind"] for d in docs} == {"ConfigMap", "Job", "Role", "RoleBinding", "ServiceAccount"}
+    for version in claimed_versions():
+        for doc in docs:
+            kubernetes_validate.validate(doc, version, strict=True)
