@@ -1,0 +1,653 @@
+"""Read every trial result, fit the learning curves, and write the report.
+
+Two verbs:
+
+- `load_results(cfg, storage)` reads `trials/`, keeps the results that belong
+  to this sweep and names every file it rejects and every index still missing.
+- `aggregate(cfg, storage, ...)` fits the configured metric's curve and the
+  per-class recall curves, builds the summary, writes `report/` and returns
+  the summary (the same content as `report/summary.json`).
+
+Nothing here imports TensorFlow: aggregation runs on a small CPU pod.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+import numpy as np
+
+from . import __version__
+from .config import SweepConfig
+from .curves import FAMILIES, CurveFitError, fit_learning_curve
+from .errors import DataError
+from .plan import trial_spec
+from .results import RESULT_SCHEMA_VERSION, TRIALS_PREFIX, result_key
+from .storage import Storage, join_uri
+
+SUMMARY_SCHEMA_VERSION = 1
+LEVEL = 0.8  # every interval in the report is a nominal 80% interval
+COMPLETE_JOB_STATES = ("complete", "completed", "succeeded")
+# Per-class curves rank classes by how short of data they are; one robust family
+# with a ceiling does that well and keeps aggregation fast with many classes.
+CLASS_FAMILIES = ("pow3",)
+SCORE_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "auc")
+# A trial file is `trial-*.json` directly under trials/; copies such as
+# `trial-00003 (1).json` are read too, so that a duplicate is named, not missed.
+_TRIAL_FILE = re.compile(r"^trial-[^/]*\.json$")
+_CANONICAL_NAME = re.compile(re.escape(TRIALS_PREFIX) + r"trial-(\d{5,})\.json")
+
+
+@dataclass
+class LoadedResults:
+    """Usable results by index, indexes without one, and why files were rejected."""
+
+    results: dict[int, dict[str, Any]] = field(default_factory=dict)
+    missing: list[int] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+class _Rejected(Exception):
+    """One result file cannot be used; the message says why and what to do."""
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_results(cfg: SweepConfig, storage: Storage) -> LoadedResults:
+    """Read and validate every result under `trials/`.
+
+    A file is rejected (and named in `problems`) when it is not valid JSON, has
+    another schema_version, comes from another sweep (config hash), has a
+    missing or non-finite metric, holds an index out of range or one that does
+    not match its name, duplicates an index, or lists other class names than
+    the rest. `missing` holds every index with no usable result.
+    """
+    expected_hash = cfg.trial_hash()
+    problems: list[str] = []
+    by_index: dict[int, list[tuple[str, dict]]] = defaultdict(list)
+    for key in storage.list(TRIALS_PREFIX):
+        name = key[len(TRIALS_PREFIX):]
+        if not _TRIAL_FILE.match(name):
+            continue  # temp files, caches: not results
+        where = join_uri(storage.uri, key)
+        try:
+            result = _parse(storage.read(key))
+            _check_result(cfg, result, expected_hash)
+        except FileNotFoundError:
+            continue  # removed between list and read: as if never listed
+        except _Rejected as exc:
+            problems.append(f"{where}: {exc}; excluded")
+            continue
+        by_index[result["index"]].append((key, result))
+
+    results: dict[int, dict] = {}
+    for index, found in sorted(by_index.items()):
+        canonical = result_key(index)
+        keys = sorted(k for k, _ in found)
+        for key, result in found:
+            if key == canonical:
+                results[index] = result
+                continue
+            where = join_uri(storage.uri, key)
+            named_for = _index_in_name(key)
+            text = f"holds index {index} but " + (
+                f"is named for index {named_for}" if named_for is not None else f"is not named {canonical}"
+            )
+            if canonical in keys:
+                text += f"; it duplicates {canonical}, which is used; excluded (copies are never averaged). Delete the copy."
+            else:
+                text += f"; excluded. Rename it to {canonical} if it is the genuine result."
+            problems.append(f"{where}: {text}")
+
+    _drop_inconsistent_classes(storage, results, problems)
+    missing = [i for i in range(cfg.trial_count) if i not in results]
+    return LoadedResults(results=results, missing=missing, problems=problems)
+
+
+def _index_in_name(key: str) -> int | None:
+    match = _CANONICAL_NAME.fullmatch(key)
+    return int(match.group(1)) if match else None
+
+
+def _parse(data: bytes) -> dict:
+    try:
+        result = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise _Rejected("is not UTF-8 text (a corrupt or foreign file)") from None
+    except json.JSONDecodeError as exc:
+        raise _Rejected(f"is not valid JSON ({exc.msg} at line {exc.lineno}); the write was cut short or the file was edited") from None
+    if not isinstance(result, dict):
+        raise _Rejected(f"holds a JSON {type(result).__name__}, not a result object")
+    return result
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_result(cfg: SweepConfig, r: dict, expected_hash: str) -> None:
+    version = r.get("schema_version")
+    if version != RESULT_SCHEMA_VERSION:
+        raise _Rejected(
+            f"has schema_version {version!r}, but samplesize {__version__} reads version {RESULT_SCHEMA_VERSION}; "
+            "re-run this trial, or aggregate with the samplesize version that wrote it"
+        )
+    if r.get("config_hash") != expected_hash:
+        raise _Rejected(
+            f"belongs to another sweep (config hash {r.get('config_hash')!r}, this sweep's is {expected_hash!r}); "
+            "move it out of trials/ and re-run its index, or aggregate with the config it was run with"
+        )
+    index = r.get("index")
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < cfg.trial_count:
+        raise _Rejected(f"has index {index!r}, outside this sweep's indexes 0..{cfg.trial_count - 1}")
+    spec = trial_spec(cfg, index)
+    if not _finite(r.get("split")) or abs(r["split"] - spec.split) > 1e-9:
+        raise _Rejected(f"says split {r.get('split')!r}, but index {index} runs split {spec.split:g} in this sweep")
+    if not _finite(r.get("sample_size")) or r["sample_size"] <= 0:
+        raise _Rejected(f"has sample_size {r.get('sample_size')!r}; it must be a positive number")
+    metrics = r.get("metrics")
+    if not isinstance(metrics, dict):
+        raise _Rejected("has no metrics object")
+    if cfg.metric not in metrics:
+        raise _Rejected(f"has no {cfg.metric} metric (the sweep's metric)")
+    for name in SCORE_METRICS:
+        value = metrics.get(name)
+        if name == cfg.metric or value is not None:
+            if not _finite(value) or not 0 <= value <= 1:
+                raise _Rejected(f"has {name} = {value!r}; metrics must be numbers in [0, 1] (NaN means the trial went wrong)")
+    names = r.get("class_names")
+    if not isinstance(names, list) or not names or not all(isinstance(c, str) for c in names):
+        raise _Rejected("has no list of class_names")
+    recall = metrics.get("per_class_recall", {})
+    if not isinstance(recall, dict):
+        raise _Rejected("has a per_class_recall that is not an object")
+    for name, value in recall.items():
+        if not _finite(value) or not 0 <= value <= 1:
+            raise _Rejected(f"has per-class recall {value!r} for class {name!r}; it must be a number in [0, 1]")
+
+
+def _drop_inconsistent_classes(storage: Storage, results: dict[int, dict], problems: list[str]) -> None:
+    """Keep only results that list the majority's class names: others saw another dataset."""
+    if not results:
+        return
+    counts = Counter(tuple(r["class_names"]) for r in results.values())
+    majority = counts.most_common(1)[0][0]
+    for index in sorted(results):
+        names = tuple(results[index]["class_names"])
+        if names != majority:
+            problems.append(
+                f"{join_uri(storage.uri, result_key(index))}: lists {len(names)} classes {list(names)[:5]}..., "
+                f"but most results list {len(majority)} classes {list(majority)[:5]}...; the dataset changed "
+                "between trials; excluded"
+            )
+            del results[index]
+
+
+# ---------------------------------------------------------------- aggregation
+
+
+def aggregate(
+    cfg: SweepConfig,
+    storage: Storage,
+    *,
+    failed_indexes: Iterable[int] = (),
+    job_state: str | None = None,
+    n_bootstrap: int = 1000,
+) -> dict[str, Any]:
+    """Fit the curves, write `report/` through `storage`, and return the summary.
+
+    `failed_indexes` are indexes the cluster gave up on; `job_state` is the
+    Job's state ("Complete", "Running", "Failed", ...) or None when unknown
+    (a local run). Anything short of every result present, no failed index and
+    a complete Job is labelled partial in every report file.
+
+    Raises DataError when no usable result exists. With only one fitted split
+    finished, no curve is fitted: the report shows the measured scores and says
+    so.
+    """
+    from .report import write_report  # matplotlib is imported only when a report is written
+
+    loaded = load_results(cfg, storage)
+    if not loaded.results:
+        rejected = ""
+        if loaded.problems:
+            rejected = f" {len(loaded.problems)} file(s) were rejected: " + " | ".join(loaded.problems[:5])
+        raise DataError(
+            f"no usable trial results under {join_uri(storage.uri, TRIALS_PREFIX)} "
+            f"(this sweep expects {cfg.trial_count}). Run the trials first (`samplesize run`, or the "
+            "Kubernetes Job), and check that the config's output points at the sweep's folder." + rejected
+        )
+    summary, fit, class_fits = build_summary(
+        cfg, loaded, failed_indexes=failed_indexes, job_state=job_state,
+        n_bootstrap=n_bootstrap, output_uri=storage.uri,
+    )
+    write_report(storage, summary, fit=fit, class_fits=class_fits)
+    return summary
+
+
+def build_summary(
+    cfg: SweepConfig,
+    loaded: LoadedResults,
+    *,
+    failed_indexes: Iterable[int] = (),
+    job_state: str | None = None,
+    n_bootstrap: int = 1000,
+    output_uri: str = "",
+) -> tuple[dict[str, Any], Any, dict[str, Any]]:
+    """The summary dict (JSON-safe), the metric's fit (or None) and the per-class fits."""
+    results = loaded.results
+    metric = cfg.metric
+    warnings: list[str] = []
+    failed = sorted({int(i) for i in failed_indexes})
+    failed_missing = [i for i in failed if i not in results]
+    failed_present = [i for i in failed if i in results]
+
+    partial_reasons = []
+    if loaded.missing:
+        partial_reasons.append(
+            f"{len(loaded.missing)} of {cfg.trial_count} trials have no usable result "
+            f"(indexes {_ranges(loaded.missing)})"
+        )
+    if failed_missing:
+        partial_reasons.append(f"the Job reports indexes {_ranges(failed_missing)} as failed")
+    if job_state is not None and job_state.strip().lower() not in COMPLETE_JOB_STATES:
+        partial_reasons.append(f"the Job's state is {job_state!r}, not complete")
+    complete = not partial_reasons
+    if not complete:
+        warnings.append(
+            "PARTIAL SWEEP: " + "; ".join(partial_reasons)
+            + ". The numbers below will change when the remaining trials finish; re-run aggregate then."
+        )
+    if failed_present:
+        warnings.append(f"indexes {_ranges(failed_present)} are marked failed by the Job but have a usable result, which is used")
+    warnings.extend(loaded.problems)
+
+    points = [
+        {
+            "index": i,
+            "split": r["split"],
+            "repetition": r.get("repetition"),
+            "sample_size": r["sample_size"],
+            "score": r["metrics"][metric],
+            "backtest": trial_spec(cfg, i).backtest,
+        }
+        for i, r in sorted(results.items())
+    ]
+    per_size = _per_size_stats(cfg, results, metric)
+    fitted = [p for p in points if not p["backtest"]]
+    fitted_splits = sorted({p["split"] for p in fitted})
+
+    facts = _run_facts(cfg, results, output_uri, warnings)
+    fit = None
+    if len(fitted_splits) < 2:
+        if fitted_splits:
+            only = next(row for row in per_size if row["split"] == fitted_splits[0])
+            finished = f"only split {fitted_splits[0]:g} (sample size {only['sample_size']:g}) has finished trials"
+        else:
+            finished = "no split outside backtest_splits has finished trials"
+        warnings.insert(0, (
+            f"NO CURVE: {finished}, so no learning curve can be fitted until at least two splits finish. "
+            "This report shows the measured scores only; re-run `samplesize aggregate` when more trials finish."
+        ))
+    else:
+        try:
+            fit = fit_learning_curve(
+                [p["sample_size"] for p in fitted], [p["score"] for p in fitted],
+                n_bootstrap=n_bootstrap, seed=cfg.seed, n_test=facts["test_size"],
+            )
+        except CurveFitError as exc:
+            warnings.insert(0, f"NO CURVE: the {metric} curve could not be fitted: {exc}")
+        else:
+            warnings.extend(f"curve fit: {w}" for w in fit.warnings)
+
+    prediction_sizes = [(int(n), "predict_at") for n in cfg.predict_at]
+    if facts["pool_size"]:
+        prediction_sizes += [(2 * facts["pool_size"], "2x pool"), (4 * facts["pool_size"], "4x pool")]
+    prediction_sizes.sort()  # tables read best in size order
+
+    best_measured = max((row["mean"] for row in per_size if not row["backtest"]), default=None)
+    curve = predictions = None
+    targets = [{"target": t, "reachable": None, "sample_size": None, "interval": None} for t in cfg.targets]
+    if fit is not None:
+        curve = _curve_section(fit)
+        predictions = [_prediction(fit, n, label) for n, label in prediction_sizes]
+        targets = [_target(fit, t, best_measured) for t in cfg.targets]
+        if any(p["far"] for p in predictions):
+            warnings.append(
+                f"predictions more than 4x beyond the largest fitted sample size ({fit.max_size:g}) are far "
+                "extrapolations: their intervals are wide for a reason"
+            )
+
+    class_boot = max(50, n_bootstrap // 10) if n_bootstrap > 0 else 0
+    per_class, class_fits = _per_class(cfg, results, fitted_splits, prediction_sizes, class_boot, warnings)
+
+    summary = {
+        "summary_schema_version": SUMMARY_SCHEMA_VERSION,
+        "complete": complete,
+        "status": "complete" if complete else "partial",
+        "partial_reasons": partial_reasons,
+        "metric": metric,
+        "level": LEVEL,
+        "trials": {
+            "expected": cfg.trial_count,
+            "usable": len(results),
+            "missing": loaded.missing,
+            "failed": failed,
+            "rejected": loaded.problems,
+            "job_state": job_state,
+        },
+        "per_size": per_size,
+        "chosen_family": fit.family if fit is not None else None,
+        "curve": curve,
+        "predictions": predictions,
+        "targets": targets,
+        "backtest": _backtest(fit, per_size),
+        "per_class": per_class,
+        "confusion_matrix": _confusion_at_largest(results, per_size),
+        "run": facts,
+        "points": points,
+        "warnings": warnings,
+    }
+    return json_safe(summary), fit, class_fits
+
+
+def _per_size_stats(cfg: SweepConfig, results: dict[int, dict], metric: str) -> list[dict]:
+    groups: dict[float, list[dict]] = defaultdict(list)
+    for r in results.values():
+        groups[r["split"]].append(r)
+    rows = []
+    for split in sorted(groups):
+        rs = groups[split]
+        scores = np.array([r["metrics"][metric] for r in rs], float)
+        sizes = np.array([r["sample_size"] for r in rs], float)
+        rows.append({
+            "split": split,
+            "sample_size": float(sizes.mean()),
+            "n": len(rs),
+            "expected": cfg.repetitions,
+            "mean": float(scores.mean()),
+            # One trial has no spread to speak of: null, not a misleading 0.
+            "std": float(scores.std(ddof=1)) if len(rs) > 1 else None,
+            "min": float(scores.min()),
+            "max": float(scores.max()),
+            "backtest": split in cfg.backtest_splits,
+            "indexes": sorted(r["index"] for r in rs),
+        })
+    return rows
+
+
+def _at(values: Any) -> float:
+    return float(np.asarray(values, float).reshape(-1)[0])
+
+
+def _prediction(fit: Any, n: float, label: str) -> dict:
+    low, high = fit.interval(np.array([n], float), level=LEVEL)
+    return {
+        "sample_size": n,
+        "label": label,
+        "predicted": _at(fit.predict(np.array([n], float))),
+        "interval": [_at(low), _at(high)],
+        "times_past_data": n / fit.max_size,
+        "far": bool(np.asarray(fit.is_far(n)).reshape(-1)[0]),
+    }
+
+
+def _whole(size: float) -> float:
+    """Sizes are counts of images: round up, keep inf as inf."""
+    return float(math.ceil(size)) if math.isfinite(size) else math.inf
+
+
+def _target(fit: Any, target: float, best_measured: float | None) -> dict:
+    est = fit.size_for(target, level=LEVEL)
+    reachable = bool(est.reachable)
+    size = _whole(float(est.size)) if reachable else None
+    return {
+        "target": target,
+        "reachable": reachable,
+        "sample_size": size,
+        "interval": [_whole(float(est.interval[0])), _whole(float(est.interval[1]))],
+        "times_past_data": size / fit.max_size if size is not None else None,
+        "far": bool(est.far),
+        "reached_in_data": best_measured is not None and best_measured >= target,
+        "ceiling": fit.ceiling,
+    }
+
+
+def _curve_section(fit: Any) -> dict:
+    families = []
+    for name, f in fit.families.items():
+        params = f.params
+        if not isinstance(params, dict):
+            params = list(np.asarray(params, float).reshape(-1))
+        families.append({
+            "name": name,
+            "formula": getattr(FAMILIES.get(name), "formula", None),
+            "params": params,
+            "in_sample_rmse": f.in_sample_rmse,
+            "extrapolation_error": f.extrapolation_error,
+            "weight": f.weight,
+            "ceiling": f.ceiling,
+            "converged": bool(f.converged),
+            "chosen": name == fit.family,
+            "in_blend": fit.family == "blend" and f.weight > 0,
+        })
+    return {
+        "family": fit.family,
+        "ceiling": fit.ceiling,
+        "max_fitted_size": fit.max_size,
+        "families": families,
+        "details": fit.to_dict(),
+    }
+
+
+def _backtest(fit: Any, per_size: list[dict]) -> list[dict]:
+    rows = []
+    for row in per_size:
+        if not row["backtest"]:
+            continue
+        entry = {
+            "split": row["split"],
+            "sample_size": row["sample_size"],
+            "n": row["n"],
+            "measured_mean": row["mean"],
+            "measured_std": row["std"],
+            "predicted": None,
+            "interval": None,
+            "inside": None,
+            "times_past_data": None,
+        }
+        if fit is not None:
+            p = _prediction(fit, row["sample_size"], "backtest")
+            low, high = p["interval"]
+            entry.update(
+                predicted=p["predicted"],
+                interval=p["interval"],
+                inside=bool(low <= row["mean"] <= high),
+                times_past_data=p["times_past_data"],
+            )
+        rows.append(entry)
+    return rows
+
+
+def _per_class(
+    cfg: SweepConfig,
+    results: dict[int, dict],
+    fitted_splits: list[float],
+    prediction_sizes: list[tuple[int, str]],
+    n_bootstrap: int,
+    warnings: list[str],
+) -> tuple[list[dict], dict[str, Any]]:
+    """One recall curve per class, so the report can show which class is short of data."""
+    if not results:
+        return [], {}
+    class_names = next(iter(results.values()))["class_names"]
+    fitted = [r for i, r in sorted(results.items()) if not trial_spec(cfg, i).backtest]
+    class_test_sizes = _class_test_sizes(results, class_names)
+    out, fits = [], {}
+    for name in class_names:
+        rows = [(r["split"], r["sample_size"], r["metrics"].get("per_class_recall", {}).get(name)) for r in fitted]
+        rows = [row for row in rows if row[2] is not None]
+        by_split: dict[float, list[tuple[float, float]]] = defaultdict(list)
+        for split, size, recall in rows:
+            by_split[split].append((size, recall))
+        measured = []
+        for split in sorted(by_split):
+            arr = np.array(by_split[split], float)
+            measured.append({
+                "split": split,
+                "sample_size": float(arr[:, 0].mean()),
+                "n": len(arr),
+                "mean": float(arr[:, 1].mean()),
+                "std": float(arr[:, 1].std(ddof=1)) if len(arr) > 1 else None,
+            })
+        entry: dict[str, Any] = {
+            "class": name,
+            "measured": measured,
+            "recall_at_largest": measured[-1]["mean"] if measured else None,
+            "family": None,
+            "ceiling": None,
+            "predictions": None,
+            "targets": None,
+        }
+        if len(by_split) >= 2 and len(fitted_splits) >= 2:
+            try:
+                f = fit_learning_curve(
+                    [r[1] for r in rows], [r[2] for r in rows], families=CLASS_FAMILIES,
+                    n_bootstrap=n_bootstrap, seed=cfg.seed, n_test=class_test_sizes.get(name),
+                )
+            except CurveFitError as exc:
+                warnings.append(f"class {name!r}: no recall curve ({exc})")
+            else:
+                fits[name] = f
+                entry.update(
+                    family=f.family,
+                    ceiling=f.ceiling,
+                    predictions=[
+                        {k: v for k, v in _prediction(f, n, label).items() if k != "times_past_data"}
+                        for n, label in prediction_sizes
+                    ],
+                    targets=[
+                        {k: v for k, v in _target(f, t, None).items() if k in ("target", "reachable", "sample_size", "interval")}
+                        for t in cfg.targets
+                    ],
+                )
+        out.append(entry)
+    return out, fits
+
+
+def _class_test_sizes(results: dict[int, dict], class_names: list[str]) -> dict[str, int]:
+    """Test examples per class (a confusion-matrix row sum): the binomial floor of its recall's spread."""
+    for r in results.values():
+        try:
+            rows = np.array(r.get("confusion_matrix"), dtype=float)
+        except (TypeError, ValueError):
+            continue
+        if rows.shape == (len(class_names), len(class_names)) and np.all(np.isfinite(rows)):
+            return {name: max(1, int(total)) for name, total in zip(class_names, rows.sum(axis=1))}
+    return {}
+
+
+def _confusion_at_largest(results: dict[int, dict], per_size: list[dict]) -> dict | None:
+    """Summed counts over the repetitions of the largest split, fitted or backtest."""
+    if not per_size:
+        return None
+    largest = max(per_size, key=lambda row: row["sample_size"])
+    names = next(iter(results.values()))["class_names"]
+    k = len(names)
+    total = np.zeros((k, k), dtype=np.int64)
+    used = 0
+    for index in largest["indexes"]:
+        m = results[index].get("confusion_matrix")
+        try:
+            arr = np.array(m, dtype=float)
+        except (TypeError, ValueError):
+            continue
+        if arr.shape != (k, k) or not np.all(np.isfinite(arr)) or np.any(arr < 0):
+            continue  # a malformed matrix is skipped, not summed
+        total += arr.astype(np.int64)
+        used += 1
+    if not used:
+        return None
+    return {
+        "split": largest["split"],
+        "sample_size": largest["sample_size"],
+        "trials": used,
+        "class_names": names,
+        "matrix": total.tolist(),
+    }
+
+
+def _run_facts(cfg: SweepConfig, results: dict[int, dict], output_uri: str, warnings: list[str]) -> dict:
+    def common(key: str) -> Any:
+        values = Counter(r.get(key) for r in results.values() if r.get(key) is not None)
+        if len(values) > 1:
+            warnings.append(f"results disagree on {key}: {dict(values)}; the most common value is shown")
+        return values.most_common(1)[0][0] if values else None
+
+    total_s = sum(
+        float(r["timings"]["total_s"]) for r in results.values()
+        if isinstance(r.get("timings"), dict) and _finite(r["timings"].get("total_s"))
+    )
+    return {
+        "sweep": cfg.name,
+        "dataset": cfg.dataset.source,
+        "image_size": cfg.dataset.image_size,
+        "pool_size": common("pool_size"),
+        "test_size": common("test_size"),
+        "classes": len(next(iter(results.values()))["class_names"]),
+        "sampling": cfg.sampling,
+        "model": cfg.model.backbone,
+        "weights": cfg.model.weights,
+        "fine_tune_from": cfg.model.fine_tune_from,
+        "splits": list(cfg.splits),
+        "backtest_splits": list(cfg.backtest_splits),
+        "repetitions": cfg.repetitions,
+        "metric": cfg.metric,
+        "total_trial_seconds": total_s,
+        "accelerators": sorted({str(r["accelerator"]) for r in results.values() if r.get("accelerator")}),
+        "package_versions": sorted({str(r["package_version"]) for r in results.values() if r.get("package_version")}),
+        "config_hash": cfg.trial_hash(),
+        "output": output_uri,
+        "aggregated_by": __version__,
+        "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def _ranges(indexes: Iterable[int]) -> str:
+    """[0, 1, 2, 5] -> '0-2, 5': long lists of indexes stay readable."""
+    out, run = [], []
+    for i in sorted(indexes):
+        if run and i == run[-1] + 1:
+            run.append(i)
+            continue
+        if run:
+            out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+        run = [i]
+    if run:
+        out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+    return ", ".join(out)
+
+
+def json_safe(value: Any) -> Any:
+    """Plain JSON types only: numpy scalars unwrapped, NaN -> null, inf -> "inf"."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return json_safe(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+    return value

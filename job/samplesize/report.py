@@ -1,0 +1,530 @@
+"""Render the summary into `<output>/report/`: PNG, self-contained HTML, JSON, Markdown.
+
+`write_report(storage, summary, fit=..., class_fits=...)` writes the four
+files through the Storage interface. The summary comes from
+`samplesize.aggregate`; the fits are only needed to draw curves.
+
+Every string that comes from results or config is escaped before it reaches
+HTML, and `$` is escaped before it reaches matplotlib (which would otherwise
+read it as mathtext).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from .storage import Storage
+
+REPORT_PREFIX = "report/"
+FILES = ("learning_curve.png", "report.html", "summary.json", "report.md")
+MAX_CLASSES_PLOTTED = 10  # a legend of 100 classes helps nobody; plot the weakest
+METRIC_NAMES = {
+    "accuracy": "accuracy",
+    "balanced_accuracy": "balanced accuracy",
+    "macro_f1": "macro F1",
+    "auc": "AUC",
+}
+
+
+def write_report(storage: Storage, summary: dict[str, Any], *, fit: Any = None, class_fits: dict | None = None) -> list[str]:
+    """Write the four report files under `report/`; return their keys."""
+    curve_png = plot_learning_curve(summary, fit)
+    class_png = plot_class_curves(summary, class_fits or {})
+    files = {
+        "learning_curve.png": curve_png,
+        "report.html": render_html(summary, curve_png, class_png).encode("utf-8"),
+        "report.md": render_markdown(summary).encode("utf-8"),
+        # allow_nan=False: the summary is already JSON-safe; this guards it.
+        "summary.json": json.dumps(summary, indent=1, allow_nan=False, ensure_ascii=False).encode("utf-8"),
+    }
+    keys = []
+    for name in FILES:
+        key = REPORT_PREFIX + name
+        storage.write(key, files[name])
+        keys.append(key)
+    return keys
+
+
+# ---------------------------------------------------------------- words and numbers
+
+
+def metric_name(summary: dict) -> str:
+    return METRIC_NAMES.get(summary["metric"], summary["metric"])
+
+
+def _is_inf(v: Any) -> bool:
+    return v == "inf" or (isinstance(v, float) and math.isinf(v))
+
+
+def fmt_size(v: Any) -> str:
+    if v is None:
+        return "-"
+    if _is_inf(v):
+        return "unbounded"
+    return f"{int(math.ceil(float(v))):,}"
+
+
+def fmt_score(v: Any) -> str:
+    return "-" if v is None else f"{float(v):.3f}"
+
+
+def fmt_pct(v: float) -> str:
+    return f"{100 * float(v):.4g}%"
+
+
+def fmt_interval(iv: Any, fmt=fmt_score) -> str:
+    if not iv:
+        return "-"
+    return f"{fmt(iv[0])} to {fmt(iv[1])}"
+
+
+def fmt_times(v: Any) -> str:
+    return "-" if v is None else f"{float(v):.1f}x"
+
+
+def fmt_seconds(s: float) -> str:
+    s = float(s)
+    if s < 120:
+        return f"{s:.0f} s"
+    if s < 7200:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def partial_banner(summary: dict) -> str | None:
+    if summary["complete"]:
+        return None
+    t = summary["trials"]
+    return (
+        f"PARTIAL SWEEP: {t['usable']} of {t['expected']} trials are usable; "
+        + "; ".join(summary["partial_reasons"])
+        + ". Numbers will change when the remaining trials finish."
+    )
+
+
+def no_curve_warning(summary: dict) -> str | None:
+    if summary["curve"] is not None:
+        return None
+    return next((w for w in summary["warnings"] if w.startswith("NO CURVE")), "NO CURVE: no learning curve was fitted.")
+
+
+def listed_warnings(summary: dict) -> list[str]:
+    """Warnings not already shown as a banner."""
+    return [w for w in summary["warnings"] if not w.startswith(("PARTIAL SWEEP", "NO CURVE"))]
+
+
+def family_sentence(curve: dict) -> str:
+    if curve["family"] == "blend":
+        used = ", ".join(f"{f['name']} {f['weight']:.2f}" for f in curve["families"] if f["weight"] and f["weight"] > 0)
+        return f"The curve is a weighted blend of the curve families ({used})."
+    return f"The curve family is {curve['family']}, chosen by how well it predicted the larger sizes from the smaller ones."
+
+
+def headline(summary: dict, target: dict) -> str:
+    """One sentence that answers the user's question for one target."""
+    m, goal = metric_name(summary), fmt_pct(target["target"])
+    if summary["curve"] is None:
+        return f"{goal} {m}: no estimate yet; at least two splits must finish before a curve can be fitted."
+    if not target["reachable"]:
+        text = (
+            f"{goal} {m} is unreachable with this model and pipeline: the fitted ceiling is "
+            f"{fmt_score(target['ceiling'])}."
+        )
+        low = target["interval"][0] if target["interval"] else None
+        if low is not None and not _is_inf(low):
+            text += f" Only the optimistic end of the 80% interval reaches it, at about {fmt_size(low)} images."
+        return text
+    size, times = fmt_size(target["sample_size"]), fmt_times(target["times_past_data"])
+    if target.get("reached_in_data"):
+        return (
+            f"{goal} {m} is already reached within the measured sizes; the curve puts it at about "
+            f"{size} labelled images (80% interval {fmt_interval(target['interval'], fmt_size)})."
+        )
+    text = (
+        f"To reach {goal} {m} you need about {size} labelled images "
+        f"(80% interval {fmt_interval(target['interval'], fmt_size)}), {times} the largest fitted sample size."
+    )
+    if target["far"]:
+        text += " That is a far extrapolation (more than 4x past the data): treat it as a rough guide."
+    return text
+
+
+# ---------------------------------------------------------------- plots
+
+
+def _mpl_text(s: Any, limit: int = 40) -> str:
+    """Plain text for matplotlib: `$` would start mathtext, and may fail to parse."""
+    s = str(s)
+    if len(s) > limit:
+        s = s[: limit - 1] + "…"
+    return s.replace("$", r"\$")
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    FigureCanvasAgg(fig).print_png(buf)
+    return buf.getvalue()
+
+
+def _x_range(summary: dict) -> tuple[float, float]:
+    sizes = [p["sample_size"] for p in summary["points"]]
+    low, high = min(sizes) / 1.5, max(sizes) * 1.3
+    for p in summary["predictions"] or []:
+        high = max(high, p["sample_size"] * 1.3)
+    for t in summary["targets"]:
+        s = t.get("sample_size")
+        # Reach out for a target's size, but not so far that the data shrinks to a dot.
+        if t.get("reachable") and s is not None and not _is_inf(s) and s < high * 10:
+            high = max(high, s * 1.3)
+    return low, high
+
+
+def plot_learning_curve(summary: dict, fit: Any = None) -> bytes:
+    """The learning curve: trials, means ± std, families, band, extrapolation, targets."""
+    fig = Figure(figsize=(9.5, 5.8), dpi=110)
+    ax = fig.add_subplot()
+    m = metric_name(summary)
+    points = summary["points"]
+    fitted = [p for p in points if not p["backtest"]]
+    backtest = [p for p in points if p["backtest"]]
+    xlo, xhi = _x_range(summary)
+
+    if fitted:
+        ax.scatter([p["sample_size"] for p in fitted], [p["score"] for p in fitted],
+                   s=16, alpha=0.45, color="C0", label="trial", zorder=3)
+    if backtest:
+        ax.scatter([p["sample_size"] for p in backtest], [p["score"] for p in backtest],
+                   s=36, marker="D", color="C3", alpha=0.8, label="backtest trial (not fitted)", zorder=4)
+    for i, row in enumerate(summary["per_size"]):
+        ax.errorbar([row["sample_size"]], [row["mean"]], yerr=[row["std"] or 0.0], fmt="s",
+                    color="black", ms=5, capsize=4, zorder=5, label="mean ± std per size" if i == 0 else None)
+
+    if fit is not None:
+        grid = np.geomspace(xlo, xhi, 300)
+        for name, f in fit.families.items():
+            if name != fit.family:
+                role = f"weight {f.weight:.2f} in the blend" if fit.family == "blend" and f.weight > 0 else "not chosen"
+                ax.plot(grid, np.asarray(f.predict(grid), float), lw=0.9, alpha=0.35, label=f"{name} ({role})")
+        low, high = fit.interval(grid, level=0.8)
+        ax.fill_between(grid, np.asarray(low, float), np.asarray(high, float), color="C1", alpha=0.2, label="80% interval")
+        ax.plot(grid, np.asarray(fit.predict(grid), float), lw=2.4, color="C1", label=f"chosen: {_mpl_text(fit.family)}")
+        ax.axvspan(fit.max_size, xhi, color="grey", alpha=0.08, lw=0, label="extrapolation")
+        if 4 * fit.max_size < xhi:
+            ax.axvspan(4 * fit.max_size, xhi, color="grey", alpha=0.10, lw=0, label="far extrapolation (>4x)")
+
+    scores = [p["score"] for p in points]
+    goals = [t["target"] for t in summary["targets"]]
+    ylo = max(0.0, min(scores) - 0.05)
+    yhi = min(1.0, max(scores + goals) + 0.04)
+    for t in summary["targets"]:
+        goal = t["target"]
+        ax.axhline(goal, ls="--", lw=0.9, color="C2")
+        size = t.get("sample_size")
+        if summary["curve"] is None:
+            label = f"target {fmt_pct(goal)}"
+        elif not t["reachable"]:
+            label = f"target {fmt_pct(goal)}: unreachable"
+        elif size is not None and not _is_inf(size) and size <= xhi:
+            ax.plot([size], [goal], marker="v", ms=9, color="C2", zorder=6)
+            ax.axvline(size, ymin=0, ymax=(goal - ylo) / (yhi - ylo), ls=":", lw=0.8, color="C2")
+            label = f"target {fmt_pct(goal)}: {fmt_size(size)}"
+        else:
+            label = f"target {fmt_pct(goal)}: {fmt_size(size)} (off the chart)"
+        ax.annotate(label, xy=(xlo, goal), xytext=(4, 3), textcoords="offset points", fontsize=8, color="C2")
+
+    ax.set_xscale("log")
+    ax.set_xlim(xlo, xhi)
+    ax.set_ylim(ylo, yhi)
+    ax.set_xlabel("sample size (labelled images drawn from the pool)")
+    ax.set_ylabel(m)
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(fontsize=7, loc="lower right", ncol=2)
+    title = f"{m} against sample size: {_mpl_text(summary['run']['sweep'])}"
+    if fit is None:
+        title += " (no curve yet: fewer than two splits finished)"
+    ax.set_title(title, fontsize=10)
+    if not summary["complete"]:
+        t = summary["trials"]
+        fig.suptitle(f"PARTIAL SWEEP: {t['usable']} of {t['expected']} trials usable", color="red", fontweight="bold")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def plot_class_curves(summary: dict, class_fits: dict) -> bytes | None:
+    """Per-class recall against sample size; the weakest classes when there are many."""
+    classes = [c for c in summary["per_class"] if c["measured"]]
+    if not classes:
+        return None
+    classes.sort(key=lambda c: c["recall_at_largest"])
+    shown = classes[:MAX_CLASSES_PLOTTED]
+    fig = Figure(figsize=(9.5, 5.2), dpi=100)
+    ax = fig.add_subplot()
+    xlo, xhi = _x_range(summary)
+    grid = np.geomspace(xlo, xhi, 200)
+    for i, c in enumerate(shown):
+        color = f"C{i % 10}"
+        xs = [row["sample_size"] for row in c["measured"]]
+        ys = [row["mean"] for row in c["measured"]]
+        ax.plot(xs, ys, "o", color=color, ms=4, label=_mpl_text(c["class"], 30))
+        f = class_fits.get(c["class"])
+        if f is not None:
+            ax.plot(grid, np.asarray(f.predict(grid), float), lw=1.2, color=color, alpha=0.8)
+    if summary["curve"] is not None:
+        ax.axvspan(summary["curve"]["max_fitted_size"], xhi, color="grey", alpha=0.08, lw=0)
+    ax.set_xscale("log")
+    ax.set_xlim(xlo, xhi)
+    lowest = min(row["mean"] for c in shown for row in c["measured"])
+    ax.set_ylim(max(0.0, lowest - 0.1), 1.02)
+    ax.set_xlabel("sample size")
+    ax.set_ylabel("recall on the test set")
+    extra = f" (the {len(shown)} weakest of {len(classes)})" if len(classes) > len(shown) else ""
+    title = f"Per-class recall{extra}: lines are fitted curves, points are means over repetitions"
+    if not summary["complete"]:
+        title = "PARTIAL SWEEP. " + title
+    ax.set_title(title, fontsize=9, color="red" if not summary["complete"] else "black")
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(fontsize=7, loc="lower right", ncol=2)
+    fig.tight_layout()
+    return _png(fig)
+
+
+# ---------------------------------------------------------------- HTML
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}
+h1{font-size:1.5em}h2{font-size:1.15em;margin-top:1.8em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.5em 0;font-size:.9em}
+td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}th{background:#f4f4f4}
+td.l,th.l{text-align:left}tr.chosen td{font-weight:bold;background:#fff8e6}
+.banner{padding:.8em 1em;margin:1em 0;border-radius:4px;font-weight:bold}
+.partial{background:#ffe3e3;border:2px solid #c00;color:#900}
+.nocurve{background:#fff4d6;border:2px solid #c80;color:#840}
+.headline{font-size:1.1em;margin:.4em 0}img{max-width:100%}
+.muted{color:#777;font-size:.85em}
+"""
+
+
+def _e(v: Any) -> str:
+    return html.escape(str(v), quote=True)
+
+
+def _table(headers: list[str], rows: list[list[Any]], left: int = 1, row_classes: list[str] | None = None) -> str:
+    """A table; the first `left` columns are text, left-aligned. Every cell is escaped."""
+    def cell(tag: str, i: int, v: Any) -> str:
+        cls = ' class="l"' if i < left else ""
+        return f"<{tag}{cls}>{_e(v)}</{tag}>"
+
+    head = "".join(cell("th", i, h) for i, h in enumerate(headers))
+    body = []
+    for r, row in enumerate(rows):
+        cls = f' class="{_e(row_classes[r])}"' if row_classes and row_classes[r] else ""
+        body.append(f"<tr{cls}>" + "".join(cell("td", i, v) for i, v in enumerate(row)) + "</tr>")
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def _img(png: bytes, alt: str) -> str:
+    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">'
+
+
+def render_html(summary: dict, curve_png: bytes, class_png: bytes | None = None) -> str:
+    """The self-contained HTML report (plots embedded as base64)."""
+    m = metric_name(summary)
+    run = summary["run"]
+    parts = [
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
+        f"<title>samplesize report: {_e(run['sweep'])}{' (PARTIAL)' if not summary['complete'] else ''}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>How many labelled images: {_e(run['sweep'])}{' (partial sweep)' if not summary['complete'] else ''}</h1>",
+    ]
+    banner = partial_banner(summary)
+    if banner:
+        parts.append(f'<div class="banner partial">{_e(banner)}</div>')
+    nocurve = no_curve_warning(summary)
+    if nocurve:
+        parts.append(f'<div class="banner nocurve">{_e(nocurve)}</div>')
+
+    parts.append("<h2>Answer</h2>")
+    parts += [f'<p class="headline">{_e(headline(summary, t))}</p>' for t in summary["targets"]]
+    parts.append(f"<p>{_img(curve_png, f'{m} against sample size')}</p>")
+
+    if summary["predictions"]:
+        parts.append("<h2>Predictions</h2>")
+        rows = [
+            [p["label"], fmt_size(p["sample_size"]), fmt_score(p["predicted"]), fmt_interval(p["interval"]),
+             fmt_times(p["times_past_data"]), "far extrapolation" if p["far"] else ""]
+            for p in summary["predictions"]
+        ]
+        parts.append(_table(["Why", "Sample size", f"Predicted {m}", "80% interval", "Past the data", "Note"], rows))
+        parts.append('<p class="muted">"Past the data" is the sample size divided by the largest fitted sample size. '
+                     "Beyond 4x the prediction is a far extrapolation.</p>")
+        rows = [
+            [fmt_pct(t["target"]), "yes" if t["reachable"] else "no (unreachable)", fmt_size(t["sample_size"]),
+             fmt_interval(t["interval"], fmt_size), fmt_times(t["times_past_data"])]
+            for t in summary["targets"]
+        ]
+        parts.append(_table(["Target", "Reachable", "Sample size needed", "80% interval", "Past the data"], rows))
+
+    if summary["curve"]:
+        c = summary["curve"]
+        parts.append("<h2>Curve families</h2>")
+        parts.append(f"<p>Chosen: <b>{_e(c['family'])}</b>. {_e(family_sentence(c))} Families are judged by their "
+                     "extrapolation error (refitted without the largest sizes, then asked to predict them), "
+                     "not by in-sample fit.</p>")
+        rows, classes = [], []
+        for f in c["families"]:
+            rows.append([f["name"], f["formula"] or "", fmt_score(f["in_sample_rmse"]), fmt_score(f["extrapolation_error"]),
+                         fmt_score(f["weight"]), "none" if _is_inf(f["ceiling"]) else fmt_score(f["ceiling"]),
+                         "yes" if f["converged"] else "no"])
+            classes.append("chosen" if f["chosen"] or f["in_blend"] else "")
+        parts.append(_table(["Family", "Formula", "Fit RMSE", "Extrapolation error", "Weight", "Ceiling", "Converged"],
+                            rows, left=2, row_classes=classes))
+
+    parts.append("<h2>Measured scores per size</h2>")
+    rows = [
+        [f"{r['split']:g}", "backtest" if r["backtest"] else "fitted", fmt_size(r["sample_size"]), f"{r['n']} / {r['expected']}",
+         fmt_score(r["mean"]), fmt_score(r["std"]), fmt_score(r["min"]), fmt_score(r["max"])]
+        for r in summary["per_size"]
+    ]
+    parts.append(_table(["Split", "Role", "Sample size", "Trials", f"Mean {m}", "Std", "Min", "Max"], rows, left=2))
+
+    if summary["backtest"]:
+        parts.append("<h2>Backtest</h2>")
+        parts.append("<p>Backtest splits ran as trials but were left out of the fit: does the curve predict them?</p>")
+        rows = [
+            [f"{b['split']:g}", fmt_size(b["sample_size"]), b["n"], fmt_score(b["measured_mean"]), fmt_score(b["predicted"]),
+             fmt_interval(b["interval"]), "-" if b["inside"] is None else ("yes" if b["inside"] else "NO")]
+            for b in summary["backtest"]
+        ]
+        parts.append(_table(["Split", "Sample size", "Trials", "Measured mean", "Predicted", "80% interval",
+                             "Measured inside interval"], rows))
+
+    parts.append(_per_class_html(summary, class_png))
+    parts.append(_confusion_html(summary))
+
+    t = summary["trials"]
+    parts.append("<h2>Trials and warnings</h2>")
+    parts.append(_table(["", ""], [
+        ["Expected trials", t["expected"]],
+        ["Usable results", t["usable"]],
+        ["Missing indexes", ", ".join(map(str, t["missing"])) or "none"],
+        ["Failed indexes (reported by the Job)", ", ".join(map(str, t["failed"])) or "none"],
+        ["Job state", t["job_state"] if t["job_state"] is not None else "not known (local run)"],
+    ]))
+    if listed_warnings(summary):
+        parts.append("<ul>" + "".join(f"<li>{_e(w)}</li>" for w in listed_warnings(summary)) + "</ul>")
+    else:
+        parts.append("<p>No warnings.</p>")
+
+    parts.append("<h2>Run facts</h2>")
+    facts = [
+        ["Dataset", run["dataset"]],
+        ["Pool size", fmt_size(run["pool_size"])],
+        ["Test set size", fmt_size(run["test_size"])],
+        ["Classes", run["classes"]],
+        ["Model", f"{run['model']} (weights: {run['weights']}, fine-tune from: {run['fine_tune_from'] or 'none'})"],
+        ["Splits (fitted)", ", ".join(f"{s:g}" for s in run["splits"])],
+        ["Backtest splits", ", ".join(f"{s:g}" for s in run["backtest_splits"]) or "none"],
+        ["Repetitions", run["repetitions"]],
+        ["Sampling", run["sampling"]],
+        ["Total trial time", fmt_seconds(run["total_trial_seconds"])],
+        ["Accelerator", ", ".join(run["accelerators"]) or "unknown"],
+        ["Output", run["output"]],
+        ["Config hash", run["config_hash"]],
+        ["Generated", f"{run['generated_at']} by samplesize {run['aggregated_by']}"],
+    ]
+    parts.append(_table(["", ""], facts, left=2))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _per_class_html(summary: dict, class_png: bytes | None) -> str:
+    classes = summary["per_class"]
+    if not classes:
+        return ""
+    out = ["<h2>Per-class recall</h2>",
+           "<p>Classes with the lowest recall or the lowest ceiling are the ones short of data (or hard to tell apart).</p>"]
+    if class_png:
+        out.append(f"<p>{_img(class_png, 'per-class recall against sample size')}</p>")
+    predictions = summary["predictions"] or []
+    # 4x the pool answers "what would four times our data buy this class"; else the largest size asked for.
+    at = next((i for i, p in enumerate(predictions) if p["label"] == "4x pool"), len(predictions) - 1)
+    last = predictions[at] if predictions else None
+    headers = ["Class", "Recall at largest fitted size", "Fitted ceiling"]
+    if last:
+        headers.append(f"Predicted at {last['label']} ({fmt_size(last['sample_size'])})")
+    rows = []
+    for c in sorted(classes, key=lambda c: (c["recall_at_largest"] is None, c["recall_at_largest"] or 0)):
+        row = [c["class"], fmt_score(c["recall_at_largest"]),
+               "-" if c["ceiling"] is None else ("none" if _is_inf(c["ceiling"]) else fmt_score(c["ceiling"]))]
+        if last:
+            p = c["predictions"][at] if c["predictions"] else None
+            row.append("-" if p is None else f"{fmt_score(p['predicted'])} ({fmt_interval(p['interval'])})")
+        rows.append(row)
+    out.append(_table(headers, rows))
+    return "\n".join(out)
+
+
+def _confusion_html(summary: dict) -> str:
+    cm = summary["confusion_matrix"]
+    if not cm:
+        return ""
+    names = cm["class_names"]
+    rows = [[name, *counts] for name, counts in zip(names, cm["matrix"])]
+    return "\n".join([
+        "<h2>Confusion matrix at the largest size</h2>",
+        f"<p>Split {_e(format(cm['split'], 'g'))} (sample size {_e(fmt_size(cm['sample_size']))}), counts summed over "
+        f"{_e(cm['trials'])} trial(s). Rows: true class; columns: predicted class.</p>",
+        _table(["true \\ predicted", *names], rows),
+    ])
+
+
+# ---------------------------------------------------------------- Markdown
+
+
+def render_markdown(summary: dict) -> str:
+    """A short text report that reads well in a terminal."""
+    m = metric_name(summary)
+    run = summary["run"]
+    lines = [f"# samplesize report: {run['sweep']}{' (PARTIAL SWEEP)' if not summary['complete'] else ''}", ""]
+    banner = partial_banner(summary)
+    if banner:
+        lines += [f"> **{banner}**", ""]
+    nocurve = no_curve_warning(summary)
+    if nocurve:
+        lines += [f"> **{nocurve}**", ""]
+    lines += ["## Answer", ""] + [f"- {headline(summary, t)}" for t in summary["targets"]] + [""]
+    if summary["predictions"]:
+        lines += ["## Predictions (80% intervals)", "",
+                  f"| why | sample size | {m} | interval | past the data |", "|---|---:|---:|---|---:|"]
+        for p in summary["predictions"]:
+            far = " (far)" if p["far"] else ""
+            lines.append(f"| {p['label']} | {fmt_size(p['sample_size'])} | {fmt_score(p['predicted'])} | "
+                         f"{fmt_interval(p['interval'])} | {fmt_times(p['times_past_data'])}{far} |")
+        lines.append("")
+    lines += ["## Measured", "", f"| split | sample size | trials | mean {m} | std |", "|---:|---:|---:|---:|---:|"]
+    for r in summary["per_size"]:
+        tag = " (backtest)" if r["backtest"] else ""
+        lines.append(f"| {r['split']:g}{tag} | {fmt_size(r['sample_size'])} | {r['n']}/{r['expected']} | "
+                     f"{fmt_score(r['mean'])} | {fmt_score(r['std'])} |")
+    lines.append("")
+    if summary["curve"]:
+        lines += [family_sentence(summary["curve"]), ""]
+    for b in summary["backtest"]:
+        if b["predicted"] is not None:
+            verdict = "inside" if b["inside"] else "OUTSIDE"
+            lines.append(f"Backtest at split {b['split']:g}: measured {fmt_score(b['measured_mean'])}, predicted "
+                         f"{fmt_score(b['predicted'])} ({fmt_interval(b['interval'])}): {verdict} the interval.")
+    if listed_warnings(summary):
+        lines += ["", "## Warnings", ""] + [f"- {w}" for w in listed_warnings(summary)]
+    lines += ["", f"Trials: {summary['trials']['usable']} of {summary['trials']['expected']} usable; "
+                  f"total trial time {fmt_seconds(run['total_trial_seconds'])}. Full report: report.html", ""]
+    return "\n".join(lines)
