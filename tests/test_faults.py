@@ -85,3 +85,32 @@ def test_unwritable_output_is_a_clear_error_and_earlier_results_survive(tmp_path
     assert proc.returncode == 77, proc.stderr
     assert "cannot write" in proc.stderr and "trials" in proc.stderr and "Traceback" not in proc.stderr
     assert (out / "trials" / "trial-00003.json").read_bytes() == before
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 4 MiB tmpfs: a real disk that fills up (needs root and mount, as on CI machines)."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount_point)], capture_output=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.decode().strip()}")
+    yield mount_point
+    subprocess.run(["umount", str(mount_point)], check=True)
+
+
+def test_disk_full_is_a_clear_error_and_earlier_results_survive(tiny_disk):
+    out = tiny_disk / "out"
+    assert subprocess.run(_trial(out, 3), capture_output=True, cwd=ROOT, timeout=600).returncode == 0
+    before = (out / "trials" / "trial-00003.json").read_bytes()
+    with open(tiny_disk / "filler", "wb", buffering=0) as f:  # take every byte that is left
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+        except OSError:
+            pass
+    proc = subprocess.run(_trial(out, 2), capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 77, proc.stderr
+    assert "disk is full" in proc.stderr and "Traceback" not in proc.stderr
+    assert (out / "trials" / "trial-00003.json").read_bytes() == before
+    assert sorted(p.name for p in (out / "trials").iterdir()) == ["trial-00003.json"]  # no partial file

@@ -245,7 +245,7 @@ def test_gcs_large_write_once_round_trips_and_second_is_refused(gcs_emulator):
 
     GCS enforces if_generation_match=0 on it; fake-gcs-server does not, so here the
     refusal comes from write_once's existence check. A true race above 8 MiB is
-    guarded by GCS only (see docs/gcs.md).
+    guarded by GCS only (see the README, "Google Cloud Storage").
     """
     store = gcs_storage(gcs_emulator.new_bucket())
     big = os.urandom(9 * 1024 * 1024)

@@ -13,7 +13,7 @@ trial and returns a `LearningCurveFit`:
 - intervals combine a bootstrap over trials (noise), the spread between the
   blended families (shape disagreement) and a term that grows with the
   log-distance beyond the largest measured size, calibrated on synthetic
-  curves by `bench/curve_coverage.py` (see docs/curves.md);
+  curves by `bench/curve_coverage.py` (see the README, "Learning curves");
 - `size_for(target)` inverts the curve and its band.
 
 Assumptions: scores are "higher is better" metrics in [0, 1] (accuracy,
