@@ -39,21 +39,22 @@ HEADER = """\
 """
 
 
-def find_helm() -> str:
+def find_helm() -> str | None:
+    """$HELM, then .tools/bin/helm (scripts/install_helm.sh), then PATH; None when absent."""
     if os.environ.get("HELM"):
         return os.environ["HELM"]
     local = REPO / ".tools" / "bin" / "helm"
     if local.is_file() and os.access(local, os.X_OK):
         return str(local)
-    found = shutil.which("helm")
-    if found:
-        return found
-    sys.exit("helm not found: run scripts/install_helm.sh (puts it in .tools/bin/helm)")
+    return shutil.which("helm")
 
 
 def render(helm: str | None = None) -> str:
     # --kube-version: offline, helm 3.17 assumes v1.32, below the chart's floor.
-    cmd = [helm or find_helm(), "template", RELEASE, str(CHART), "--skip-tests", "--kube-version", KUBE_VERSION]
+    helm = helm or find_helm()
+    if helm is None:
+        sys.exit("helm not found: run scripts/install_helm.sh (puts it in .tools/bin/helm)")
+    cmd = [helm, "template", RELEASE, str(CHART), "--skip-tests", "--kube-version", KUBE_VERSION]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return HEADER + "---\n" + out.lstrip("-\n").rstrip() + "\n"
 

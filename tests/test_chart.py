@@ -27,6 +27,9 @@ import yaml
 from kubernetes_validate.utils import all_versions
 from packaging.version import Version
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from render_k8s import find_helm  # noqa: E402  (one helm lookup for the script and the tests)
+
 from samplesize import config as sweep_config
 from samplesize.backbones import BACKBONE_NAMES
 from samplesize.config import SweepConfig, build_config
@@ -81,12 +84,7 @@ VALUE_SETS = {
 
 @pytest.fixture(scope="session")
 def helm() -> str:
-    if os.environ.get("HELM"):
-        return os.environ["HELM"]
-    local = REPO / ".tools" / "bin" / "helm"
-    if local.is_file() and os.access(local, os.X_OK):
-        return str(local)
-    found = shutil.which("helm")
+    found = find_helm()
     if found:
         return found
     reason = "helm not found: run scripts/install_helm.sh (it installs .tools/bin/helm)"

@@ -13,17 +13,8 @@ from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import MaxRetryError
 
 from samplesize import cluster
-from samplesize.cluster import (
-    ClusterPermissionError,
-    ClusterTransientError,
-    JobNotFoundError,
-    JobOutcome,
-    JobWaitTimeout,
-    job_outcome,
-    parse_indexes,
-    wait_for_job,
-)
-from samplesize.errors import EXIT_CONFIG, EXIT_PERMISSION, EXIT_TRANSIENT
+from samplesize.cluster import JobOutcome, job_outcome, parse_indexes, wait_for_job
+from samplesize.errors import EXIT_CONFIG, EXIT_PERMISSION, EXIT_TRANSIENT, AccessError, ConfigError, TransientError
 
 NAME, NS = "sweep-samplesize-trials", "ml"
 
@@ -207,7 +198,7 @@ def test_transient_api_errors_are_retried():
 
 def test_endless_transient_errors_give_up_with_the_transient_exit_code():
     api = FakeBatchApi(ApiException(status=500, reason="Internal Server Error"))
-    with pytest.raises(ClusterTransientError, match="5 times in a row") as err:
+    with pytest.raises(TransientError, match="5 times in a row") as err:
         wait(api, max_transient_errors=5)
     assert err.value.exit_code == EXIT_TRANSIENT
     assert len(api.calls) == 5
@@ -215,7 +206,7 @@ def test_endless_transient_errors_give_up_with_the_transient_exit_code():
 
 def test_missing_job_fails_at_once_naming_job_and_namespace():
     api = FakeBatchApi(ApiException(status=404, reason="Not Found"))
-    with pytest.raises(JobNotFoundError, match=f"'{NAME}' not found in namespace '{NS}'") as err:
+    with pytest.raises(ConfigError, match=f"'{NAME}' not found in namespace '{NS}'") as err:
         wait(api)
     assert err.value.exit_code == EXIT_CONFIG
     assert len(api.calls) == 1
@@ -223,7 +214,7 @@ def test_missing_job_fails_at_once_naming_job_and_namespace():
 
 def test_forbidden_read_fails_at_once_pointing_at_rbac():
     api = FakeBatchApi(ApiException(status=403, reason="Forbidden"))
-    with pytest.raises(ClusterPermissionError, match="rbac.create") as err:
+    with pytest.raises(AccessError, match="rbac.create") as err:
         wait(api)
     assert err.value.exit_code == EXIT_PERMISSION
     assert len(api.calls) == 1
@@ -242,7 +233,7 @@ def test_wait_gives_up_after_timeout_seconds():
         now[0] += seconds
 
     api = FakeBatchApi(RUNNING)
-    with pytest.raises(JobWaitTimeout, match="did not finish within 60s") as err:
+    with pytest.raises(TransientError, match="did not finish within 60s") as err:
         wait_for_job(
             NAME, NS, batch_api=api, poll_seconds=15, timeout_seconds=60,
             log=lambda _: None, sleep=sleep, clock=lambda: now[0],
@@ -255,6 +246,6 @@ def test_without_cluster_or_kubeconfig_the_error_says_so(tmp_path, monkeypatch):
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing-kubeconfig"))
     monkeypatch.setenv("HOME", str(tmp_path))
-    with pytest.raises(cluster.ClusterError, match="cannot reach a Kubernetes API") as err:
+    with pytest.raises(ConfigError, match="cannot reach a Kubernetes API") as err:
         cluster.load_batch_api()
     assert err.value.exit_code == EXIT_CONFIG

@@ -26,8 +26,8 @@ from samplesize.errors import (
     EXIT_TRANSIENT,
     ConfigError,
     DataError,
-    StoragePermissionError,
-    TransientStorageError,
+    AccessError,
+    TransientError,
 )
 from samplesize.storage import LocalStorage, open_storage
 
@@ -164,7 +164,7 @@ def test_local_read_only_output_folder_fails_clearly_and_keeps_earlier_results(t
     store = LocalStorage(tmp_path)
     store.write_once("trials/trial-00000.json", b"earlier")
     with read_only_folder(tmp_path / "trials"):
-        with pytest.raises(StoragePermissionError, match="trial-00001.json") as err:
+        with pytest.raises(AccessError, match="trial-00001.json") as err:
             store.write_once("trials/trial-00001.json", b"new")
         assert err.value.exit_code == EXIT_PERMISSION
         assert str(tmp_path / "trials") in str(err.value)
@@ -199,7 +199,7 @@ def test_gcs_without_credentials_fails_at_once_saying_how_to_provide_them(tmp_pa
 
     monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing-key.json"))
-    with pytest.raises(StoragePermissionError, match="Workload Identity") as err:
+    with pytest.raises(AccessError, match="Workload Identity") as err:
         GcsStorage("gs://some-bucket/sweep")
     assert err.value.exit_code == EXIT_PERMISSION
 
@@ -289,7 +289,7 @@ def test_gcs_missing_bucket_fails_at_once_naming_bucket_and_credential(gcs_fault
     for operation in ("exists", "read", "write_once", "list"):
         before = gcs_fault_proxy.total_requests
         store = gcs_storage("no-such-bucket", retry_deadline=300)
-        with pytest.raises(StoragePermissionError, match="bucket no-such-bucket does not exist") as err:
+        with pytest.raises(AccessError, match="bucket no-such-bucket does not exist") as err:
             if operation == "list":
                 store.list()
             elif operation == "write_once":
@@ -306,7 +306,7 @@ def test_gcs_permission_denied_fails_at_once_naming_bucket_and_credential(gcs_fa
     bucket = gcs_fault_proxy.upstream.new_bucket()
     gcs_fault_proxy.fail(status, times=None)
     store = gcs_storage(bucket, retry_deadline=300)
-    with pytest.raises(StoragePermissionError) as err:
+    with pytest.raises(AccessError) as err:
         store.write_once("trials/trial-00000.json", b"{}")
     message = str(err.value)
     assert f"gs://{bucket}/sweep" in message and "anonymous/emulator" in message
@@ -329,7 +329,7 @@ def test_gcs_transient_errors_past_the_retry_deadline_raise_a_retryable_error(gc
     bucket = gcs_fault_proxy.upstream.new_bucket()
     gcs_fault_proxy.fail(503, times=None)
     store = gcs_storage(bucket, retry_deadline=1)
-    with pytest.raises(TransientStorageError, match=f"bucket {bucket}") as err:
+    with pytest.raises(TransientError, match=f"bucket {bucket}") as err:
         store.exists("trials/trial-00000.json")
     assert err.value.exit_code == EXIT_TRANSIENT
     assert "SAMPLESIZE_GCS_RETRY_DEADLINE" in str(err.value)

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .errors import EXIT_CONFIG, EXIT_PERMISSION, EXIT_TRANSIENT, SamplesizeError
+from .errors import AccessError, ConfigError, TransientError
 
 COMPLETE = "complete"
 FAILED = "failed"
@@ -23,36 +23,6 @@ FAILED = "failed"
 # API statuses worth retrying: throttling, server-side trouble, and 0 (the
 # client's status for a connection that never got a response).
 _TRANSIENT_STATUSES = {0, 408, 429, 500, 502, 503, 504}
-
-
-class ClusterError(SamplesizeError):
-    """The Kubernetes API cannot be used to follow the trials Job."""
-
-    exit_code = EXIT_CONFIG
-
-
-class JobNotFoundError(ClusterError):
-    """The Job to wait for does not exist (wrong name or namespace, or deleted)."""
-
-    exit_code = EXIT_CONFIG
-
-
-class ClusterPermissionError(ClusterError):
-    """The service account may not read the Job (RBAC missing)."""
-
-    exit_code = EXIT_PERMISSION
-
-
-class ClusterTransientError(ClusterError):
-    """The API kept failing in a way that a later retry (a new pod) may fix."""
-
-    exit_code = EXIT_TRANSIENT
-
-
-class JobWaitTimeout(ClusterError):
-    """The Job did not finish within the allowed time."""
-
-    exit_code = EXIT_TRANSIENT
 
 
 @dataclass(frozen=True)
@@ -146,7 +116,7 @@ def load_batch_api() -> Any:
         try:
             config.load_kube_config()
         except (config.ConfigException, OSError) as exc:
-            raise ClusterError(
+            raise ConfigError(
                 "cannot reach a Kubernetes API: not running in a cluster and no usable kubeconfig "
                 f"({exc}); run the aggregator in the cluster or point KUBECONFIG at one"
             ) from None
@@ -188,9 +158,9 @@ def wait_for_job(
     Logs progress (completed, failed and running indexes) whenever it
     changes, and once when the Job is suspended (waiting for Kueue). Transient
     API errors are retried; after `max_transient_errors` in a row it raises
-    ClusterTransientError (exit 75, so Kubernetes retries the aggregator pod).
-    404 raises JobNotFoundError, 401/403 ClusterPermissionError, and running
-    past `timeout_seconds` JobWaitTimeout.
+    TransientError (exit 75, so Kubernetes retries the aggregator pod).
+    404 raises ConfigError, 401/403 AccessError, and running
+    past `timeout_seconds` TransientError.
     """
     api = batch_api if batch_api is not None else load_batch_api()
     started = clock()
@@ -203,13 +173,13 @@ def wait_for_job(
         except Exception as exc:  # noqa: BLE001 - sorted below, re-raised if unknown
             status = _api_status(exc)
             if status == 404:
-                raise JobNotFoundError(
+                raise ConfigError(
                     f"Job {name!r} not found in namespace {namespace!r}: check --wait-for-job and --namespace "
                     "(the chart passes the trials Job of the same release); a finished Job may also have been "
                     "deleted by ttlSecondsAfterFinished"
                 ) from None
             if status in (401, 403):
-                raise ClusterPermissionError(
+                raise AccessError(
                     f"not allowed to read Job {name!r} in namespace {namespace!r} (HTTP {status}): the pod's "
                     "service account needs get on batch/jobs there; the chart's Role and RoleBinding grant it "
                     "(rbac.create=true), or ask a cluster admin for an equivalent binding"
@@ -218,7 +188,7 @@ def wait_for_job(
                 raise
             errors_in_row += 1
             if errors_in_row >= max_transient_errors:
-                raise ClusterTransientError(
+                raise TransientError(
                     f"the Kubernetes API failed {errors_in_row} times in a row while reading Job {name!r}: {exc}"
                 ) from None
             log(f"reading Job {namespace}/{name} failed ({_short(exc)}); retrying in {poll_seconds:g}s")
@@ -246,7 +216,7 @@ def wait_for_job(
                     log(line)
                     last_line = line
         if timeout_seconds is not None and clock() - started >= timeout_seconds:
-            raise JobWaitTimeout(f"Job {namespace}/{name} did not finish within {timeout_seconds:g}s")
+            raise TransientError(f"Job {namespace}/{name} did not finish within {timeout_seconds:g}s")
         sleep(poll_seconds)
 
 

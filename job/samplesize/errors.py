@@ -31,13 +31,13 @@ class DataError(SamplesizeError):
     exit_code = EXIT_DATA
 
 
-class TransientStorageError(SamplesizeError):
-    """Storage failed in a way that a later retry may fix."""
+class TransientError(SamplesizeError):
+    """Storage or the Kubernetes API failed in a way that a later retry may fix."""
 
     exit_code = EXIT_TRANSIENT
 
 
-class StoragePermissionError(SamplesizeError):
-    """Storage refused access, or the bucket or folder cannot be written."""
+class AccessError(SamplesizeError):
+    """Access refused (bucket, folder, Kubernetes RBAC), or the output cannot be written."""
 
     exit_code = EXIT_PERMISSION

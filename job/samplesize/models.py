@@ -4,10 +4,16 @@ The model takes float32 pixels in [0, 255]; each backbone's own preprocessing
 is a layer inside it. The head (pooling, dropout, dense softmax) is a separate
 list of layers so that the feature cache can train the very same layers on
 precomputed backbone features.
+
+With `weights: none` the backbone is initialised from the sweep seed, not the
+trial seed: every trial of a sweep then shares one frozen base, which is what
+makes its cached features valid for all of them. The head is still
+initialised from the trial seed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import os
 import tempfile
@@ -27,10 +33,18 @@ class Classifier:
     base: keras.Model | None  # the pretrained backbone (None for small_cnn)
     head: list  # layers applied to the backbone's feature map, in order
     two_phase: bool  # head on a frozen base, then optional fine-tuning
+    preprocess: keras.layers.Layer | None = None  # pixels -> the backbone's input
+    weights_identity: str = ""  # what fixes the base's weights: imagenet, a file hash, or none+seed
 
 
-def build_classifier(m: ModelConfig, image_size: int, n_classes: int, *, online_augment_seed: int | None = None) -> Classifier:
-    """Build the classifier for `m`; online augmentation is a layer only active in training."""
+def build_classifier(m: ModelConfig, image_size: int, n_classes: int, *, online_augment_seed: int | None = None,
+                     backbone_seed: int | None = None, head_seed: int | None = None) -> Classifier:
+    """Build the classifier for `m`; online augmentation is a layer only active in training.
+
+    `backbone_seed` (used with `weights: none`) seeds the backbone's random
+    initialisation; `head_seed` then re-seeds the global generators so the head
+    and training stay trial-specific.
+    """
     inputs = keras.Input(shape=(image_size, image_size, 3), name="pixels")
     x = inputs
     if online_augment_seed is not None:
@@ -40,9 +54,17 @@ def build_classifier(m: ModelConfig, image_size: int, n_classes: int, *, online_
     if m.backbone == SMALL_CNN:
         return _small_cnn(inputs, x, n_classes, m.dropout)
     spec = APPLICATIONS[m.backbone]
-    preprocess = importlib.import_module(f"keras.applications.{spec.module}").preprocess_input
-    base = _load_backbone(m, spec.constructor, image_size)
-    x = layers.Lambda(preprocess, name="preprocess")(x)
+    preprocess_fn = importlib.import_module(f"keras.applications.{spec.module}").preprocess_input
+    seeded = m.weights == "none" and backbone_seed is not None
+    if seeded:
+        keras.utils.set_random_seed(backbone_seed)
+    base, identity = _load_backbone(m, spec.constructor, image_size)
+    if seeded:
+        identity = f"none:seed={backbone_seed}"
+    if head_seed is not None:
+        keras.utils.set_random_seed(head_seed)
+    preprocess = layers.Lambda(preprocess_fn, name="preprocess")
+    x = preprocess(x)
     # training=False keeps BatchNormalization in inference mode in both phases, as the recipe does.
     features = base(x, training=False)
     head = [
@@ -53,7 +75,8 @@ def build_classifier(m: ModelConfig, image_size: int, n_classes: int, *, online_
     y = features
     for layer in head:
         y = layer(y)
-    return Classifier(keras.Model(inputs, y, name=f"{m.backbone}_classifier"), base, head, two_phase=True)
+    model = keras.Model(inputs, y, name=f"{m.backbone}_classifier")
+    return Classifier(model, base, head, two_phase=True, preprocess=preprocess, weights_identity=identity)
 
 
 def _small_cnn(inputs, x, n_classes: int, dropout: float) -> Classifier:
@@ -74,14 +97,15 @@ def _small_cnn(inputs, x, n_classes: int, dropout: float) -> Classifier:
     return Classifier(keras.Model(inputs, x, name="small_cnn"), None, head, two_phase=False)
 
 
-def _load_backbone(m: ModelConfig, constructor: str, image_size: int) -> keras.Model:
+def _load_backbone(m: ModelConfig, constructor: str, image_size: int) -> tuple[keras.Model, str]:
+    """The backbone without its top, and a string naming what fixed its weights."""
     build = getattr(keras.applications, constructor)
     weights = m.weights
     if weights == "none":
-        return build(include_top=False, weights=None, input_shape=(image_size, image_size, 3))
+        return build(include_top=False, weights=None, input_shape=(image_size, image_size, 3)), "none:unseeded"
     if weights == "imagenet":
         try:
-            return build(include_top=False, weights="imagenet", input_shape=(image_size, image_size, 3))
+            return build(include_top=False, weights="imagenet", input_shape=(image_size, image_size, 3)), "imagenet"
         except Exception as exc:  # keras raises a bare Exception on a failed download
             raise DataError(
                 f"model.weights: could not get ImageNet weights for {m.backbone} ({exc}). Without network access, "
@@ -89,7 +113,7 @@ def _load_backbone(m: ModelConfig, constructor: str, image_size: int) -> keras.M
             ) from None
     path = _local_weights_file(weights)
     try:
-        return build(include_top=False, weights=path, input_shape=(image_size, image_size, 3))
+        return build(include_top=False, weights=path, input_shape=(image_size, image_size, 3)), f"sha256:{_file_sha256(path)}"
     except (ValueError, OSError) as exc:
         raise DataError(
             f"model.weights: {weights} does not fit {m.backbone} without its top at {image_size} px ({exc}); "
@@ -114,6 +138,14 @@ def _local_weights_file(uri: str) -> str:
     if not os.path.isfile(uri):
         raise DataError(f"model.weights: file {uri} does not exist; use imagenet, none, or a path or gs:// URI to a weights file")
     return uri
+
+
+def _file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def fine_tune_start(base: keras.Model, name: str) -> int:
@@ -145,3 +177,34 @@ def unfreeze_from(clf: Classifier, name: str) -> None:
     base.trainable = True
     for i, layer in enumerate(base.layers):
         layer.trainable = i >= start and not isinstance(layer, layers.BatchNormalization)
+
+
+def calibrate_batchnorm(clf: Classifier, images) -> None:
+    """Set every BatchNormalization's moving statistics in the base from `images` (uint8 pixels).
+
+    A randomly initialised backbone (`weights: none`) passes almost nothing
+    through its 50-odd layers: activations shrink to ~1e-12 and every image
+    gets the same features. Calibrating its BatchNormalization on a batch of
+    real images gives useful random features, so benchmarks and tests can
+    train something meaningful without downloading weights. It makes one
+    pass through the base, layer by layer, in graph order.
+    """
+    import numpy as np
+    from keras import ops
+
+    base = clf.base
+    values = {id(base.inputs[0]): clf.preprocess(np.asarray(images, "float32"))}
+    for depth in sorted(base._nodes_by_depth, reverse=True):
+        for node in base._nodes_by_depth[depth]:
+            if node.is_input:
+                continue
+            args, kwargs = node.arguments.fill_in(values)
+            layer = node.operation
+            if isinstance(layer, layers.BatchNormalization):
+                axes = [a for a in range(len(args[0].shape)) if a != len(args[0].shape) - 1]
+                layer.moving_mean.assign(ops.mean(args[0], axis=axes))
+                layer.moving_variance.assign(ops.var(args[0], axis=axes))
+            outputs = layer(*args, **kwargs)
+            outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+            for tensor, value in zip(node.outputs, outputs):
+                values[id(tensor)] = value

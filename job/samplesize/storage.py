@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Protocol
 
-from .errors import DataError, StoragePermissionError
+from .errors import DataError, AccessError
 
 
 class Storage(Protocol):
@@ -122,10 +122,10 @@ class LocalStorage:
 def _local_error(path: Path, exc: OSError) -> Exception:
     """A user-facing error for a failed local write; nothing already written is touched."""
     if exc.errno == errno.ENOSPC:
-        return StoragePermissionError(
+        return AccessError(
             f"cannot write {path}: the disk is full; free space or choose another output. Results already written are intact."
         )
-    return StoragePermissionError(
+    return AccessError(
         f"cannot write {path}: {exc.strerror or exc}; make the output folder writable or choose another output. "
         f"Results already written are intact."
     )

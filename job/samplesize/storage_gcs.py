@@ -9,8 +9,8 @@ Errors come out as the project's own types, so exit codes stay meaningful:
 - 429, 5xx, timeouts and dropped connections are retried with the client's
   own policy (`DEFAULT_RETRY`) for up to `retry_deadline` seconds (env
   `SAMPLESIZE_GCS_RETRY_DEADLINE`, default 300), then raise
-  `TransientStorageError` (exit 75: Kubernetes retries the index).
-- 401/403 and a missing bucket raise `StoragePermissionError` (exit 77) at
+  `TransientError` (exit 75: Kubernetes retries the index).
+- 401/403 and a missing bucket raise `AccessError` (exit 77) at
   once, naming the bucket and the credential in use (never a secret).
 
 Credentials are the client's defaults (Workload Identity on GKE,
@@ -31,7 +31,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY, ConditionalRetryPolicy, _should_retry, is_generation_specified
 
-from .errors import ConfigError, DataError, StoragePermissionError, TransientStorageError
+from .errors import ConfigError, DataError, AccessError, TransientError
 from .storage import check_key
 
 RETRY_DEADLINE_ENV = "SAMPLESIZE_GCS_RETRY_DEADLINE"
@@ -75,7 +75,7 @@ def make_client() -> storage.Client:
         # on GKE nodes whose metadata does not expose it to the pod.
         return storage.Client(project=None)
     except auth_exceptions.DefaultCredentialsError:
-        raise StoragePermissionError(
+        raise AccessError(
             "no Google Cloud credentials found: on GKE bind the pod's Kubernetes service account to a "
             "Google service account with Workload Identity; elsewhere set GOOGLE_APPLICATION_CREDENTIALS "
             "or run `gcloud auth application-default login`"
@@ -139,14 +139,14 @@ class GcsStorage:
 
     @contextlib.contextmanager
     def _errors(self, action: str, what: str) -> Iterator[None]:
-        """Translate client errors into TransientStorageError / StoragePermissionError."""
+        """Translate client errors into TransientError / AccessError."""
         where = f"gs://{self.bucket_name}/{what}" if what else self.uri
         try:
             yield
         except api_exceptions.RetryError as exc:
             raise self._transient(action, where, exc.cause or exc) from None
         except (api_exceptions.Unauthorized, api_exceptions.Forbidden) as exc:
-            raise StoragePermissionError(
+            raise AccessError(
                 f"cannot {action} {where}: access denied (HTTP {int(exc.code)}) for {self._identity}; "
                 f"grant it roles/storage.objectAdmin (or objectUser) on bucket {self.bucket_name}"
             ) from None
@@ -155,21 +155,21 @@ class GcsStorage:
             if _should_retry(exc):
                 raise self._transient(action, where, exc) from None
             if isinstance(exc, auth_exceptions.GoogleAuthError):  # e.g. a 401 whose token refresh failed
-                raise StoragePermissionError(
+                raise AccessError(
                     f"cannot {action} {where}: {self._identity} could not authenticate "
                     f"({_describe(exc)}); check Workload Identity or GOOGLE_APPLICATION_CREDENTIALS"
                 ) from None
             raise
 
-    def _transient(self, action: str, where: str, cause: BaseException) -> TransientStorageError:
-        return TransientStorageError(
+    def _transient(self, action: str, where: str, cause: BaseException) -> TransientError:
+        return TransientError(
             f"cannot {action} {where}: bucket {self.bucket_name} kept failing for {self.retry_deadline:g}s of retries "
             f"(last error: {_describe(cause)}); the index will be retried. "
             f"Raise {RETRY_DEADLINE_ENV} to wait longer."
         )
 
-    def _missing_bucket(self, action: str) -> StoragePermissionError:
-        return StoragePermissionError(
+    def _missing_bucket(self, action: str) -> AccessError:
+        return AccessError(
             f"cannot {action} {self.uri}: bucket {self.bucket_name} does not exist, or "
             f"{self._identity} may not see it; create it or fix the output/dataset URI"
         )

@@ -4,10 +4,19 @@ Phase 1 trains the head on a frozen base (for small_cnn: the whole network).
 Phase 2, when `model.fine_tune_from` is set, unfreezes from that block with
 BatchNormalization kept frozen and trains at the lower learning rate. Each
 phase restores its best weights by validation AUC.
+
+Each phase trains a `PhaseInputs`: a model and the pool and test arrays it
+reads. For the whole network those are pixels; with the feature cache they are
+the frozen part's cached outputs and a model of only the layers above them,
+built from the very same layer objects, so the classifier's full model ends up
+with the trained weights either way. Each phase shuffles with its own seed,
+derived from the trial seed, so both routes see the same batches in the same
+order (and the same Dropout masks, which come from the shared Dropout layer).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import keras
@@ -66,22 +75,57 @@ def fit_phase(model: keras.Model, train: tf.data.Dataset, val: tf.data.Dataset, 
     return len(history.epoch)
 
 
-def train_classifier(clf: Classifier, cfg: SweepConfig, train_x, train_y, val_x, val_y, n_classes: int, seed: int,
-                     progress: ProgressFn | None = None) -> dict[str, int]:
-    """Run the two-phase protocol on pixel arrays; return epochs run per phase."""
+@dataclass
+class PhaseInputs:
+    """A model and the arrays it reads, indexed like the pool and the test set."""
+
+    model: keras.Model
+    pool: np.ndarray
+    test: np.ndarray
+    source: str  # what the arrays are: "pixels", "pooled features", "block_9_add activations"
+
+
+def whole_network(clf: Classifier, pool_images: np.ndarray, test_images: np.ndarray) -> PhaseInputs:
+    return PhaseInputs(clf.model, pool_images, test_images, "pixels")
+
+
+def fine_tunes(clf: Classifier, cfg: SweepConfig) -> bool:
+    return clf.two_phase and bool(cfg.model.fine_tune_from) and cfg.training.fine_tune_epochs > 0
+
+
+def train_classifier(clf: Classifier, cfg: SweepConfig, head: PhaseInputs, fine_tune: PhaseInputs | None,
+                     train_idx: np.ndarray, val_idx: np.ndarray, pool_labels: np.ndarray, n_classes: int, seed: int,
+                     progress: ProgressFn | None = None) -> tuple[dict[str, int], PhaseInputs]:
+    """Run the two-phase protocol; return epochs run per phase and the inputs to predict with.
+
+    `train_idx` and `val_idx` index the pool; `fine_tune` is None when the
+    configuration does not fine-tune.
+    """
     t = cfg.training
-    train = to_batches(train_x, train_y, t.batch_size, n_classes, shuffle_seed=seed)
-    val = to_batches(val_x, val_y, t.batch_size, n_classes)
+    train_y, val_y = pool_labels[train_idx], pool_labels[val_idx]
     freeze_base(clf)
-    epochs = {"head": fit_phase(clf.model, train, val, epochs=t.head_epochs, learning_rate=t.learning_rate,
-                                patience=t.patience, jit_compile=t.xla, phase="head", progress=progress),
+    epochs = {"head": _fit(head, train_idx, val_idx, train_y, val_y, cfg, n_classes, seed, "head",
+                           t.head_epochs, t.learning_rate, progress),
               "fine_tune": 0}
-    if clf.two_phase and cfg.model.fine_tune_from and t.fine_tune_epochs > 0:
-        unfreeze_from(clf, cfg.model.fine_tune_from)
-        epochs["fine_tune"] = fit_phase(clf.model, train, val, epochs=t.fine_tune_epochs,
-                                        learning_rate=t.fine_tune_learning_rate, patience=t.patience,
-                                        jit_compile=t.xla, phase="fine_tune", progress=progress)
-    return epochs
+    if fine_tune is None:
+        return epochs, head
+    unfreeze_from(clf, cfg.model.fine_tune_from)
+    epochs["fine_tune"] = _fit(fine_tune, train_idx, val_idx, train_y, val_y, cfg, n_classes, phase_seed(seed, 1),
+                               "fine_tune", t.fine_tune_epochs, t.fine_tune_learning_rate, progress)
+    return epochs, fine_tune
+
+
+def phase_seed(seed: int, phase: int) -> int:
+    return int(np.random.SeedSequence([seed, phase]).generate_state(1, dtype=np.uint32)[0] >> 1)
+
+
+def _fit(inputs: PhaseInputs, train_idx, val_idx, train_y, val_y, cfg: SweepConfig, n_classes: int, seed: int,
+         phase: str, epochs: int, learning_rate: float, progress: ProgressFn | None) -> int:
+    t = cfg.training
+    train = to_batches(inputs.pool[train_idx], train_y, t.batch_size, n_classes, shuffle_seed=seed)
+    val = to_batches(inputs.pool[val_idx], val_y, t.batch_size, n_classes)
+    return fit_phase(inputs.model, train, val, epochs=epochs, learning_rate=learning_rate, patience=t.patience,
+                     jit_compile=t.xla, phase=phase, progress=progress)
 
 
 def predict_probabilities(model: keras.Model, x: np.ndarray, batch_size: int) -> np.ndarray:

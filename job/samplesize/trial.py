@@ -39,8 +39,9 @@ def configure_runtime(cfg: SweepConfig, seed: int) -> str:
     for gpu in gpus:
         tf.config.experimental.set_memory_growth(gpu, True)
     mp = cfg.training.mixed_precision
-    if mp == "on" or (mp == "auto" and gpus):
-        keras.mixed_precision.set_global_policy("mixed_float16")
+    mixed = mp == "on" or (mp == "auto" and bool(gpus))
+    # Set both ways: a process that runs several trials must not inherit the last one's policy.
+    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
     if gpus:
@@ -64,15 +65,19 @@ def run_trial(cfg: SweepConfig, index: int, storage: Storage, progress=None) -> 
     loaded = time.perf_counter()
 
     from .evaluate import score_predictions
+    from .features import trial_inputs
     from .models import build_classifier
     from .train import predict_probabilities, train_classifier
 
     augment_seed = spec.seed if cfg.training.augment == "online" else None
-    clf = build_classifier(cfg.model, cfg.dataset.image_size, n_classes, online_augment_seed=augment_seed)
-    epochs = train_classifier(clf, cfg, data.pool_images[train_idx], data.pool_labels[train_idx],
-                              data.pool_images[val_idx], data.pool_labels[val_idx], n_classes, spec.seed, progress)
+    # The backbone comes from the sweep seed, so all trials share one frozen base (and its cached features).
+    clf = build_classifier(cfg.model, cfg.dataset.image_size, n_classes, online_augment_seed=augment_seed,
+                           backbone_seed=cfg.seed, head_seed=spec.seed)
+    head, fine_tune, cache_note = trial_inputs(cfg, storage, data, clf)
+    epochs, final = train_classifier(clf, cfg, head, fine_tune, train_idx, val_idx, data.pool_labels, n_classes,
+                                     spec.seed, progress)
     trained = time.perf_counter()
-    probabilities = predict_probabilities(clf.model, data.test_images, cfg.training.batch_size)
+    probabilities = predict_probabilities(final.model, final.test, cfg.training.batch_size)
     metrics, confusion = score_predictions(probabilities, data.test_labels, data.class_names)
     done = time.perf_counter()
 
@@ -99,7 +104,7 @@ def run_trial(cfg: SweepConfig, index: int, storage: Storage, progress=None) -> 
             "evaluate_s": round(done - trained, 3),
             "total_s": round(done - started, 3),
         },
-        "feature_cache": "off: not implemented for this path",
+        "feature_cache": cache_note,
         "accelerator": accelerator,
         "package_version": __version__,
         "config_hash": cfg.trial_hash(),

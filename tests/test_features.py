@@ -1,0 +1,164 @@
+"""The frozen-feature cache is exact, refuses inexact configurations with a reason, and survives racing writers."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from samplesize.config import load_config
+from samplesize.features import config_refusal
+
+SIZE = 32
+N_CLASSES = 3
+
+
+def _cfg(*sets):
+    return load_config(None, [f"dataset.image_size={SIZE}", "model.backbone=mobilenet_v2",
+                              "model.fine_tune_from=block_10", *sets])
+
+
+@pytest.mark.parametrize(
+    "sets, reason",
+    [
+        (["training.augment=online"], "off: augment=online makes cached features inexact"),
+        (["model.backbone=small_cnn", "model.fine_tune_from=null"], "off: small_cnn has no frozen backbone"),
+        (["training.feature_cache='off'"], "off: training.feature_cache=off"),
+    ],
+)
+def test_inexact_configuration_refuses_the_cache_with_a_reason(sets, reason):
+    assert config_refusal(_cfg(*sets)) == reason
+
+
+@pytest.mark.parametrize("augment", ["none", "static"])
+def test_frozen_base_with_fixed_pool_allows_the_cache(augment):
+    assert config_refusal(_cfg(f"training.augment={augment}")) is None
+
+
+# ---------------------------------------------------------------- exactness (needs TensorFlow)
+
+
+@pytest.fixture(scope="module")
+def images():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (40, SIZE, SIZE, 3), dtype=np.uint8)
+    y = np.arange(40) % N_CLASSES
+    x[y == 1, :, :, 0] = 250  # classes differ, so training moves the weights
+    return x, y.astype(np.int32)
+
+
+def _classifier(images, seed=7):  # images: uint8 pixels
+    from samplesize.models import build_classifier, calibrate_batchnorm
+
+    cfg = _cfg("model.dropout=0.3")
+    clf = build_classifier(cfg.model, SIZE, N_CLASSES, backbone_seed=1, head_seed=seed)
+    # Random MobileNetV2 weights shrink every activation to ~0; calibrated BatchNormalization gives real features.
+    calibrate_batchnorm(clf, images)
+    return clf
+
+
+def _boundary(clf):
+    from samplesize.features import fine_tune_boundary
+    from samplesize.models import fine_tune_start
+
+    return fine_tune_boundary(clf.base, fine_tune_start(clf.base, "block_10"))
+
+
+def _assert_close(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * max(1.0, np.abs(a).max()))
+
+
+def test_cached_pooled_features_give_the_whole_networks_probabilities_and_loss(images):
+    import keras
+
+    from samplesize.features import extract, head_model
+
+    x, y = images
+    clf = _classifier(x)
+    cache = extract(clf, None, {"x": x})
+    assert np.abs(cache["x_pooled"]).max() > 1e-3 and cache["x_pooled"].std(axis=0).mean() > 1e-3  # not all ~0
+    whole = clf.model.predict(x.astype("float32"), verbose=0)
+    cached = head_model(clf, cache["x_pooled"].shape[1:]).predict(cache["x_pooled"], verbose=0)
+    _assert_close(whole, cached)
+    targets = keras.utils.to_categorical(y, N_CLASSES)
+    loss = keras.losses.CategoricalCrossentropy()
+    _assert_close(float(loss(targets, whole)), float(loss(targets, cached)))
+
+
+def test_block_10_boundary_is_block_9_add_and_the_layers_above_reproduce_the_base(images):
+    from samplesize.features import extract, fine_tune_model
+
+    x, y = images
+    clf = _classifier(x)
+    boundary, why = _boundary(clf)
+    assert boundary is not None, why
+    assert boundary._keras_history.operation.name == "block_9_add"
+    cache = extract(clf, boundary, {"x": x})
+    whole = clf.model.predict(x.astype("float32"), verbose=0)
+    cached = fine_tune_model(clf, boundary).predict(cache["x_boundary"], verbose=0)
+    _assert_close(whole, cached)
+
+
+def test_a_boundary_crossed_by_a_skip_connection_is_refused_with_a_reason(images):
+    from samplesize.features import fine_tune_boundary
+    from samplesize.models import fine_tune_start
+
+    clf = _classifier(images[0])
+    # Starting inside block 9 leaves block_8_add (the skip) and block 9's depthwise output crossing.
+    tensor, why = fine_tune_boundary(clf.base, fine_tune_start(clf.base, "block_9_project"))
+    assert tensor is None and "2 tensors cross" in why and "block_8_add" in why
+
+
+@pytest.mark.slow
+def test_training_from_the_cache_matches_training_the_whole_network(images):
+    """Both phases, same seeds: the same losses epoch by epoch, the same final probabilities."""
+    from samplesize.features import extract, fine_tune_model, head_model
+    from samplesize.train import PhaseInputs, train_classifier, whole_network
+
+    x, y = images
+    cfg = _cfg("training.head_epochs=2", "training.fine_tune_epochs=2", "training.patience=5",
+               "training.batch_size=8", "model.dropout=0.3")
+    train_idx, val_idx = np.arange(0, 32), np.arange(32, 40)
+    probabilities, losses = [], []
+    for cached in (False, True):
+        clf = _classifier(x)
+        seen = []
+        if cached:
+            boundary, _ = _boundary(clf)
+            arrays = extract(clf, boundary, {"pool": x})
+            head = PhaseInputs(head_model(clf, arrays["pool_pooled"].shape[1:]), arrays["pool_pooled"], None, "pooled")
+            fine = PhaseInputs(fine_tune_model(clf, boundary), arrays["pool_boundary"], None, "boundary")
+        else:
+            head = fine = whole_network(clf, x, None)
+        train_classifier(clf, cfg, head, fine, train_idx, val_idx, y, N_CLASSES, seed=3, progress=seen.append)
+        losses.append([e["loss"] for e in seen])
+        probabilities.append(clf.model.predict(x.astype("float32"), verbose=0))  # the full model holds the trained head
+    assert len(losses[0]) == 4
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-3)  # progress rounds losses to 4 decimals
+    _assert_close(probabilities[0], probabilities[1])
+
+
+def test_concurrent_writers_leave_one_valid_cache(tmp_path):
+    from types import SimpleNamespace
+
+    from samplesize.features import store
+    from samplesize.storage import LocalStorage
+
+    storage = LocalStorage(tmp_path)
+    data = SimpleNamespace(pool_size=5, test_labels=np.zeros(2))
+    key = "cache/features-0123456789abcdef.npz"
+    caches, barrier = [None] * 8, threading.Barrier(8)
+
+    def write(i):
+        arrays = {"pool_pooled": np.full((5, 4), i, np.float32), "test_pooled": np.full((2, 4), i, np.float32)}
+        barrier.wait()
+        caches[i] = store(storage, key, arrays, None, data)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["features-0123456789abcdef.npz"]
+    winner = caches[0].pool_pooled[0, 0]
+    assert all(np.array_equal(c.pool_pooled, np.full((5, 4), winner)) for c in caches)  # every trial uses the stored bytes
