@@ -97,3 +97,8 @@ def test_config_round_trips_through_yaml():
     cfg = load_config(overrides=["splits=[0.2, 0.4]", "model.fine_tune_from=null"])
     again = build_config(parse_yaml(cfg.to_yaml()))
     assert again == cfg and isinstance(again, SweepConfig)
+
+
+def test_unquoted_off_and_on_mean_the_switch_values_not_booleans():
+    cfg = load_config(overrides=["training.feature_cache=off", "training.mixed_precision=on"])
+    assert (cfg.training.feature_cache, cfg.training.mixed_precision) == ("off", "on")

@@ -181,6 +181,9 @@ def build_config(raw: dict[str, Any]) -> SweepConfig:
     return cfg
 
 
+# Keys whose string values YAML 1.1 turns into booleans when unquoted (`feature_cache: off`).
+_SWITCHES = {"feature_cache": {False: "off", True: "auto"}, "mixed_precision": {False: "off", True: "on"}}
+
 _SECTIONS = {"dataset": DatasetConfig, "model": ModelConfig, "training": TrainingConfig}
 
 
@@ -224,6 +227,8 @@ def _coerce(key: str, f: dataclasses.Field, value: Any) -> Any:
     if t.startswith("float"):
         return _number(key, value, float)
     if t.startswith("str"):
+        if isinstance(value, bool) and f.name in _SWITCHES:
+            return _SWITCHES[f.name][value]  # YAML reads a bare off/on as a boolean
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
             raise ConfigError(f"{key} must be a string, got {value!r}")
         return str(value)

@@ -11,7 +11,7 @@ Schema (version 1), one JSON object per index at `trials/trial-<index:05d>.json`
     confusion_matrix   list of rows (true class) of counts (predicted class)
     epochs             {head: int, fine_tune: int}
     timings            {load_s, train_s, evaluate_s, total_s}
-    feature_cache      "used" or "off: <reason>"
+    feature_cache      "used: <what came from the cache>" or "off: <reason>"
     accelerator, package_version, config_hash, finished_at
 """
 
