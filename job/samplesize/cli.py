@@ -169,14 +169,12 @@ def cmd_aggregate(args, cfg: SweepConfig, storage: Storage) -> int:
 def _aggregate(args, cfg: SweepConfig, storage: Storage, failed_indexes, job_state) -> int:
     from .aggregate import aggregate
 
-    summary = aggregate(cfg, storage, failed_indexes=failed_indexes, job_state=job_state,
-                        n_bootstrap=getattr(args, "bootstrap", 1000))
+    aggregate(cfg, storage, failed_indexes=failed_indexes, job_state=job_state, n_bootstrap=getattr(args, "bootstrap", 1000))
     try:
         print(storage.read("report/report.md").decode("utf-8"))
     except FileNotFoundError:
         pass
     print(f"report: {storage.uri.rstrip('/')}/report/report.html", file=sys.stderr)
-    del summary  # the report files carry it
     return EXIT_OK
 
 
