@@ -19,7 +19,7 @@ from samplesize.aggregate import aggregate, load_results
 from samplesize.config import build_config
 from samplesize.errors import DataError
 from samplesize.plan import trial_spec
-from samplesize.results import RESULT_SCHEMA_VERSION, encode_result, result_key, write_result
+from samplesize.results import encode_result, result_key, trial_identity, write_result
 from samplesize.storage import LocalStorage
 
 POOL = 1000
@@ -53,13 +53,7 @@ def fake_result(cfg, index: int, classes=CLASSES, **changes) -> dict:
     k = len(classes)
     confusion = [[40 if i == j else 2 for j in range(k)] for i in range(k)]
     result = {
-        "schema_version": RESULT_SCHEMA_VERSION,
-        "index": index,
-        "split": spec.split,
-        "repetition": spec.repetition,
-        "seed": spec.seed,
-        "backtest": spec.backtest,
-        "sampling": cfg.sampling,
+        **trial_identity(cfg, spec),
         "sample_size": n,
         "train_size": int(n * 0.8),
         "validation_size": n - int(n * 0.8),
@@ -79,7 +73,6 @@ def fake_result(cfg, index: int, classes=CLASSES, **changes) -> dict:
         "feature_cache": "used",
         "accelerator": "cpu",
         "package_version": "0.1.0",
-        "config_hash": cfg.trial_hash(),
         "finished_at": "2025-01-01T00:00:00Z",
     }
     result.update(changes)

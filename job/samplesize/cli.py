@@ -17,7 +17,7 @@ import warnings
 from . import __version__
 from .config import SweepConfig, load_config
 from .errors import EXIT_OK, SamplesizeError
-from .plan import all_trials, parse_index
+from .plan import TrialSpec, all_trials, parse_index
 from .results import TRIALS_PREFIX, result_key
 from .storage import Storage, open_storage
 
@@ -78,21 +78,22 @@ def _quiet_libraries(verbose: bool) -> None:
         warnings.filterwarnings("ignore", module="keras")
 
 
-def _plan_rows(cfg: SweepConfig, storage: Storage) -> list[dict]:
+def _planned_trials(cfg: SweepConfig, storage: Storage) -> list[tuple[TrialSpec, int]]:
+    """Every trial with its sample size (distinct examples drawn); prepares the dataset if needed."""
+    import numpy as np
+
     from .data import prepare_dataset
     from .sampling import draw_subsample
 
     data = prepare_dataset(cfg, storage)
-    rows = []
-    for spec in all_trials(cfg):
-        drawn = draw_subsample(data.pool_labels, spec.split, spec.seed, cfg.sampling, len(data.class_names))
-        rows.append({"index": spec.index, "split": spec.split, "repetition": spec.repetition,
-                     "sample_size": int(len(set(drawn.tolist()))), "seed": spec.seed, "backtest": spec.backtest})
-    return rows
+    return [(spec, len(np.unique(draw_subsample(data.pool_labels, spec.split, spec.seed, cfg.sampling,
+                                                len(data.class_names)))))
+            for spec in all_trials(cfg)]
 
 
 def cmd_plan(args, cfg: SweepConfig, storage: Storage) -> int:
-    rows = _plan_rows(cfg, storage)
+    rows = [{"index": spec.index, "split": spec.split, "repetition": spec.repetition, "sample_size": size,
+             "seed": spec.seed, "backtest": spec.backtest} for spec, size in _planned_trials(cfg, storage)]
     if args.json:
         print(json.dumps(rows, indent=1))
         return EXIT_OK
@@ -144,11 +145,10 @@ def cmd_trial(args, cfg: SweepConfig, storage: Storage) -> int:
 def cmd_run(args, cfg: SweepConfig, storage: Storage) -> int:
     from .local_run import run_sweep
 
-    rows = _plan_rows(cfg, storage)  # also prepares the dataset once, before trials race for it
+    trials = _planned_trials(cfg, storage)  # also prepares the dataset once, before trials race for it
     storage.write("sweep.yaml", cfg.to_yaml().encode())
-    print(f"sweep {cfg.name}: {len(rows)} trials, {args.workers} worker(s), output {cfg.output_uri}", file=sys.stderr)
-    specs = {s.index: s for s in all_trials(cfg)}
-    failed = run_sweep(cfg, storage, [(specs[r["index"]], r["sample_size"]) for r in rows], args.workers)
+    print(f"sweep {cfg.name}: {len(trials)} trials, {args.workers} worker(s), output {cfg.output_uri}", file=sys.stderr)
+    failed = run_sweep(cfg, storage, trials, args.workers)
     code = _aggregate(args, cfg, storage, failed_indexes=failed, job_state="complete" if not failed else "failed")
     if failed:
         print(f"{len(failed)} trial(s) failed: {failed}; run `samplesize run` again to retry only those", file=sys.stderr)

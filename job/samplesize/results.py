@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .plan import TrialSpec
 from .storage import Storage
 
 RESULT_SCHEMA_VERSION = 1
@@ -28,6 +29,20 @@ TRIALS_PREFIX = "trials/"
 
 def result_key(index: int) -> str:
     return f"{TRIALS_PREFIX}trial-{index:05d}.json"
+
+
+def trial_identity(cfg, spec: TrialSpec) -> dict[str, Any]:
+    """The fields that tie a result to its sweep and index (the aggregator checks them)."""
+    return {
+        "schema_version": RESULT_SCHEMA_VERSION,
+        "index": spec.index,
+        "split": spec.split,
+        "repetition": spec.repetition,
+        "seed": spec.seed,
+        "backtest": spec.backtest,
+        "sampling": cfg.sampling,
+        "config_hash": cfg.trial_hash(),
+    }
 
 
 def encode_result(result: dict[str, Any]) -> bytes:

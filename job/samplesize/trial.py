@@ -18,7 +18,7 @@ from . import __version__
 from .config import SweepConfig
 from .data import prepare_dataset
 from .plan import trial_spec
-from .results import RESULT_SCHEMA_VERSION, result_key, write_result
+from .results import result_key, trial_identity, write_result
 from .sampling import draw_subsample, split_validation
 from .storage import Storage
 
@@ -82,13 +82,7 @@ def run_trial(cfg: SweepConfig, index: int, storage: Storage, progress=None) -> 
     done = time.perf_counter()
 
     result = {
-        "schema_version": RESULT_SCHEMA_VERSION,
-        "index": index,
-        "split": spec.split,
-        "repetition": spec.repetition,
-        "seed": spec.seed,
-        "backtest": spec.backtest,
-        "sampling": cfg.sampling,
+        **trial_identity(cfg, spec),
         "sample_size": int(len(np.unique(drawn))),
         "train_size": int(len(train_idx)),
         "validation_size": int(len(val_idx)),
@@ -107,7 +101,6 @@ def run_trial(cfg: SweepConfig, index: int, storage: Storage, progress=None) -> 
         "feature_cache": cache_note,
         "accelerator": accelerator,
         "package_version": __version__,
-        "config_hash": cfg.trial_hash(),
         "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     written = write_result(storage, result)
