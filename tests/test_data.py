@@ -77,6 +77,29 @@ def test_corrupt_prepared_copy_says_how_to_recover(tmp_path):
         prepare_dataset(cfg, storage)
 
 
+def test_reopened_prepared_copy_reads_pixels_only_when_used(tmp_path, image_folder):
+    cfg = load_config(overrides=[f"dataset.source=folder:{image_folder}", "dataset.image_size=16"])
+    storage = LocalStorage(tmp_path / "out")
+    built = prepare_dataset(cfg, storage)
+    reopened = prepare_dataset(cfg, storage)
+    assert np.array_equal(reopened.pool_labels, built.pool_labels) and reopened.class_names == built.class_names
+    assert "pool_images" not in vars(reopened) and "test_images" not in vars(reopened)  # not read yet
+    assert np.array_equal(reopened.test_images, built.test_images)
+    assert reopened.test_images.dtype == np.uint8 and "pool_images" not in vars(reopened)
+
+
+def test_truncated_prepared_copy_says_how_to_recover(tmp_path, image_folder):
+    """Cut mid-way through the pixels: caught when opened or, at the latest, when the pixels are read."""
+    cfg = load_config(overrides=[f"dataset.source=folder:{image_folder}", "dataset.image_size=16"])
+    storage = LocalStorage(tmp_path / "out")
+    prepare_dataset(cfg, storage)
+    path = tmp_path / "out" / prepared_key(cfg)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(DataError, match=f"{prepared_key(cfg)} is unreadable.*samplesize prepare"):
+        data = prepare_dataset(cfg, storage)
+        data.pool_images, data.test_images
+
+
 def test_tfds_offline_and_unprepared_fails_fast_with_instructions(tmp_path):
     code = (
         "from samplesize.config import load_config; from samplesize.data import load_source\n"

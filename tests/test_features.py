@@ -113,7 +113,7 @@ def test_a_boundary_crossed_by_a_skip_connection_is_refused_with_a_reason(images
 def test_training_from_the_cache_matches_training_the_whole_network(images):
     """Both phases, same seeds: the same losses epoch by epoch, the same final probabilities."""
     from samplesize.features import extract, fine_tune_model, head_model
-    from samplesize.train import PhaseInputs, train_classifier, whole_network
+    from samplesize.train import PhaseInputs, train_classifier
 
     x, y = images
     cfg = _cfg("training.head_epochs=2", "training.fine_tune_epochs=2", "training.patience=5",
@@ -129,7 +129,7 @@ def test_training_from_the_cache_matches_training_the_whole_network(images):
             head = PhaseInputs(head_model(clf, arrays["pool_pooled"].shape[1:]), arrays["pool_pooled"], None, "pooled")
             fine = PhaseInputs(fine_tune_model(clf, boundary), arrays["pool_boundary"], None, "boundary")
         else:
-            head = fine = whole_network(clf, x, None)
+            head = fine = PhaseInputs(clf.model, x, None, "pixels")
         train_classifier(clf, cfg, head, fine, train_idx, val_idx, y, N_CLASSES, seed=3, progress=seen.append)
         losses.append([e["loss"] for e in seen])
         probabilities.append(clf.model.predict(x.astype("float32"), verbose=0))  # the full model holds the trained head
@@ -162,3 +162,39 @@ def test_concurrent_writers_leave_one_valid_cache(tmp_path):
     assert [p.name for p in (tmp_path / "cache").iterdir()] == ["features-0123456789abcdef.npz"]
     winner = caches[0].pool_pooled[0, 0]
     assert all(np.array_equal(c.pool_pooled, np.full((5, 4), winner)) for c in caches)  # every trial uses the stored bytes
+
+
+# ---------------------------------------------------------------- whole trials
+
+
+@pytest.mark.slow
+def test_trials_share_one_stored_cache_and_never_load_the_pixels(tmp_path, image_folder, monkeypatch):
+    """The first trial builds the cache; later ones read it and train without the prepared pixels."""
+    import samplesize.trial as trial_module
+    from samplesize.storage import LocalStorage
+
+    opened = []
+
+    def recording(cfg, storage, _prepare=trial_module.prepare_dataset):
+        opened.append(_prepare(cfg, storage))
+        return opened[-1]
+
+    monkeypatch.setattr(trial_module, "prepare_dataset", recording)
+    sets = [f"dataset.source=folder:{image_folder}", "model.weights=none", "splits=[0.5]", "repetitions=2",
+            "backtest_splits=[]", "training.head_epochs=1", "training.fine_tune_epochs=1", "training.batch_size=8"]
+    storage = LocalStorage(tmp_path / "out")
+    first = trial_module.run_trial(_cfg(*sets), 0, storage).result
+    assert first["feature_cache"] == ("used: head phase from cached pooled features; "
+                                      "fine-tuning from cached block_9_add activations")
+    [cache_key] = [k for k in storage.list("cache") if k.startswith("cache/features-")]
+    stamp = (tmp_path / "out" / cache_key).stat().st_mtime_ns
+
+    second = trial_module.run_trial(_cfg(*sets), 1, storage).result
+    assert second["feature_cache"] == first["feature_cache"]
+    assert (tmp_path / "out" / cache_key).stat().st_mtime_ns == stamp  # read, not rebuilt
+    assert "pool_images" not in vars(opened[-1]) and "test_images" not in vars(opened[-1])
+
+    # Without the cache the same trial trains on the pixels.
+    whole = trial_module.run_trial(_cfg(*sets, "training.feature_cache='off'"), 1, LocalStorage(tmp_path / "off")).result
+    assert whole["feature_cache"] == "off: training.feature_cache=off"
+    assert "pool_images" in vars(opened[-1]) and "test_images" in vars(opened[-1])

@@ -81,12 +81,25 @@ def test_list_read_exists_round_trip(any_storage):
         any_storage.read("trials/trial-00002.json")
 
 
+def test_open_read_gives_a_seekable_file_of_the_bytes(any_storage):
+    data = os.urandom(3 * 1024 * 1024)
+    any_storage.write_once("cache/dataset-ab12.npz", data)
+    with any_storage.open_read("cache/dataset-ab12.npz") as f:
+        f.seek(len(data) - 10)
+        assert f.read() == data[-10:]  # an .npz reader seeks to the end first
+        f.seek(0)
+        assert f.read() == data
+    with pytest.raises(FileNotFoundError):
+        any_storage.open_read("cache/missing.npz")
+
+
 @pytest.mark.parametrize("key", ESCAPING_KEYS)
 def test_keys_that_would_leave_the_output_prefix_are_refused(any_storage, key):
     for attempt in (
         lambda: any_storage.write_once(key, b"x"),
         lambda: any_storage.write(key, b"x"),
         lambda: any_storage.read(key),
+        lambda: any_storage.open_read(key),
         lambda: any_storage.exists(key),
     ):
         with pytest.raises(DataError, match="key"):

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import SweepConfig
+from .data import UNREADABLE_NPZ
 from .errors import DataError
 from .storage import Storage
 
@@ -139,7 +140,7 @@ def load_or_build(cfg: SweepConfig, storage: Storage, data, clf, boundary_tensor
     dtype = clf.base.compute_dtype
     key = feature_cache_key(cfg, data.key, clf.weights_identity, boundary_layer, dtype)
     if storage.exists(key):
-        return _decode(storage.read(key), key, boundary_layer, data)
+        return _decode(storage, key, boundary_layer, data)
     started = time.perf_counter()
     arrays = extract(clf, boundary_tensor, {"pool": data.pool_images, "test": data.test_images})
     built_s = time.perf_counter() - started
@@ -153,7 +154,7 @@ def store(storage: Storage, key: str, arrays: dict[str, np.ndarray], boundary_la
     """Write the computed arrays once; when another trial stored them first, use its copy."""
     if not storage.write_once(key, _encode(arrays, boundary_layer)):
         # Another trial stored it first: use its bytes so every trial sees the same values.
-        return _decode(storage.read(key), key, boundary_layer, data)
+        return _decode(storage, key, boundary_layer, data)
     return FeatureCache(arrays["pool_pooled"], arrays["test_pooled"], arrays.get("pool_boundary"),
                         arrays.get("test_boundary"), key, boundary_layer)
 
@@ -198,11 +199,11 @@ def _encode(arrays: dict[str, np.ndarray], boundary_layer: str | None) -> bytes:
     return buf.getvalue()
 
 
-def _decode(raw: bytes, key: str, boundary_layer: str | None, data) -> FeatureCache:
+def _decode(storage: Storage, key: str, boundary_layer: str | None, data) -> FeatureCache:
     try:
-        with np.load(io.BytesIO(raw)) as z:
+        with storage.open_read(key) as f, np.load(f) as z:
             arrays = {name: z[name] for name in z.files if name != "meta"}
-    except (ValueError, KeyError, OSError) as exc:
+    except UNREADABLE_NPZ as exc:
         raise DataError(f"feature cache {key} is unreadable ({exc}); delete it and run the trial again") from None
     expected = {"pool_pooled": data.pool_size, "test_pooled": len(data.test_labels)}
     if boundary_layer is not None:
@@ -252,13 +253,13 @@ def trial_inputs(cfg: SweepConfig, storage: Storage, data, clf):
     from .models import fine_tune_start
     from .train import PhaseInputs, fine_tunes, whole_network
 
-    whole = whole_network(clf, data.pool_images, data.test_images)
     fine_tuning = fine_tunes(clf, cfg)
     refusal = config_refusal(cfg)
     if refusal is None and clf.weights_identity == "none:unseeded":
         refusal = "off: weights none without a fixed backbone seed differ in every trial"
     if refusal is not None:
         log.info("feature cache %s; training the whole network", refusal)
+        whole = whole_network(clf, data)
         return whole, (whole if fine_tuning else None), refusal
     boundary, why = None, ""
     if fine_tuning:
@@ -273,7 +274,7 @@ def trial_inputs(cfg: SweepConfig, storage: Storage, data, clf):
                            f"{cache.boundary_layer} activations")
         note += f"; fine-tuning from cached {cache.boundary_layer} activations"
     elif fine_tuning:
-        fine = whole
+        fine = whole_network(clf, data)
         note += f"; fine-tuning runs the whole network: {why}"
     log.info("feature cache %s (%s)", note, cache.key)
     return head, fine, note

@@ -16,7 +16,7 @@ import os
 import posixpath
 import tempfile
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from .errors import DataError, AccessError
 
@@ -32,6 +32,9 @@ class Storage(Protocol):
 
     def read(self, key: str) -> bytes:
         """Return the bytes of `key`; raise FileNotFoundError if absent."""
+
+    def open_read(self, key: str) -> BinaryIO:
+        """A seekable binary file of `key`'s bytes, for reading large arrays piecewise; the caller closes it."""
 
     def exists(self, key: str) -> bool: ...
 
@@ -103,6 +106,9 @@ class LocalStorage:
 
     def read(self, key: str) -> bytes:
         return self._path(key).read_bytes()
+
+    def open_read(self, key: str) -> BinaryIO:
+        return self._path(key).open("rb")
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()

@@ -23,7 +23,9 @@ from __future__ import annotations
 import contextlib
 import mimetypes
 import os
+import tempfile
 from collections.abc import Iterator
+from typing import BinaryIO
 
 from google.api_core import exceptions as api_exceptions
 from google.auth import exceptions as auth_exceptions
@@ -244,6 +246,27 @@ class GcsStorage:
                 return blob.download_as_bytes(retry=self._retry, timeout=self._timeout)
             except api_exceptions.NotFound:
                 raise FileNotFoundError(f"gs://{self.bucket_name}/{blob.name} does not exist") from None
+
+    def open_read(self, key: str) -> BinaryIO:
+        """Download `key` into an anonymous local temp file and return it, rewound.
+
+        Readers then seek and read pieces (one array of an .npz) without holding
+        the whole object in memory.
+        """
+        blob = self._blob(key)
+        self._ensure_bucket()
+        spool = tempfile.TemporaryFile()
+        try:
+            with self._errors("read", blob.name):
+                try:
+                    blob.download_to_file(spool, retry=self._retry, timeout=self._timeout)
+                except api_exceptions.NotFound:
+                    raise FileNotFoundError(f"gs://{self.bucket_name}/{blob.name} does not exist") from None
+        except BaseException:
+            spool.close()
+            raise
+        spool.seek(0)
+        return spool
 
     def exists(self, key: str) -> bool:
         blob = self._blob(key)

@@ -70,7 +70,7 @@ def fit_phase(model: keras.Model, train: tf.data.Dataset, val: tf.data.Dataset, 
         jit_compile=jit_compile,
     )
     stopper = keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=patience, restore_best_weights=True)
-    history = model.fit(train, validation_data=val, epochs=epochs, verbose=0,
+    history = model.fit(train, validation_data=val, epochs=epochs, verbose=0, shuffle=False,  # tf.data shuffles
                         callbacks=[stopper, _EpochProgress(phase, epochs, progress)])
     return len(history.epoch)
 
@@ -85,8 +85,9 @@ class PhaseInputs:
     source: str  # what the arrays are: "pixels", "pooled features", "block_9_add activations"
 
 
-def whole_network(clf: Classifier, pool_images: np.ndarray, test_images: np.ndarray) -> PhaseInputs:
-    return PhaseInputs(clf.model, pool_images, test_images, "pixels")
+def whole_network(clf: Classifier, data) -> PhaseInputs:
+    """The full model on the prepared dataset's pixels (loading them, if not yet loaded)."""
+    return PhaseInputs(clf.model, data.pool_images, data.test_images, "pixels")
 
 
 def fine_tunes(clf: Classifier, cfg: SweepConfig) -> bool:
