@@ -97,7 +97,7 @@ def test_truncated_prepared_copy_says_how_to_recover(tmp_path, image_folder):
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(DataError, match=f"{prepared_key(cfg)} is unreadable.*samplesize prepare"):
         data = prepare_dataset(cfg, storage)
-        data.pool_images, data.test_images
+        assert data.pool_images.size and data.test_images.size
 
 
 def test_tfds_offline_and_unprepared_fails_fast_with_instructions(tmp_path):

@@ -255,7 +255,7 @@ class GcsStorage:
         """
         blob = self._blob(key)
         self._ensure_bucket()
-        spool = tempfile.TemporaryFile()
+        spool = tempfile.TemporaryFile()  # noqa: SIM115 - returned open; the caller closes it
         try:
             with self._errors("read", blob.name):
                 try:
