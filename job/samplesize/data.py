@@ -295,14 +295,16 @@ def _open_prepared(storage: Storage, key: str) -> PreparedDataset:
     def unreadable(exc: Exception) -> DataError:
         return DataError(f"prepared dataset {key} is unreadable ({exc}); delete it and run `samplesize prepare` again")
 
+    source = storage.open_read(key)  # stays open: the image arrays are read from it later
     try:
-        arrays = np.load(storage.open_read(key))  # an NpzFile: reads each array on access
+        arrays = np.load(source)  # an NpzFile: reads each array on access
         missing = {"pool_images", "pool_labels", "test_images", "test_labels", "meta"} - set(arrays.files)
         if missing:
             raise KeyError(f"no {', '.join(sorted(missing))}")
         meta = json.loads(arrays["meta"].tobytes().decode())
         pool_labels, test_labels = arrays["pool_labels"], arrays["test_labels"]
     except UNREADABLE_NPZ as exc:
+        source.close()
         raise unreadable(exc) from None
 
     def load_images(name: str) -> np.ndarray:
