@@ -53,6 +53,10 @@ def test_two_pods_running_the_same_index_leave_one_result_and_both_exit_0(tmp_pa
              for _ in range(2)]
     outputs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
+    # The race really happened: both pods trained (each printed epochs, so both passed the
+    # existence check), and exactly one of them lost the create-only write.
+    assert all("epoch 1/" in stdout for stdout, _ in outputs), outputs
+    assert sum("a result already exists" in stdout for stdout, _ in outputs) == 1, outputs
     assert sorted(p.name for p in (out / "trials").iterdir()) == ["trial-00001.json"]
     json.loads((out / "trials" / "trial-00001.json").read_text())  # complete, parseable
 
