@@ -16,11 +16,14 @@ import warnings
 
 from . import __version__
 from .config import SweepConfig, load_config
-from .errors import EXIT_OK, SamplesizeError
+from .errors import EXIT_OK, ConfigError, SamplesizeError
 from .plan import TrialSpec, all_trials, parse_index
 from .results import TRIALS_PREFIX, result_key
 from .storage import Storage, open_storage
 
+# Set to 1 by the chart when the trial pod requests a GPU: a trial that then sees
+# none exits 75 before loading data, instead of training on the node's CPU.
+EXPECT_GPU_ENV = "SAMPLESIZE_EXPECT_GPU"
 REPORT_FILES = ("report/report.html", "report/learning_curve.png", "report/summary.json", "report/report.md")
 
 
@@ -62,13 +65,21 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_libraries(args.verbose)
     try:
         cfg = load_config(args.config, args.overrides)
-        storage = open_storage(cfg.output_uri)
+        storage = _open_output(cfg)
         return COMMANDS[args.command](args, cfg, storage)
     except SamplesizeError as exc:
         print(f"samplesize {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+
+
+def _open_output(cfg: SweepConfig) -> Storage:
+    """The output storage; an unusable `output` is named as the config key to change."""
+    try:
+        return open_storage(cfg.output_uri)
+    except ConfigError as exc:
+        raise ConfigError(f"output: {exc}") from None
 
 
 def _quiet_libraries(verbose: bool) -> None:
