@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import os
 import posixpath
+import shutil
 import tempfile
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -26,6 +27,9 @@ class Storage(Protocol):
 
     def write_once(self, key: str, data: bytes) -> bool:
         """Create `key` with `data`; return False, writing nothing, if it exists."""
+
+    def write_once_from_file(self, key: str, path: str) -> bool:
+        """`write_once` of a local file's bytes, streamed: for objects too large to hold in memory."""
 
     def write(self, key: str, data: bytes) -> None:
         """Create or replace `key` atomically (reports)."""
@@ -86,6 +90,25 @@ class LocalStorage:
             return False
         tmp = self._temp_file(path, data)
         try:
+            os.link(tmp, path)  # atomic; fails if another writer got there first
+            return True
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            raise _local_error(path, exc) from None
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    def write_once_from_file(self, key: str, source: str) -> bool:
+        path = self._path(key)
+        if path.exists():
+            return False
+        tmp = self._temp_file(path, b"")
+        try:
+            with open(source, "rb") as src, open(tmp, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+                dst.flush()
+                os.fsync(dst.fileno())
             os.link(tmp, path)  # atomic; fails if another writer got there first
             return True
         except FileExistsError:

@@ -212,6 +212,13 @@ class GcsStorage:
         If a create landed but its reply was lost, the retry sees 412 and this returns
         False although the stored bytes are ours; callers treat both alike ("done").
         """
+        return self._create_once(key, lambda blob, **kwargs: blob.upload_from_string(data, **kwargs))
+
+    def write_once_from_file(self, key: str, path: str) -> bool:
+        """`write_once` of a local file, uploaded from disk (a large prepared dataset never sits in memory)."""
+        return self._create_once(key, lambda blob, **kwargs: blob.upload_from_filename(path, **kwargs))
+
+    def _create_once(self, key: str, upload) -> bool:
         blob = self._blob(key)
         self._ensure_bucket()
         with self._errors("write", blob.name):
@@ -221,8 +228,8 @@ class GcsStorage:
             if blob.exists(retry=self._retry, timeout=self._timeout):
                 return False
             try:
-                blob.upload_from_string(
-                    data,
+                upload(
+                    blob,
                     content_type=_content_type(key),
                     if_generation_match=0,
                     retry=self._retry_if_create_only,
