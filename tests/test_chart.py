@@ -919,3 +919,22 @@ def test_decimal_string_patterns_accept_exactly_the_numeric_range(pointer, low, 
     # Rarer spellings may be refused (the schema then names the key), but nothing out of range passes.
     for text in ("1e0", "1e-0", "0.5e-1", "10e-2", "1e+0", "+0.5", " 0.5", "0x1", "1_0", "٠.5"):
         assert not pattern.search(text) or in_range(text), (pointer, text)
+
+
+def test_chart_readme_lists_every_value_and_a_complete_install():
+    readme = (CHART / "README.md").read_text()
+    text = (CHART / "values.yaml").read_text()
+    documented = re.findall(r"^\s*# ([A-Za-z_][\w.]*) --", text, flags=re.M)
+    sections = {"image", "gpu", "tmp", "serviceAccount", "kueue", "aggregate", "aggregate.serviceAccount", "rbac",
+                "test", "sweep"}
+    missing = [key for key in documented if key not in sections and not key.startswith("sweep.")
+               and f"`{key}`" not in readme]
+    assert not missing, f"values missing from charts/samplesize/README.md: {missing}"
+    install = re.search(r"```sh\n(helm install .*?)```", readme, flags=re.S).group(1)
+    for key in ("image.repository", "sweep.output", "gpu.accelerator"):
+        assert f"--set {key}=" in install
+
+
+def test_helm_show_readme_prints_the_chart_readme(helm):
+    proc = subprocess.run([helm, "show", "readme", str(CHART)], capture_output=True, text=True)
+    assert proc.returncode == 0 and "gpu.accelerator" in proc.stdout and "Autopilot" in proc.stdout

@@ -236,3 +236,29 @@ def test_trial_told_to_expect_a_gpu_exits_75_at_once_without_one(image, job_dirs
     assert done.returncode == 75, done.stdout + done.stderr
     assert "sees none" in done.stderr and GKE_DRIVER_LIBS in done.stderr
     assert not any(out.rglob("*")), "nothing may be prepared or written before the GPU check"
+
+
+def _documented_docker_runs() -> list[str]:
+    """Every `docker run` command in docs/docker.md, continuation lines joined."""
+    text = (REPO / "docs" / "docker.md").read_text().replace("\\\n", " ")
+    return [line.strip() for line in text.splitlines() if line.strip().startswith("docker run")]
+
+
+def test_documented_docker_run_lines_use_the_flags_ci_tests():
+    runs = _documented_docker_runs()
+    assert len(runs) >= 4
+    # CI's flags, less --network none (a gs:// output needs the network) and the
+    # uid (the credentials example runs as the caller to read its own file).
+    lone = {"--read-only"}
+    required, args = ["--read-only"], [a for a in LOCKED_DOWN if a not in lone]
+    for flag, value in zip(args[::2], args[1::2]):
+        if flag not in ("--network", "--user"):
+            required.append(f"{flag} {value}")
+    for run in runs:
+        words = " ".join(run.split())
+        for flag in required:
+            if flag == "--read-only":
+                assert " --read-only " in f" {words} ", run
+            else:
+                assert flag in words, (flag, run)
+        assert "--user " in words, run
