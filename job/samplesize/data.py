@@ -299,7 +299,7 @@ def _build_prepared(cfg: SweepConfig, storage: Storage, key: str) -> PreparedDat
         load_images=load_images,
     )
     encoded = os.path.join(staging.name, "prepared.npz")
-    _encode_prepared_file(prepared, images, encoded)
+    _encode_prepared(prepared, images, encoded)
     stored = storage.write_once_from_file(key, encoded)
     os.unlink(encoded)
     if not stored:
@@ -344,8 +344,8 @@ def take_rows(images: np.ndarray, rows: np.ndarray, path: str, chunk: int = 256)
     return out
 
 
-def _encode_prepared_file(p: PreparedDataset, images: dict[str, np.ndarray], path: str) -> None:
-    """The prepared arrays as an .npz file at `path`, in the layout `_encode_prepared` makes in memory."""
+def _encode_prepared(p: PreparedDataset, images: dict[str, np.ndarray], path: str) -> None:
+    """Write the prepared arrays as one .npz file at `path`, the layout `_open_prepared` reads."""
     meta = json.dumps({"class_names": p.class_names, "skipped": p.skipped})
     np.savez(path, **images, pool_labels=p.pool_labels, test_labels=p.test_labels,
              meta=np.frombuffer(meta.encode(), dtype=np.uint8))
