@@ -2,7 +2,12 @@
 #
 # Default: GPU. TensorFlow comes from the `gpu` extra (tensorflow[and-cuda]),
 # whose pip wheels carry CUDA and cuDNN, so a plain Python base is enough and
-# the node only needs the NVIDIA driver (and the container toolkit).
+# the node only needs the NVIDIA driver. Docker with the NVIDIA container
+# toolkit injects the driver's libcuda.so.1 into the loader's default path;
+# GKE does not use the toolkit: its device plugin mounts the driver libraries
+# at /usr/local/nvidia/lib64 (and nvidia-smi at /usr/local/nvidia/bin), so the
+# image puts both on the search paths. Without a GPU they are absent and
+# harmless: TensorFlow runs on the CPU (see docs/docker.md).
 #
 #   docker build -t samplesize .                                 # GPU
 #   docker build --build-arg TF_EXTRA=cpu -t samplesize:cpu .    # CPU only
@@ -54,7 +59,9 @@ COPY --from=build /opt/venv /opt/venv
 
 # The root filesystem is read-only in the pod; /tmp is the one writable place
 # (an emptyDir), so every cache and HOME points there.
-ENV PATH=/opt/venv/bin:$PATH \
+# LD_LIBRARY_PATH keeps a base image's own entries (an NGC or TensorFlow base sets one).
+ENV PATH=/opt/venv/bin:$PATH:/usr/local/nvidia/bin \
+    LD_LIBRARY_PATH=/usr/local/nvidia/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} \
     HOME=/tmp \
     MPLCONFIGDIR=/tmp/matplotlib \
     KERAS_HOME=/tmp/keras \

@@ -4,10 +4,16 @@
     scripts/render_k8s.py          # rewrite k8s/samplesize.yaml
     scripts/render_k8s.py --check  # exit 1 if k8s/ differs from the chart
 
-The file is `helm template sweep charts/samplesize --skip-tests --kube-version 1.33.0`: the default
-values and release name "sweep", without the `helm test` pod (a plain
-`kubectl apply` would start it at once, before any report exists). No object
-carries a namespace, so `kubectl apply -n <ns> -f k8s/` works anywhere.
+The file is the chart's default render (release "sweep") with the values the
+chart requires filled by placeholders (PLACEHOLDERS below), without the
+`helm test` pod (a plain `kubectl apply` would start it at once, before any
+report exists). The placeholders fail loudly and at once if left unedited:
+the image REGISTRY/samplesize is an invalid reference (the kubelet reports
+InvalidImageName), and gs://BUCKET/... is not a valid bucket name (uppercase),
+so every samplesize command exits 64 naming `output`; no one can own either.
+Since the chart's schema refuses that bucket name too, the render skips the
+schema (the templates' own checks still run). No object carries a namespace,
+so `kubectl apply -n <ns> -f k8s/` works anywhere.
 The comparison is on parsed YAML, so helm v3 and v4 agree.
 Helm comes from $HELM, .tools/bin/helm (scripts/install_helm.sh) or PATH.
 """
@@ -28,14 +34,26 @@ CHART = REPO / "charts" / "samplesize"
 OUT = REPO / "k8s" / "samplesize.yaml"
 RELEASE = "sweep"
 KUBE_VERSION = "1.33.0"  # the floor in Chart.yaml's kubeVersion
+# Required values, as placeholders that fail at once until edited (see above).
+PLACEHOLDERS = (
+    "image.repository=REGISTRY/samplesize",
+    "sweep.output=gs://BUCKET/sweeps/demo",
+    "gpu.accelerator=nvidia-l4",
+)
 HEADER = """\
-# Generated from charts/samplesize with its default values (release "sweep"):
-#   scripts/render_k8s.py  (helm template sweep charts/samplesize --skip-tests --kube-version 1.33.0)
+# Generated from charts/samplesize with its default values (release "sweep") and
+# placeholders for the required ones: scripts/render_k8s.py runs
+#   helm template sweep charts/samplesize --skip-tests --kube-version 1.33.0 \\
+#     --skip-schema-validation --set image.repository=REGISTRY/samplesize \\
+#     --set sweep.output=gs://BUCKET/sweeps/demo --set gpu.accelerator=nvidia-l4
 # Do not edit here; change the chart and re-render. To run your own sweep
-# without Helm, copy this file and edit the ConfigMap's sweep.yaml (at least
-# `output`), the image, and the Job `completions` if you change splits or
-# repetitions: completions = (len(splits) + len(backtest_splits)) x repetitions.
-#   kubectl apply -n <namespace> -f k8s/samplesize.yaml
+# without Helm, copy this file and edit: REGISTRY/samplesize (both Jobs),
+# gs://BUCKET/... (the ConfigMap's sweep.yaml `output`), the GPU type
+# (cloud.google.com/gke-accelerator), and the trials Job's `completions` if you
+# change splits or repetitions: (len(splits) + len(backtest_splits)) x repetitions.
+# Left unedited, the image fails with InvalidImageName and every command exits
+# 64 naming `output`.
+#   kubectl apply -n <namespace> -f my-sweep.yaml
 """
 
 
@@ -54,7 +72,10 @@ def render(helm: str | None = None) -> str:
     helm = helm or find_helm()
     if helm is None:
         sys.exit("helm not found: run scripts/install_helm.sh (puts it in .tools/bin/helm)")
-    cmd = [helm, "template", RELEASE, str(CHART), "--skip-tests", "--kube-version", KUBE_VERSION]
+    cmd = [helm, "template", RELEASE, str(CHART), "--skip-tests", "--kube-version", KUBE_VERSION,
+           "--skip-schema-validation"]
+    for value in PLACEHOLDERS:
+        cmd += ["--set", value]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return HEADER + "---\n" + out.lstrip("-\n").rstrip() + "\n"
 

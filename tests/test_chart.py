@@ -53,11 +53,19 @@ STANDARD_LABELS = (
 # which the chart's kubeVersion refuses; render as the floor it claims.
 KUBE = ("--kube-version", "1.33.0")
 
+# What `helm install` requires (no defaults for them): every render below adds
+# these unless the test is about a missing one.
+REQUIRED = {
+    "image": {"repository": "us-docker.pkg.dev/proj/repo/samplesize"},
+    "sweep": {"output": "gs://my-bucket/sweeps/demo"},
+    "gpu": {"accelerator": "nvidia-l4"},
+}
+
 # Value sets rendered and validated beside the defaults.
 VALUE_SETS = {
     "defaults": {},
     "kueue": {"kueue": {"queueName": "gpu-queue", "priorityClass": "batch-low"}},
-    "cpu-only": {"gpu": {"enabled": False}, "resources": {"requests": {"cpu": "2", "memory": "4Gi"}}},
+    "cpu-only": {"gpu": {"enabled": False, "accelerator": ""}, "resources": {"requests": {"cpu": "2", "memory": "4Gi"}}},
     "custom-splits": {
         "sweep": {"splits": [0.1, 0.2, 0.4, 0.6, 0.8], "backtest_splits": [], "repetitions": 4},
         "parallelism": 8,
@@ -104,10 +112,17 @@ def run_helm(helm: str, *args: str, values: dict | None = None, tmp_path: Path |
 
 
 def render(helm: str, tmp_path: Path, values: dict | None = None, *extra: str) -> list[dict]:
-    proc = run_helm(helm, "template", RELEASE, str(CHART), "--namespace", NAMESPACE, *KUBE, *extra,
-                    values=values, tmp_path=tmp_path)
+    """The chart's objects for `values` on top of REQUIRED."""
+    proc = template(helm, tmp_path, values, *extra)
     assert proc.returncode == 0, proc.stderr
     return [d for d in yaml.safe_load_all(proc.stdout) if d]
+
+
+def template(helm: str, tmp_path: Path, values: dict | None = None, *extra: str, required: bool = True):
+    """`helm template` with `values` (on top of REQUIRED unless required=False); the finished process."""
+    merged = deep_merge(REQUIRED, values or {}) if required else values
+    return run_helm(helm, "template", RELEASE, str(CHART), "--namespace", NAMESPACE, *KUBE, *extra,
+                    values=merged, tmp_path=tmp_path)
 
 
 def one(docs: list[dict], kind: str, component: str | None = None) -> dict:
@@ -167,8 +182,8 @@ def chart_values() -> dict:
 # ------------------------------------------------------------------ lint
 
 
-def test_chart_passes_helm_lint_strict(helm):
-    proc = subprocess.run([helm, "lint", "--strict", str(CHART)], capture_output=True, text=True)
+def test_chart_passes_helm_lint_strict(helm, tmp_path):
+    proc = run_helm(helm, "lint", "--strict", str(CHART), values=REQUIRED, tmp_path=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -209,7 +224,7 @@ def test_trials_run_as_an_indexed_job_with_one_index_per_trial(helm, tmp_path, v
     values = VALUE_SETS[value_set]
     docs = render(helm, tmp_path, values)
     spec = trials_job(docs)["spec"]
-    sweep = deep_merge(chart_values()["sweep"], values.get("sweep", {}))
+    sweep = deep_merge(deep_merge(chart_values()["sweep"], REQUIRED["sweep"]), values.get("sweep", {}))
     assert spec["completionMode"] == "Indexed"
     assert spec["completions"] == build_config(sweep).trial_count
     assert spec["parallelism"] == values.get("parallelism", chart_values()["parallelism"])
@@ -253,12 +268,23 @@ def test_failed_index_limits_and_deadlines_reach_the_job(helm, tmp_path):
     assert spec["activeDeadlineSeconds"] == 86400
     assert "ttlSecondsAfterFinished" not in spec
     defaults = trials_job(render(helm, tmp_path))["spec"]
-    assert "maxFailedIndexes" not in defaults and "activeDeadlineSeconds" not in defaults
+    assert "maxFailedIndexes" not in defaults
     assert defaults["ttlSecondsAfterFinished"] == chart_values()["ttlSecondsAfterFinished"]
 
 
+def test_both_jobs_have_finite_deadlines_by_default_and_the_aggregator_outlives_the_trials(helm, tmp_path):
+    # An unpullable image or an unschedulable pod must not hold nodes (or wait) forever.
+    docs = render(helm, tmp_path)
+    trials = trials_job(docs)["spec"]["activeDeadlineSeconds"]
+    aggregator = aggregate_job(docs)["spec"]["activeDeadlineSeconds"]
+    assert 0 < trials < aggregator
+    proc = template(helm, tmp_path, {"activeDeadlineSeconds": 7200, "aggregate": {"activeDeadlineSeconds": 3600}})
+    assert proc.returncode != 0
+    assert "aggregate.activeDeadlineSeconds (3600) must exceed activeDeadlineSeconds (7200)" in proc.stderr
+
+
 def test_more_tolerated_failed_indexes_than_trials_is_refused(helm, tmp_path):
-    proc = run_helm(helm, "template", RELEASE, str(CHART), *KUBE, values={"maxFailedIndexes": 16}, tmp_path=tmp_path)
+    proc = template(helm, tmp_path, {"maxFailedIndexes": 16})
     assert proc.returncode != 0
     assert "maxFailedIndexes (16) must not exceed the number of trials (15)" in proc.stderr
 
@@ -325,13 +351,13 @@ def test_configmap_holds_a_valid_sweep_yaml_equal_to_the_sweep_values(helm, tmp_
     docs = render(helm, tmp_path, values)
     text = one(docs, "ConfigMap")["data"]["sweep.yaml"]
     cfg = build_config(yaml.safe_load(text))
-    expected = build_config(deep_merge(chart_values()["sweep"], values.get("sweep", {})))
+    expected = build_config(deep_merge(deep_merge(chart_values()["sweep"], REQUIRED["sweep"]), values.get("sweep", {})))
     assert cfg == expected
 
 
 def test_chart_sweep_defaults_are_the_config_defaults_except_output():
     cfg = build_config(chart_values()["sweep"])
-    assert cfg.output.startswith("gs://")
+    assert cfg.output == ""  # required at install: no placeholder bucket anyone could own
     assert cfg == SweepConfig(output=cfg.output)
 
 
@@ -415,14 +441,14 @@ def test_every_pod_runs_locked_down_with_a_writable_tmp(helm, tmp_path, value_se
             assert env["MPLCONFIGDIR"].startswith("/tmp"), name
 
 
-def test_aggregator_may_only_get_list_and_watch_the_trials_job(helm, tmp_path):
+def test_aggregator_may_only_get_the_trials_job(helm, tmp_path):
     docs = render(helm, tmp_path)
     assert not any(d["kind"] in ("ClusterRole", "ClusterRoleBinding") for d in docs)
     role = one(docs, "Role")
     (rule,) = role["rules"]
     assert rule["apiGroups"] == ["batch"]
     assert rule["resources"] == ["jobs"]
-    assert sorted(rule["verbs"]) == ["get", "list", "watch"]
+    assert rule["verbs"] == ["get"]
     assert rule["resourceNames"] == [trials_job(docs)["metadata"]["name"]]
     binding = one(docs, "RoleBinding")
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
@@ -524,7 +550,7 @@ def render_notes(helm: str, tmp_path: Path, values: dict | None = None) -> str:
     meta = chart / "Chart.yaml"
     meta.write_text(re.sub(r"^kubeVersion:.*$", "", meta.read_text(), flags=re.M))
     proc = run_helm(helm, "install", RELEASE, str(chart), "--dry-run=client", "--namespace", NAMESPACE,
-                    values=values, tmp_path=tmp_path)
+                    values=deep_merge(REQUIRED, values or {}), tmp_path=tmp_path)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.split("NOTES:", 1)[1]
 
@@ -535,11 +561,14 @@ def test_notes_say_how_to_follow_progress_and_where_the_report_lands(helm, tmp_p
     assert "{.status.completedIndexes}" in notes
     assert "gs://my-bucket/sweeps/x/report/report.html" in notes
     assert "helm test sweep" in notes
-    assert "placeholder" not in notes
+    assert "FailedScheduling" in notes  # what to look at while pods stay Pending
 
 
-def test_notes_warn_while_output_is_the_placeholder(helm, tmp_path):
-    assert "WARNING: sweep.output is still the placeholder" in render_notes(helm, tmp_path)
+def test_notes_name_the_gpu_the_trials_wait_for(helm, tmp_path):
+    (tmp_path / "gpu").mkdir()
+    (tmp_path / "cpu").mkdir()
+    assert "cloud.google.com/gke-accelerator=nvidia-l4" in render_notes(helm, tmp_path / "gpu")
+    assert "Trials run on CPU" in render_notes(helm, tmp_path / "cpu", VALUE_SETS["cpu-only"])
 
 
 def test_notes_point_at_kueue_when_queued(helm, tmp_path):
@@ -556,7 +585,10 @@ def test_notes_point_at_kueue_when_queued(helm, tmp_path):
         ({"sweep": {"splits": [1.5]}}, "/sweep/splits/0"),
         ({"sweep": {"splits": [0.0, 0.5]}}, "/sweep/splits/0"),
         ({"sweep": {"splits": []}}, "/sweep/splits"),
-        ({"sweep": {"splits": [0.1, 0.1]}}, "/sweep/splits"),
+        ({"sweep": {"splits": ["0.1", "1.5"]}}, "/sweep/splits/1"),
+        ({"sweep": {"splits": ["ten percent"]}}, "/sweep/splits/0"),
+        ({"sweep": {"training": {"learning_rate": "0"}}}, "/sweep/training/learning_rate"),
+        ({"gpu": {"accelerator": "NVIDIA L4"}}, "/gpu/accelerator"),
         ({"sweep": {"backtest_splits": [2]}}, "/sweep/backtest_splits/0"),
         ({"sweep": {"repetitions": 0}}, "/sweep/repetitions"),
         ({"sweep": {"metric": "bogus"}}, "/sweep/metric"),
@@ -575,7 +607,7 @@ def test_notes_point_at_kueue_when_queued(helm, tmp_path):
     ids=lambda v: json.dumps(v) if isinstance(v, dict) else v,
 )
 def test_schema_refuses_bad_values_at_install_time(helm, tmp_path, values, complaint):
-    proc = run_helm(helm, "template", RELEASE, str(CHART), *KUBE, values=values, tmp_path=tmp_path)
+    proc = template(helm, tmp_path, values)
     assert proc.returncode != 0, f"accepted {values}"
     # helm 4 names the value as a JSON pointer (/sweep/splits/0), helm 3 dotted (sweep.splits.0).
     dotted = complaint.strip("/").replace("/", ".")
@@ -618,3 +650,291 @@ def test_plain_manifests_validate_for_each_claimed_kubernetes_version():
     for version in claimed_versions():
         for doc in docs:
             kubernetes_validate.validate(doc, version, strict=True)
+
+
+# ------------------------------------------------ required values and GKE
+
+
+@pytest.mark.parametrize(
+    ("missing", "message"),
+    [
+        ({"image": {"repository": ""}}, "image.repository is required"),
+        ({"sweep": {"output": ""}}, "sweep.output is required"),
+        ({"gpu": {"accelerator": ""}}, "gpu.accelerator is required when gpu.enabled is true"),
+    ],
+    ids=["image.repository", "sweep.output", "gpu.accelerator"],
+)
+def test_install_fails_without_each_required_value_and_says_what_to_set(helm, tmp_path, missing, message):
+    proc = template(helm, tmp_path, missing)
+    assert proc.returncode != 0
+    assert message in proc.stderr and "--set " in proc.stderr
+
+
+def test_chart_defaults_alone_do_not_install(helm, tmp_path):
+    # No placeholder image or bucket: a bare `helm install` names what is missing.
+    proc = template(helm, tmp_path, None, required=False)
+    assert proc.returncode != 0 and "is required" in proc.stderr
+
+
+def test_gpu_accelerator_becomes_the_gke_accelerator_node_selector(helm, tmp_path):
+    pod = trials_job(render(helm, tmp_path, {"gpu": {"accelerator": "nvidia-tesla-t4"}}))["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"}
+
+
+def test_a_node_selector_can_stand_in_for_the_accelerator_but_not_contradict_it(helm, tmp_path):
+    other_cloud = {"gpu": {"accelerator": ""}, "nodeSelector": {"gpu-type": "a10"}}
+    pod = trials_job(render(helm, tmp_path, other_cloud))["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"gpu-type": "a10"}
+    clash = template(helm, tmp_path, {"nodeSelector": {"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"}})
+    assert clash.returncode != 0 and "disagree" in clash.stderr
+
+
+def test_cpu_trials_need_no_accelerator_and_are_not_told_to_expect_a_gpu(helm, tmp_path):
+    docs = render(helm, tmp_path, VALUE_SETS["cpu-only"])
+    pod = trials_job(docs)["spec"]["template"]["spec"]
+    assert "nodeSelector" not in pod
+    assert "SAMPLESIZE_EXPECT_GPU" not in env_of(pod["containers"][0])
+
+
+def test_gpu_trials_are_told_to_expect_a_gpu(helm, tmp_path):
+    from samplesize.cli import EXPECT_GPU_ENV
+
+    pod = trials_job(render(helm, tmp_path))["spec"]["template"]["spec"]
+    assert env_of(pod["containers"][0])[EXPECT_GPU_ENV] == "1"
+    # Only the trials: the aggregator and the test pod never use a GPU.
+    for name, spec in pod_specs(render(helm, tmp_path)):
+        if spec is not pod and "trials" not in name:
+            assert EXPECT_GPU_ENV not in env_of(spec["containers"][0]), name
+
+
+def test_every_container_reports_its_last_log_lines_as_termination_message(helm, tmp_path):
+    for name, pod in pod_specs(render(helm, tmp_path)):
+        for c in pod["containers"]:
+            assert c["terminationMessagePolicy"] == "FallbackToLogsOnError", name
+
+
+# GKE's node allocatable: what it keeps of each machine for the kubelet and
+# the system (docs.cloud.google.com/kubernetes-engine/docs/concepts/plan-node-sizes).
+def _gke_allocatable(vcpus: int, memory_gib: float) -> tuple[float, float]:
+    cpu_reserved = 0.06 + 0.01 + 0.005 * 2 + 0.0025 * max(vcpus - 4, 0)
+    memory_reserved, left = 0.0, memory_gib
+    for size, share in ((4, 0.25), (4, 0.20), (8, 0.10), (112, 0.06), (float("inf"), 0.02)):
+        memory_reserved += min(left, size) * share
+        left -= min(left, size)
+    return vcpus - cpu_reserved, memory_gib - memory_reserved - 100 / 1024  # 100 MiB eviction threshold
+
+
+def _quantity(text) -> float:
+    """cpu in cores or memory in GiB from a Kubernetes quantity."""
+    text = str(text)
+    units = {"m": 1e-3, "Ki": 2**-20, "Mi": 2**-10, "Gi": 1, "Ti": 2**10}
+    for unit, factor in units.items():
+        if text.endswith(unit):
+            return float(text[: -len(unit)]) * factor
+    return float(text)
+
+
+@pytest.mark.parametrize(("machine", "vcpus", "memory_gib"),
+                         [("g2-standard-4 (1 L4)", 4, 16 * 1e9 / 2**30), ("n1-standard-4 (1 T4)", 4, 15 * 1e9 / 2**30)])
+def test_default_trial_requests_fit_the_smallest_gke_gpu_machines(helm, tmp_path, machine, vcpus, memory_gib):
+    requests = trials_job(render(helm, tmp_path))["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]
+    cpu, memory = _gke_allocatable(vcpus, memory_gib)
+    # Leave room for GKE's own DaemonSets on a GPU node (logging, metrics, device plugin, kube-proxy).
+    assert _quantity(requests["cpu"]) <= cpu - 0.5, machine
+    assert _quantity(requests["memory"]) <= memory - 1.0, machine
+
+
+def test_pods_request_ephemeral_storage_to_match_their_tmp(helm, tmp_path):
+    # Autopilot requests 1 GiB when none is given and evicts a pod that writes more.
+    docs = render(helm, tmp_path)
+    for name, pod in pod_specs(docs):
+        limit = next(v for v in pod["volumes"] if v["name"] == "tmp")["emptyDir"]["sizeLimit"]
+        assert pod["containers"][0]["resources"]["requests"]["ephemeral-storage"] == limit, name
+    assert trials_job(docs)["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"][
+        "ephemeral-storage"] == chart_values()["tmp"]["sizeLimit"]
+    in_memory = render(helm, tmp_path, {"tmp": {"medium": "Memory", "sizeLimit": "4Gi"}})
+    for name, pod in pod_specs(in_memory):
+        assert "ephemeral-storage" not in pod["containers"][0]["resources"].get("requests", {}), name
+
+
+def test_pod_labels_and_annotations_land_only_where_the_values_say(helm, tmp_path):
+    docs = render(helm, tmp_path, {"podLabels": {"team": "vision"}, "podAnnotations": {"note": "trial"},
+                                   "aggregate": {"podLabels": {"role": "agg"}, "podAnnotations": {"note": "agg"}}})
+    trial = trials_job(docs)["spec"]["template"]["metadata"]
+    agg = aggregate_job(docs)["spec"]["template"]["metadata"]
+    assert trial["labels"]["team"] == "vision" and "role" not in trial["labels"]
+    assert trial["annotations"]["note"] == "trial"
+    assert agg["labels"]["role"] == "agg" and "team" not in agg["labels"]
+    assert agg["annotations"]["note"] == "agg"
+    test_pod = one(docs, "Pod")["metadata"]
+    assert "team" not in test_pod["labels"] and "role" not in test_pod["labels"]
+
+
+def test_helm_test_pod_is_deleted_when_it_passes_and_asks_for_little(helm, tmp_path):
+    pod = one(render(helm, tmp_path), "Pod")
+    policies = pod["metadata"]["annotations"]["helm.sh/hook-delete-policy"].split(",")
+    assert "hook-succeeded" in policies and "before-hook-creation" in policies
+    requests = pod["spec"]["containers"][0]["resources"]["requests"]
+    assert _quantity(requests["cpu"]) <= 0.25 and _quantity(requests["memory"]) <= 1
+
+
+def test_service_account_names_can_stay_fixed_across_sweeps(helm, tmp_path):
+    # Workload Identity binds IAM to a namespace/name: one binding for every sweep.
+    fixed = {"serviceAccount": {"create": False, "name": "samplesize"},
+             "aggregate": {"serviceAccount": {"create": False, "name": "samplesize-aggregate"}}}
+    names = set()
+    for release in ("flowers-a", "flowers-b"):
+        proc = run_helm(helm, "template", release, str(CHART), *KUBE, values=deep_merge(REQUIRED, fixed),
+                        tmp_path=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+        assert not any(d["kind"] == "ServiceAccount" for d in docs)
+        names |= {(n.split("-")[0] if n.startswith(release) else n, pod["serviceAccountName"])
+                  for n, pod in pod_specs(docs)}
+    assert {sa for _, sa in names} == {"samplesize", "samplesize-aggregate"}
+
+
+def test_chart_metadata_names_home_sources_and_maintainers():
+    meta = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert meta["home"].startswith("https://")
+    assert meta["sources"] and all(s.startswith("https://") for s in meta["sources"])
+    assert meta["maintainers"] and all(m["name"] for m in meta["maintainers"])
+
+
+def test_role_grants_exactly_the_api_calls_the_aggregator_makes(helm, tmp_path):
+    # The Kubernetes client's method names map to verbs: read_* is get, list_* list, watch=True watch.
+    import ast
+
+    source = (REPO / "job" / "samplesize" / "cluster.py").read_text()
+    calls = {node.func.attr for node in ast.walk(ast.parse(source))
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+             and node.func.attr.endswith("_namespaced_job")}
+    verbs = {call.split("_", 1)[0].replace("read", "get") for call in calls}
+    (rule,) = one(render(helm, tmp_path), "Role")["rules"]
+    assert calls and sorted(verbs) == rule["verbs"]
+
+
+# ------------------------------------------- config rules at install time
+
+
+def _bad_configs():
+    """(id, sweep values) that samplesize's config refuses with a cross-field rule."""
+    from samplesize.backbones import APPLICATIONS
+
+    cases = [
+        ("split-also-backtest", {"splits": [0.25, 0.5, 1.0], "backtest_splits": [1.0, 0.5]}),
+        ("duplicate-split", {"splits": [0.1, 0.3, 0.1]}),
+        ("duplicate-backtest-split", {"backtest_splits": [0.9, 0.9]}),
+        ("imagenet-with-small-cnn", {"model": {"weights": "imagenet"}}),
+        ("fine-tune-small-cnn", {"model": {"fine_tune_from": "block_1"}}),
+    ]
+    for name, backbone in APPLICATIONS.items():
+        cases.append((f"image-size-below-{name}",
+                      {"dataset": {"image_size": backbone.min_size - 1}, "model": {"backbone": name}}))
+    return cases
+
+
+@pytest.mark.parametrize(("case", "sweep"), _bad_configs(), ids=[c for c, _ in _bad_configs()])
+def test_config_mistakes_fail_helm_install_with_the_cli_message(helm, tmp_path, case, sweep):
+    from samplesize.errors import ConfigError
+
+    merged = deep_merge(deep_merge(chart_values()["sweep"], REQUIRED["sweep"]), sweep)
+    with pytest.raises(ConfigError) as refused:
+        build_config(merged)  # what `samplesize plan` and every pod do first
+    proc = template(helm, tmp_path, {"sweep": sweep})
+    assert proc.returncode != 0, f"helm accepted {sweep}"
+    assert str(refused.value) in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("backbone", sorted(__import__("samplesize.backbones").backbones.APPLICATIONS))
+def test_each_backbone_installs_at_its_minimum_image_size(helm, tmp_path, backbone):
+    from samplesize.backbones import APPLICATIONS
+
+    sweep = {"dataset": {"image_size": APPLICATIONS[backbone].min_size}, "model": {"backbone": backbone}}
+    build_config(deep_merge(deep_merge(chart_values()["sweep"], REQUIRED["sweep"]), sweep))
+    assert template(helm, tmp_path, {"sweep": sweep}).returncode == 0
+
+
+# ------------------------------------------------------- --set decimals
+
+
+def test_set_with_decimals_passes_numbers_to_the_config(helm, tmp_path):
+    # helm's --set passes 0.1 as the string "0.1"; the everyday form must work.
+    args = ["--set", "sweep.splits={0.1,0.2,0.4}", "--set", "sweep.backtest_splits={0.8}",
+            "--set", "sweep.training.learning_rate=1e-4", "--set", "sweep.dataset.test_fraction=0.25",
+            "--set", "sweep.model.dropout=0", "--set", "sweep.targets={0.9,0.95}"]
+    docs = render(helm, tmp_path, None, *args)
+    cfg = build_config(yaml.safe_load(one(docs, "ConfigMap")["data"]["sweep.yaml"]))
+    assert cfg.splits == (0.1, 0.2, 0.4) and cfg.backtest_splits == (0.8,)
+    assert cfg.training.learning_rate == 1e-4 and cfg.dataset.test_fraction == 0.25
+    assert cfg.model.dropout == 0.0 and cfg.targets == (0.9, 0.95)
+    assert trials_job(docs)["spec"]["completions"] == 4 * cfg.repetitions
+    # The same sweep written as numbers (a values file, --set-json) renders the same pods.
+    as_numbers = render(helm, tmp_path, {"sweep": {"splits": [0.1, 0.2, 0.4], "backtest_splits": [0.8],
+                                                   "training": {"learning_rate": 1e-4},
+                                                   "dataset": {"test_fraction": 0.25}, "model": {"dropout": 0},
+                                                   "targets": [0.9, 0.95]}})
+    assert trials_job(as_numbers)["spec"]["template"] == trials_job(docs)["spec"]["template"]
+
+
+def test_set_json_passes_numbers_as_documented(helm, tmp_path):
+    docs = render(helm, tmp_path, None, "--set-json", 'sweep.splits=[0.1,0.3]')
+    assert build_config(yaml.safe_load(one(docs, "ConfigMap")["data"]["sweep.yaml"])).splits == (0.1, 0.3)
+
+
+def test_set_with_a_split_in_both_lists_fails_with_the_cli_message(helm, tmp_path):
+    proc = template(helm, tmp_path, None, "--set", "sweep.splits={0.5,1.0}", "--set", "sweep.backtest_splits={1}")
+    assert "backtest_splits: [1.0] are also in splits; a backtest split must be left out of the fit" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("pointer", "low", "high", "low_open", "high_open"),
+    [
+        ("splits/items", 0, 1, True, False),
+        ("dataset/properties/test_fraction", 0, 1, True, True),
+        ("model/properties/dropout", 0, 1, False, True),
+        ("training/properties/learning_rate", 0, 1, True, False),
+        ("training/properties/validation_fraction", 0, 1, True, True),
+    ],
+)
+def test_decimal_string_patterns_accept_exactly_the_numeric_range(pointer, low, high, low_open, high_open):
+    node = json.loads((CHART / "values.schema.json").read_text())["properties"]["sweep"]["properties"]
+    for part in pointer.split("/"):
+        node = node[part]
+    assert node.get("exclusiveMinimum" if low_open else "minimum") == low
+    assert node.get("exclusiveMaximum" if high_open else "maximum") == high
+    pattern = re.compile(node["pattern"])
+
+    def in_range(text):
+        try:
+            value = float(text)
+        except ValueError:
+            return False
+        return (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+
+    # Everyday forms: accepted exactly when in range.
+    for text in ("0", "0.0", "00.5", ".5", "0.05", "0.5", "0.999", "1", "1.0", "1.00", "1.5", "2", "1e-4",
+                 "5E-2", "9.9e-1", "1e1", "-0.5", "0.5.1", "", "nan", "inf"):
+        assert bool(pattern.search(text)) == in_range(text), (pointer, text)
+    # Rarer spellings may be refused (the schema then names the key), but nothing out of range passes.
+    for text in ("1e0", "1e-0", "0.5e-1", "10e-2", "1e+0", "+0.5", " 0.5", "0x1", "1_0", "٠.5"):
+        assert not pattern.search(text) or in_range(text), (pointer, text)
+
+
+def test_chart_readme_lists_every_value_and_a_complete_install():
+    readme = (CHART / "README.md").read_text()
+    text = (CHART / "values.yaml").read_text()
+    documented = re.findall(r"^\s*# ([A-Za-z_][\w.]*) --", text, flags=re.M)
+    sections = {"image", "gpu", "tmp", "serviceAccount", "kueue", "aggregate", "aggregate.serviceAccount", "rbac",
+                "test", "sweep"}
+    missing = [key for key in documented if key not in sections and not key.startswith("sweep.")
+               and f"`{key}`" not in readme]
+    assert not missing, f"values missing from charts/samplesize/README.md: {missing}"
+    install = re.search(r"```sh\n(helm install .*?)```", readme, flags=re.S).group(1)
+    for key in ("image.repository", "sweep.output", "gpu.accelerator"):
+        assert f"--set {key}=" in install
+
+
+def test_helm_show_readme_prints_the_chart_readme(helm):
+    proc = subprocess.run([helm, "show", "readme", str(CHART)], capture_output=True, text=True)
+    assert proc.returncode == 0 and "gpu.accelerator" in proc.stdout and "Autopilot" in proc.stdout

@@ -19,7 +19,7 @@ from samplesize.errors import EXIT_CONFIG, EXIT_PERMISSION, EXIT_TRANSIENT, Acce
 NAME, NS = "sweep-samplesize-trials", "ml"
 
 
-def make_job(*, completions=15, suspend=False, active=0, completed="", failed="", conditions=()):
+def make_job(*, completions=15, suspend=False, active=0, ready=None, completed="", failed="", conditions=()):
     return V1Job(
         api_version="batch/v1",
         kind="Job",
@@ -33,6 +33,7 @@ def make_job(*, completions=15, suspend=False, active=0, completed="", failed=""
         ),
         status=V1JobStatus(
             active=active or None,
+            ready=active if ready is None else ready,
             completed_indexes=completed or None,
             failed_indexes=failed or None,
             conditions=[V1JobCondition(type=t, status=s, reason=r, message=m) for t, s, r, m in conditions] or None,
@@ -249,3 +250,11 @@ def test_without_cluster_or_kubeconfig_the_error_says_so(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="cannot reach a Kubernetes API") as err:
         cluster.load_batch_api()
     assert err.value.exit_code == EXIT_CONFIG
+
+
+def test_progress_counts_ready_pods_as_running_and_the_rest_as_starting():
+    # status.active includes pods still pulling the image or waiting for a GPU node.
+    api = FakeBatchApi(make_job(active=4, ready=1, completed="0-2"), COMPLETE)
+    _, logs = wait(api)
+    line = next(line for line in logs if "indexes completed" in line)
+    assert line.endswith("3/15 indexes completed, 0 failed, 1 running, 3 starting (pulling the image or waiting for a node)")

@@ -68,7 +68,7 @@ def test_trials_racing_to_prepare_the_dataset_share_one_copy(tmp_path):
     outputs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     cache = [p.name for p in (out / "cache").iterdir()]
-    assert len([n for n in cache if n.startswith("dataset-")]) == 1
+    assert len([n for n in cache if n.startswith("dataset-") and n.endswith(".npz")]) == 1
     assert not [n for n in cache if n.endswith(".part")]
 
 

@@ -186,7 +186,7 @@ def test_trials_share_one_stored_cache_and_never_load_the_pixels(tmp_path, image
     first = trial_module.run_trial(_cfg(*sets), 0, storage).result
     assert first["feature_cache"] == ("used: head phase from cached pooled features; "
                                       "fine-tuning from cached block_9_add activations")
-    [cache_key] = [k for k in storage.list("cache") if k.startswith("cache/features-")]
+    [cache_key] = [k for k in storage.list("cache") if k.startswith("cache/features-") and k.endswith(".npz")]
     stamp = (tmp_path / "out" / cache_key).stat().st_mtime_ns
 
     second = trial_module.run_trial(_cfg(*sets), 1, storage).result

@@ -174,6 +174,9 @@ def test_simulated_indexed_job_writes_every_trial_and_the_report(image, job_dirs
     for index in range(N_TRIALS):
         result = json.loads((out / "trials" / f"trial-{index:05d}.json").read_text())
         assert result["index"] == index
+        # Without --gpus and without SAMPLESIZE_EXPECT_GPU the image trains on the CPU, and says so.
+        assert result["accelerator"] == "CPU" and result["gpu_model"] is None
+        assert result["tensorflow_version"]
 
     done = _run_in_pod(image, config_dir, out, "aggregate", "--config", CONFIG_IN_POD)
     assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
@@ -185,3 +188,77 @@ def test_simulated_indexed_job_writes_every_trial_and_the_report(image, job_dirs
     done = _run_in_pod(image, config_dir, out, *trial, index=0)
     assert done.returncode == 0, done.stderr[-3000:]
     assert _snapshot(out) == before
+
+
+# GKE's device plugin mounts the node's NVIDIA driver libraries here (and
+# nvidia-smi in /usr/local/nvidia/bin); it does not use the NVIDIA container
+# toolkit, so nothing else tells the loader where libcuda.so.1 is.
+GKE_DRIVER_LIBS = "/usr/local/nvidia/lib64"
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_image_puts_the_gke_driver_mount_on_the_library_and_command_paths(image):
+    env = dict(e.split("=", 1) for e in json.loads(
+        _docker("image", "inspect", "--format", "{{json .Config.Env}}", image).stdout))
+    assert GKE_DRIVER_LIBS in env["LD_LIBRARY_PATH"].split(":")
+    assert "/usr/local/nvidia/bin" in env["PATH"].split(":")
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_a_driver_library_mounted_where_gke_mounts_it_is_found_by_the_loader(image, tmp_path):
+    # Stand-in for the driver: a real shared library of the image, named as
+    # the driver's, mounted read-only where GKE mounts the driver.
+    libs = tmp_path / "nvidia-lib64"
+    libs.mkdir()
+    copied = subprocess.run(["docker", "run", "--rm", "--entrypoint", "cat", image, "/lib/x86_64-linux-gnu/libz.so.1"],
+                            capture_output=True, check=True, timeout=120).stdout
+    assert copied.startswith(b"\x7fELF")
+    (libs / "libcuda.so.1").write_bytes(copied)
+    load = ["-c", "import ctypes; ctypes.CDLL('libcuda.so.1'); print('loaded')"]
+    mount = ["-v", f"{libs}:{GKE_DRIVER_LIBS}:ro"]
+    found = _docker("run", "--rm", *LOCKED_DOWN, *mount, "--entrypoint", "python", image, *load, check=False)
+    assert found.returncode == 0 and "loaded" in found.stdout, found.stderr
+    # Control: without the image's LD_LIBRARY_PATH the same mount is not found.
+    unset = _docker("run", "--rm", *LOCKED_DOWN, *mount, "-e", "LD_LIBRARY_PATH=", "--entrypoint", "python",
+                    image, *load, check=False)
+    assert unset.returncode != 0 and "libcuda.so.1" in unset.stderr
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_trial_told_to_expect_a_gpu_exits_75_at_once_without_one(image, job_dirs):
+    config_dir, out = job_dirs
+    done = _docker("run", "--rm", *LOCKED_DOWN, "-e", "JOB_COMPLETION_INDEX=0", "-e", "SAMPLESIZE_EXPECT_GPU=1",
+                   "-v", f"{config_dir}:/etc/samplesize:ro", "-v", f"{out}:/out",
+                   image, "trial", "--config", CONFIG_IN_POD, check=False)
+    assert done.returncode == 75, done.stdout + done.stderr
+    assert "sees none" in done.stderr and GKE_DRIVER_LIBS in done.stderr
+    assert not any(out.rglob("*")), "nothing may be prepared or written before the GPU check"
+
+
+def _documented_docker_runs() -> list[str]:
+    """Every `docker run` command in docs/docker.md, continuation lines joined."""
+    text = (REPO / "docs" / "docker.md").read_text().replace("\\\n", " ")
+    return [line.strip() for line in text.splitlines() if line.strip().startswith("docker run")]
+
+
+def test_documented_docker_run_lines_use_the_flags_ci_tests():
+    runs = _documented_docker_runs()
+    assert len(runs) >= 4
+    # CI's flags, less --network none (a gs:// output needs the network) and the
+    # uid (the credentials example runs as the caller to read its own file).
+    lone = {"--read-only"}
+    required, args = ["--read-only"], [a for a in LOCKED_DOWN if a not in lone]
+    for flag, value in zip(args[::2], args[1::2]):
+        if flag not in ("--network", "--user"):
+            required.append(f"{flag} {value}")
+    for run in runs:
+        words = " ".join(run.split())
+        for flag in required:
+            if flag == "--read-only":
+                assert " --read-only " in f" {words} ", run
+            else:
+                assert flag in words, (flag, run)
+        assert "--user " in words, run

@@ -69,7 +69,54 @@ def test_weights_file_for_another_backbone_is_a_clear_error(tmp_path):
         build_classifier(_model_cfg("model.backbone=efficientnet_b0", f"model.weights={path}"), 32, 3)
 
 
-def test_imagenet_weights_without_network_suggest_a_weights_file(monkeypatch, tmp_path):
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # no cached download to fall back on
-    with pytest.raises(DataError, match="path or gs:// URI"):
-        build_classifier(_model_cfg("model.backbone=mobilenet_v2", "model.weights=imagenet"), 32, 3)
+class _FlakyDownload:
+    """keras.applications.MobileNetV2 whose ImageNet download fails `failures` times, as offline keras does."""
+
+    def __init__(self, failures):
+        self.failures, self.calls = failures, 0
+        self.real = keras.applications.MobileNetV2
+
+    def __call__(self, include_top, weights, input_shape):
+        assert weights == "imagenet"
+        self.calls += 1
+        if self.calls <= self.failures:
+            # What keras.utils.get_file raises when the weights URL cannot be fetched.
+            raise Exception("URL fetch failure on https://storage.googleapis.com/...: None -- [Errno -3] "
+                            "Temporary failure in name resolution")
+        return self.real(include_top=include_top, weights=None, input_shape=input_shape)  # never downloads
+
+
+@pytest.fixture
+def flaky_imagenet(monkeypatch):
+    from samplesize import models
+
+    monkeypatch.setattr(models, "WEIGHTS_RETRY_WAIT_S", 0.0)
+
+    def install(failures):
+        fake = _FlakyDownload(failures)
+        monkeypatch.setattr(keras.applications, "MobileNetV2", fake)
+        return fake
+
+    return install
+
+
+def test_imagenet_download_is_retried_in_process_until_it_succeeds(flaky_imagenet):
+    from samplesize.models import WEIGHTS_DOWNLOAD_ATTEMPTS
+
+    fake = flaky_imagenet(WEIGHTS_DOWNLOAD_ATTEMPTS - 1)
+    clf = build_classifier(_model_cfg("model.backbone=mobilenet_v2", "model.weights=imagenet"), 32, n_classes=3)
+    assert fake.calls == WEIGHTS_DOWNLOAD_ATTEMPTS
+    assert clf.weights_identity == "imagenet"
+
+
+def test_imagenet_download_that_keeps_failing_exits_transient_not_data(flaky_imagenet):
+    from samplesize.errors import EXIT_TRANSIENT, TransientError
+    from samplesize.models import WEIGHTS_DOWNLOAD_ATTEMPTS
+
+    fake = flaky_imagenet(100)
+    with pytest.raises(TransientError) as failed:
+        build_classifier(_model_cfg("model.backbone=mobilenet_v2", "model.weights=imagenet"), 32, n_classes=3)
+    assert failed.value.exit_code == EXIT_TRANSIENT
+    assert fake.calls == WEIGHTS_DOWNLOAD_ATTEMPTS  # bounded
+    assert "mobilenet_v2" in str(failed.value) and "model.weights" in str(failed.value)
+    assert "path or gs:// URI" in str(failed.value)  # the way out on an air-gapped cluster

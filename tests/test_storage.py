@@ -411,3 +411,21 @@ def test_gcs_folder_dataset_is_read_from_the_bucket(gcs_emulator):
     assert data.images.shape == (6, 8, 8, 3)
     assert sorted(data.labels.tolist()) == [0, 0, 0, 1, 1, 1]
     assert data.images[data.labels == 0][0, 0, 0].tolist() == [255, 0, 0]
+
+
+def test_write_once_from_a_large_file_is_create_only_too(any_storage, tmp_path):
+    # Over 8 MiB: the GCS client uploads it resumably, as it does a large prepared dataset.
+    first, second = tmp_path / "first.npz", tmp_path / "second.npz"
+    first.write_bytes(os.urandom(9 << 20))
+    second.write_bytes(b"another copy")
+    assert any_storage.write_once_from_file("cache/dataset-x.npz", str(first)) is True
+    assert any_storage.write_once_from_file("cache/dataset-x.npz", str(second)) is False
+    assert any_storage.read("cache/dataset-x.npz") == first.read_bytes()
+
+
+@pytest.mark.parametrize("uri", ["gs://BUCKET/sweeps/demo", "gs://my bucket/x", "gs://ab/x", "gs://-bucket/x"])
+def test_an_invalid_bucket_name_is_a_config_error_naming_it(uri):
+    from samplesize.storage_gcs import parse_gs_uri
+
+    with pytest.raises(ConfigError, match="is not a valid bucket name"):
+        parse_gs_uri(uri)

@@ -16,11 +16,14 @@ import warnings
 
 from . import __version__
 from .config import SweepConfig, load_config
-from .errors import EXIT_OK, SamplesizeError
+from .errors import EXIT_OK, ConfigError, SamplesizeError
 from .plan import TrialSpec, all_trials, parse_index
 from .results import TRIALS_PREFIX, result_key
 from .storage import Storage, open_storage
 
+# Set to 1 by the chart when the trial pod requests a GPU: a trial that then sees
+# none exits 75 before loading data, instead of training on the node's CPU.
+EXPECT_GPU_ENV = "SAMPLESIZE_EXPECT_GPU"
 REPORT_FILES = ("report/report.html", "report/learning_curve.png", "report/summary.json", "report/report.md")
 
 
@@ -62,13 +65,21 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_libraries(args.verbose)
     try:
         cfg = load_config(args.config, args.overrides)
-        storage = open_storage(cfg.output_uri)
+        storage = _open_output(cfg)
         return COMMANDS[args.command](args, cfg, storage)
     except SamplesizeError as exc:
         print(f"samplesize {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+
+
+def _open_output(cfg: SweepConfig) -> Storage:
+    """The output storage; an unusable `output` is named as the config key to change."""
+    try:
+        return open_storage(cfg.output_uri)
+    except ConfigError as exc:
+        raise ConfigError(f"output: {exc}") from None
 
 
 def _quiet_libraries(verbose: bool) -> None:
@@ -132,7 +143,7 @@ def cmd_trial(args, cfg: SweepConfig, storage: Storage) -> int:
             extra = " ".join(f"{k}={v}" for k, v in event.items() if k not in ("phase", "epoch", "epochs"))
             print(f"trial {index}: {event['phase']} epoch {event['epoch']}/{event['epochs']} {extra}", flush=True)
 
-    outcome = run_trial(cfg, index, storage, progress=progress)
+    outcome = run_trial(cfg, index, storage, progress=progress, expect_gpu=os.environ.get(EXPECT_GPU_ENV) == "1")
     if not outcome.written:
         print(f"trial {index}: a result already exists at {storage.uri}/{result_key(index)}; nothing to do")
         return EXIT_OK
@@ -145,6 +156,7 @@ def cmd_trial(args, cfg: SweepConfig, storage: Storage) -> int:
 def cmd_run(args, cfg: SweepConfig, storage: Storage) -> int:
     from .local_run import run_sweep
 
+    _refuse_foreign_results(cfg, storage)
     trials = _planned_trials(cfg, storage)  # also prepares the dataset once, before trials race for it
     storage.write("sweep.yaml", cfg.to_yaml().encode())
     print(f"sweep {cfg.name}: {len(trials)} trials, {args.workers} worker(s), output {cfg.output_uri}", file=sys.stderr)
@@ -154,6 +166,19 @@ def cmd_run(args, cfg: SweepConfig, storage: Storage) -> int:
         print(f"{len(failed)} trial(s) failed: {failed}; run `samplesize run` again to retry only those", file=sys.stderr)
         return 1
     return code
+
+
+def _refuse_foreign_results(cfg: SweepConfig, storage: Storage) -> None:
+    """Stop before anything is written when the output holds results of another config."""
+    from .results import foreign_results
+
+    foreign = foreign_results(storage, cfg)
+    if foreign:
+        raise ConfigError(
+            f"output {storage.uri} holds {len(foreign)} result(s) made with another sweep config (for example "
+            f"{foreign[0]}); results of two configs cannot be fitted together. Nothing was run and sweep.yaml is "
+            f"unchanged: set output (--set output=...) to a new folder for the changed sweep, or restore the old config"
+        )
 
 
 def cmd_aggregate(args, cfg: SweepConfig, storage: Storage) -> int:

@@ -103,7 +103,13 @@ def _progress(job: Any) -> str:
     done = len(parse_indexes(status.completed_indexes if status else None))
     failed = len(parse_indexes(status.failed_indexes if status else None))
     active = (status.active if status else None) or 0
-    return f"{done}/{total} indexes completed, {failed} failed, {active} running"
+    ready = status.ready if status else None
+    if ready is None:  # an API server that does not report ready pods
+        return f"{done}/{total} indexes completed, {failed} failed, {active} active"
+    # active counts pods still pulling the image or waiting for a node; only ready ones run.
+    starting = max(active - ready, 0)
+    waiting = f", {starting} starting (pulling the image or waiting for a node)" if starting else ""
+    return f"{done}/{total} indexes completed, {failed} failed, {ready} running{waiting}"
 
 
 def load_batch_api() -> Any:

@@ -14,6 +14,7 @@ import io
 import json
 import logging
 import os
+import tempfile
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -159,7 +160,7 @@ def scan_folder(storage: Storage, size: int, where: str = "") -> LabelledImages:
             continue
         by_class.setdefault(parts[0], []).append(key)
     class_names = sorted(by_class)
-    images, labels = [], []
+    images, labels = ImageSink(size, capacity=len(keys)), []
     empty_classes = []
     for label, name in enumerate(class_names):
         before = len(labels)
@@ -181,7 +182,7 @@ def scan_folder(storage: Storage, size: int, where: str = "") -> LabelledImages:
         )
     if skipped.total:
         log.warning("dataset %s: %s", where, skipped.describe())
-    return LabelledImages(np.stack(images), np.asarray(labels, np.int32), class_names, skipped)
+    return LabelledImages(images.array(), np.asarray(labels, np.int32), class_names, skipped)
 
 
 def _load_tfds(ds: DatasetConfig) -> LabelledImages:
@@ -255,38 +256,99 @@ def split_test(labels: np.ndarray, test_fraction: float, seed: int, class_names:
 
 
 def prepare_dataset(cfg: SweepConfig, storage: Storage) -> PreparedDataset:
-    """Open the prepared dataset in the cache, or build and store it (first writer wins)."""
+    """Open the prepared dataset in the cache, or build and store it.
+
+    One process builds while the others of the sweep wait for it (`lease`);
+    should two build anyway, the first writer wins and both use its copy.
+    """
+    from .lease import build_once
+
     key = prepared_key(cfg)
-    if storage.exists(key):
-        return _open_prepared(storage, key)
+    return build_once(storage, key, lambda: _build_prepared(cfg, storage, key), lambda: _open_prepared(storage, key),
+                      what="prepared dataset")
+
+
+def _build_prepared(cfg: SweepConfig, storage: Storage, key: str) -> PreparedDataset:
+    """Decode, resize and split the source; store it once, staging the arrays on local disk.
+
+    Peak memory stays near one image plus one chunk: the decoded images, the
+    pool and test arrays and the stored .npz all live in files under the
+    temp folder (/tmp in the pod), read back through memory maps.
+    """
+    staging = tempfile.TemporaryDirectory(prefix="samplesize-prepare-")
     data = load_source(cfg.dataset)
     pool, test = split_test(data.labels, cfg.dataset.test_fraction, cfg.seed, data.class_names)
-    pool_images = data.images[pool]
+    pool_images = take_rows(data.images, pool, os.path.join(staging.name, "pool_images.npy"))
     if cfg.training.augment == "static":
         from .augment import augment_once
 
-        pool_images = augment_once(pool_images, cfg.seed)
-    images = {"pool_images": pool_images, "test_images": data.images[test]}
+        pool_images = augment_once(pool_images, cfg.seed)  # in memory: static augmentation is for small pools
+    images = {"pool_images": pool_images,
+              "test_images": take_rows(data.images, test, os.path.join(staging.name, "test_images.npy"))}
+    del data.images  # the decoded copy's file can go once the pool and test arrays hold their rows
+
+    def load_images(name: str, _staging=staging) -> np.ndarray:  # _staging keeps the folder while in use
+        return images[name]
+
     prepared = PreparedDataset(
         pool_labels=data.labels[pool],
         test_labels=data.labels[test],
         class_names=data.class_names,
         skipped={"counts": data.skipped.counts, "examples": data.skipped.examples},
         key=key,
-        load_images=images.__getitem__,
+        load_images=load_images,
     )
-    if not storage.write_once(key, _encode_prepared(prepared, images)):
+    encoded = os.path.join(staging.name, "prepared.npz")
+    _encode_prepared(prepared, images, encoded)
+    stored = storage.write_once_from_file(key, encoded)
+    os.unlink(encoded)
+    if not stored:
         # Another trial prepared it concurrently; use the stored copy so every trial sees identical bytes.
         return _open_prepared(storage, key)
     return prepared
 
 
-def _encode_prepared(p: PreparedDataset, images: dict[str, np.ndarray]) -> bytes:
-    buf = io.BytesIO()
+class ImageSink:
+    """Decoded images appended one at a time into a uint8 array on local disk (a memory map).
+
+    A folder of 50,000 images at 224 px is 7.5 GB of pixels: a list of arrays
+    then np.stack would hold it twice in memory. The file lives in the temp
+    folder and goes when the array is no longer used.
+    """
+
+    def __init__(self, size: int, capacity: int):
+        self._file = tempfile.NamedTemporaryFile(prefix="samplesize-images-", suffix=".npy")  # noqa: SIM115
+        self._array = np.lib.format.open_memmap(self._file.name, mode="w+", dtype=np.uint8,
+                                                shape=(max(capacity, 1), size, size, 3))
+        self._count = 0
+
+    def append(self, image: np.ndarray) -> None:
+        self._array[self._count] = image
+        self._count += 1
+
+    def __len__(self) -> int:
+        return self._count
+
+    def array(self) -> np.ndarray:
+        """The images appended so far, as one (n, size, size, 3) uint8 array (a view of the file)."""
+        self._array.flush()
+        return self._array[: self._count]
+
+
+def take_rows(images: np.ndarray, rows: np.ndarray, path: str, chunk: int = 256) -> np.ndarray:
+    """`images[rows]` written chunk by chunk into a new .npy file at `path`, returned memory-mapped."""
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=images.dtype, shape=(len(rows), *images.shape[1:]))
+    for start in range(0, len(rows), chunk):
+        out[start : start + chunk] = images[rows[start : start + chunk]]
+    out.flush()
+    return out
+
+
+def _encode_prepared(p: PreparedDataset, images: dict[str, np.ndarray], path: str) -> None:
+    """Write the prepared arrays as one .npz file at `path`, the layout `_open_prepared` reads."""
     meta = json.dumps({"class_names": p.class_names, "skipped": p.skipped})
-    np.savez(buf, **images, pool_labels=p.pool_labels, test_labels=p.test_labels,
+    np.savez(path, **images, pool_labels=p.pool_labels, test_labels=p.test_labels,
              meta=np.frombuffer(meta.encode(), dtype=np.uint8))
-    return buf.getvalue()
 
 
 def _open_prepared(storage: Storage, key: str) -> PreparedDataset:

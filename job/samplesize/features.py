@@ -17,8 +17,9 @@ float32 otherwise), which the layers above read back without loss. The hash
 names everything that fixes the values: the prepared dataset, the backbone,
 its weights (a file's sha256, `imagenet`, or `none` with the sweep seed that
 initialised it), the boundary, the compute dtype and the Keras version.
-Trials that race to create it each compute it; the first write wins and the
-others read the stored copy, so every trial trains on identical bytes.
+One trial computes it while the others wait for it (`lease`); should two
+compute it anyway, the first write wins and the other reads the stored copy,
+so every trial trains on identical bytes.
 
 `auto` uses the cache only when it is exact; otherwise the trial runs the
 whole network and its result's `feature_cache` says why.
@@ -135,12 +136,21 @@ def feature_cache_key(cfg: SweepConfig, prepared_key: str, weights_identity: str
 
 
 def load_or_build(cfg: SweepConfig, storage: Storage, data, clf, boundary_tensor=None) -> FeatureCache:
-    """Read the sweep's feature cache, or compute it and store it (first writer wins)."""
+    """Read the sweep's feature cache, or compute it and store it.
+
+    One trial computes it while the others of the sweep wait (`lease`); should
+    two compute it anyway, the first writer wins and both use its copy.
+    """
+    from .lease import build_once
+
     boundary_layer = boundary_tensor._keras_history.operation.name if boundary_tensor is not None else None
     dtype = clf.base.compute_dtype
     key = feature_cache_key(cfg, data.key, clf.weights_identity, boundary_layer, dtype)
-    if storage.exists(key):
-        return _decode(storage, key, boundary_layer, data)
+    return build_once(storage, key, lambda: _build(storage, key, data, clf, boundary_tensor, boundary_layer),
+                      lambda: _decode(storage, key, boundary_layer, data), what="feature cache")
+
+
+def _build(storage: Storage, key: str, data, clf, boundary_tensor, boundary_layer: str | None) -> FeatureCache:
     started = time.perf_counter()
     arrays = extract(clf, boundary_tensor, {"pool": data.pool_images, "test": data.test_images})
     built_s = time.perf_counter() - started

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import logging
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 
 import keras
@@ -24,7 +26,9 @@ from keras import layers
 
 from .backbones import APPLICATIONS, SMALL_CNN
 from .config import ModelConfig
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, TransientError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -104,13 +108,7 @@ def _load_backbone(m: ModelConfig, constructor: str, image_size: int) -> tuple[k
     if weights == "none":
         return build(include_top=False, weights=None, input_shape=(image_size, image_size, 3)), "none:unseeded"
     if weights == "imagenet":
-        try:
-            return build(include_top=False, weights="imagenet", input_shape=(image_size, image_size, 3)), "imagenet"
-        except Exception as exc:  # keras raises a bare Exception on a failed download
-            raise DataError(
-                f"model.weights: could not get ImageNet weights for {m.backbone} ({exc}). Without network access, "
-                f"download the no-top weights file once and set model.weights to its path or gs:// URI"
-            ) from None
+        return _download_imagenet(build, m.backbone, image_size), "imagenet"
     path = _local_weights_file(weights)
     try:
         return build(include_top=False, weights=path, input_shape=(image_size, image_size, 3)), f"sha256:{_file_sha256(path)}"
@@ -119,6 +117,37 @@ def _load_backbone(m: ModelConfig, constructor: str, image_size: int) -> tuple[k
             f"model.weights: {weights} does not fit {m.backbone} without its top at {image_size} px ({exc}); "
             f"use the backbone's include_top=False weights file"
         ) from None
+
+
+WEIGHTS_DOWNLOAD_ATTEMPTS = 4
+WEIGHTS_RETRY_WAIT_S = 5.0  # doubled after each failure: 5, 10, 20 s
+
+
+def _download_imagenet(build, backbone: str, image_size: int, sleep=time.sleep):
+    """The backbone with ImageNet weights; a failed download is retried, then raises TransientError (exit 75).
+
+    Keras fetches the weights file on first use and caches it under KERAS_HOME.
+    A network blip must not fail the index for good, so the download is
+    retried in-process a few times and then left to Kubernetes' retries.
+    """
+    wait = WEIGHTS_RETRY_WAIT_S
+    for attempt in range(1, WEIGHTS_DOWNLOAD_ATTEMPTS + 1):
+        try:
+            return build(include_top=False, weights="imagenet", input_shape=(image_size, image_size, 3))
+        except ValueError as exc:  # the weights do not fit the input: no download will fix it
+            raise DataError(f"model.weights: ImageNet weights do not fit {backbone} at {image_size} px ({exc})") from None
+        except Exception as exc:  # noqa: BLE001 - keras raises a bare Exception on a failed download
+            if attempt == WEIGHTS_DOWNLOAD_ATTEMPTS:
+                raise TransientError(
+                    f"model.weights: could not download ImageNet weights for {backbone} after {attempt} attempts "
+                    f"({exc}). The index is retried; without network access, download the no-top weights file once "
+                    f"and set model.weights to its path or gs:// URI"
+                ) from None
+            log.warning("ImageNet weights for %s: download failed (%s); retry %d of %d in %.0f s",
+                        backbone, exc, attempt, WEIGHTS_DOWNLOAD_ATTEMPTS - 1, wait)
+            sleep(wait)
+            wait *= 2
+    raise AssertionError("unreachable")
 
 
 def _local_weights_file(uri: str) -> str:

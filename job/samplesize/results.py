@@ -13,6 +13,7 @@ Schema (version 1), one JSON object per index at `trials/trial-<index:05d>.json`
     timings            {load_s, train_s, evaluate_s, total_s}
     feature_cache      "used: <what came from the cache>" or "off: <reason>"
     accelerator, package_version, config_hash, finished_at
+    tensorflow_version, gpu_model   (gpu_model: the device name, or null on CPU)
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .errors import ConfigError
 from .plan import TrialSpec
-from .storage import Storage
+from .storage import Storage, join_uri
 
 RESULT_SCHEMA_VERSION = 1
 TRIALS_PREFIX = "trials/"
@@ -53,3 +55,35 @@ def encode_result(result: dict[str, Any]) -> bytes:
 def write_result(storage: Storage, result: dict[str, Any]) -> bool:
     """Write once; False when a result for this index already exists."""
     return storage.write_once(result_key(result["index"]), encode_result(result))
+
+
+def stored_config_hash(storage: Storage, key: str) -> str | None:
+    """The config_hash of the result at `key`; None when it is missing or unreadable (the aggregator reports those)."""
+    try:
+        stored = json.loads(storage.read(key))
+    except (FileNotFoundError, ValueError):
+        return None
+    return stored.get("config_hash") if isinstance(stored, dict) else None
+
+
+def refuse_foreign_result(storage: Storage, cfg, index: int) -> None:
+    """Raise ConfigError when the result at `index` was made with another config.
+
+    Such a result is not "done" for this sweep: the aggregator would refuse
+    it, so the trial must say which output to change instead of exiting 0.
+    """
+    key = result_key(index)
+    theirs = stored_config_hash(storage, key)
+    if theirs is not None and theirs != cfg.trial_hash():
+        raise ConfigError(
+            f"{join_uri(storage.uri, key)} holds a result made with another sweep config (config_hash {theirs}, "
+            f"this config {cfg.trial_hash()}): results of two configs cannot be fitted together. Set output "
+            f"(sweep.output in the chart) to a new prefix for the changed sweep, or restore the config that made it"
+        )
+
+
+def foreign_results(storage: Storage, cfg) -> list[str]:
+    """Keys under trials/ whose result was made with another config than `cfg`."""
+    mine = cfg.trial_hash()
+    return [key for key in storage.list(TRIALS_PREFIX)
+            if key.endswith(".json") and stored_config_hash(storage, key) not in (None, mine)]

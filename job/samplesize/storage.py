@@ -12,6 +12,7 @@ place (atomic, refuses an existing name); on GCS it is a create-only upload.
 from __future__ import annotations
 
 import errno
+import mmap
 import os
 import posixpath
 import tempfile
@@ -26,6 +27,9 @@ class Storage(Protocol):
 
     def write_once(self, key: str, data: bytes) -> bool:
         """Create `key` with `data`; return False, writing nothing, if it exists."""
+
+    def write_once_from_file(self, key: str, path: str) -> bool:
+        """`write_once` of a local file's bytes, streamed: for objects too large to hold in memory."""
 
     def write(self, key: str, data: bytes) -> None:
         """Create or replace `key` atomically (reports)."""
@@ -94,6 +98,13 @@ class LocalStorage:
             raise _local_error(path, exc) from None
         finally:
             Path(tmp).unlink(missing_ok=True)
+
+    def write_once_from_file(self, key: str, source: str) -> bool:
+        if os.path.getsize(source) == 0:
+            return self.write_once(key, b"")
+        # A read-only memory map is bytes-like: written out page by page, never held in memory.
+        with open(source, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return self.write_once(key, data)
 
     def write(self, key: str, data: bytes) -> None:
         path = self._path(key)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import mimetypes
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from typing import BinaryIO
@@ -41,13 +42,20 @@ DEFAULT_RETRY_DEADLINE = 300.0  # seconds; long enough to ride out a GCS inciden
 MAX_REQUEST_TIMEOUT = 60.0  # seconds one HTTP request may stall (the client's own default)
 
 
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")  # as in the chart's values.schema.json
+
+
 def parse_gs_uri(uri: str) -> tuple[str, str]:
     """Split `gs://bucket/some/prefix` into ("bucket", "some/prefix")."""
     if not uri.startswith("gs://"):
         raise ConfigError(f"{uri!r} is not a gs:// URI")
     bucket, _, prefix = uri[len("gs://") :].partition("/")
-    if not bucket or not all(c.isalnum() or c in "-_." for c in bucket):
-        raise ConfigError(f"{uri!r}: expected gs://BUCKET/PREFIX with a valid bucket name")
+    if not _BUCKET_NAME.match(bucket):
+        # GCS names are lowercase; the placeholder gs://BUCKET/... in k8s/ relies on this refusal.
+        raise ConfigError(
+            f"{uri!r}: {bucket!r} is not a valid bucket name (3-222 lowercase letters, digits, '-', '_' or '.', "
+            f"starting and ending with a letter or digit); write gs://BUCKET/PREFIX with your own bucket"
+        )
     prefix = prefix.strip("/")
     if prefix:
         check_key(prefix)
@@ -204,6 +212,13 @@ class GcsStorage:
         If a create landed but its reply was lost, the retry sees 412 and this returns
         False although the stored bytes are ours; callers treat both alike ("done").
         """
+        return self._create_once(key, lambda blob, **kwargs: blob.upload_from_string(data, **kwargs))
+
+    def write_once_from_file(self, key: str, path: str) -> bool:
+        """`write_once` of a local file, uploaded from disk (a large prepared dataset never sits in memory)."""
+        return self._create_once(key, lambda blob, **kwargs: blob.upload_from_filename(path, **kwargs))
+
+    def _create_once(self, key: str, upload) -> bool:
         blob = self._blob(key)
         self._ensure_bucket()
         with self._errors("write", blob.name):
@@ -213,8 +228,8 @@ class GcsStorage:
             if blob.exists(retry=self._retry, timeout=self._timeout):
                 return False
             try:
-                blob.upload_from_string(
-                    data,
+                upload(
+                    blob,
                     content_type=_content_type(key),
                     if_generation_match=0,
                     retry=self._retry_if_create_only,

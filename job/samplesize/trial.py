@@ -18,7 +18,8 @@ from . import __version__
 from .config import SweepConfig
 from .data import prepare_dataset
 from .plan import trial_spec
-from .results import result_key, trial_identity, write_result
+from .errors import TransientError
+from .results import refuse_foreign_result, result_key, trial_identity, write_result
 from .sampling import draw_subsample, split_validation
 from .storage import Storage
 
@@ -50,13 +51,45 @@ def configure_runtime(cfg: SweepConfig, seed: int) -> str:
     return "CPU"
 
 
-def run_trial(cfg: SweepConfig, index: int, storage: Storage, progress=None) -> TrialOutcome:
-    """Run trial `index` of the sweep and write its result; skip if it exists."""
+def runtime_versions() -> dict:
+    """The TensorFlow version and the first GPU's model (None on CPU), for the result."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    model = tf.config.experimental.get_device_details(gpus[0]).get("device_name", gpus[0].name) if gpus else None
+    return {"tensorflow_version": tf.__version__, "gpu_model": model}
+
+
+def require_gpu(accelerator: str) -> None:
+    """Exit 75 (retried) when a GPU was requested but TensorFlow sees none, before any data is loaded."""
+    if accelerator != "CPU":
+        return
+    import tensorflow as tf
+
+    build = "" if tf.test.is_built_with_cuda() else ", and this TensorFlow is built without CUDA (a CPU image)"
+    raise TransientError(
+        f"the pod requests a GPU (SAMPLESIZE_EXPECT_GPU=1) but TensorFlow {tf.__version__} sees none{build}. "
+        f"Check: the image is the GPU build (TF_EXTRA=gpu); LD_LIBRARY_PATH holds /usr/local/nvidia/lib64, where "
+        f"GKE mounts the driver (the samplesize image sets it); the node's NVIDIA driver is installed (GKE Standard: "
+        f"a node pool created with gpu-driver-version=default or latest, or the driver installer DaemonSet); "
+        f"`nvidia-smi` works in the pod. Nothing was trained; the index is retried"
+    )
+
+
+def run_trial(cfg: SweepConfig, index: int, storage: Storage, progress=None, expect_gpu: bool = False) -> TrialOutcome:
+    """Run trial `index` of the sweep and write its result; skip if it exists.
+
+    A result of another config at the index raises ConfigError, and with
+    `expect_gpu` a trial that sees no GPU raises TransientError before loading data.
+    """
     spec = trial_spec(cfg, index)
     if storage.exists(result_key(index)):
+        refuse_foreign_result(storage, cfg, index)
         return TrialOutcome(index, False, None)
     started = time.perf_counter()
     accelerator = configure_runtime(cfg, spec.seed)
+    if expect_gpu:
+        require_gpu(accelerator)
     data = prepare_dataset(cfg, storage)
     n_classes = len(data.class_names)
     drawn = draw_subsample(data.pool_labels, spec.split, spec.seed, cfg.sampling, n_classes)
@@ -100,8 +133,11 @@ def run_trial(cfg: SweepConfig, index: int, storage: Storage, progress=None) -> 
         },
         "feature_cache": cache_note,
         "accelerator": accelerator,
+        **runtime_versions(),
         "package_version": __version__,
         "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     written = write_result(storage, result)
+    if not written:
+        refuse_foreign_result(storage, cfg, index)  # another pod got there first: with this config?
     return TrialOutcome(index, written, result if written else None)

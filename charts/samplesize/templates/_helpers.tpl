@@ -134,24 +134,43 @@ here so that an image built on another base still gets them.
 Volumes and mounts shared by every samplesize pod: the one ConfigMap and /tmp.
 */}}
 {{- define "samplesize.volumes" -}}
+{{- $root := .root }}
 - name: config
   configMap:
-    name: {{ include "samplesize.configMapName" . }}
+    name: {{ include "samplesize.configMapName" $root }}
     items:
       - key: sweep.yaml
         path: sweep.yaml
 - name: tmp
-  {{- if or .Values.tmp.medium .Values.tmp.sizeLimit }}
+  {{- if or $root.Values.tmp.medium .sizeLimit }}
   emptyDir:
-    {{- with .Values.tmp.medium }}
+    {{- with $root.Values.tmp.medium }}
     medium: {{ . }}
     {{- end }}
-    {{- with .Values.tmp.sizeLimit }}
+    {{- with .sizeLimit }}
     sizeLimit: {{ . }}
     {{- end }}
   {{- else }}
   emptyDir: {}
   {{- end }}
+{{- end }}
+
+{{/*
+Container resources with an ephemeral-storage request equal to the /tmp
+emptyDir's size limit, unless set already: GKE Autopilot requests 1 GiB when
+none is given and evicts a pod that writes more. A Memory-backed /tmp counts
+against memory instead. Takes (dict "resources" R "sizeLimit" S "root" $).
+*/}}
+{{- define "samplesize.resources" -}}
+{{- $res := deepCopy (.resources | default dict) }}
+{{- if and .sizeLimit (ne .root.Values.tmp.medium "Memory") }}
+{{- $requests := get $res "requests" | default dict }}
+{{- if not (hasKey $requests "ephemeral-storage") }}
+{{- $_ := set $requests "ephemeral-storage" .sizeLimit }}
+{{- end }}
+{{- $_ := set $res "requests" $requests }}
+{{- end }}
+{{- toYaml $res }}
 {{- end }}
 
 {{- define "samplesize.volumeMounts" -}}
@@ -168,5 +187,5 @@ immutable, so `helm upgrade` with a different sweep fails loudly instead of
 letting running trials pick up a new config halfway through a sweep.
 */}}
 {{- define "samplesize.configChecksum" -}}
-checksum/config: {{ toYaml .Values.sweep | sha256sum }}
+checksum/config: {{ include "samplesize.sweepYaml" . | sha256sum }}
 {{- end }}

@@ -1,0 +1,123 @@
+{{/*
+Checks that fail `helm install` instead of a pod on a GPU node.
+
+values.schema.json checks each value on its own. The rules here span several
+values: the required values, GPU placement, deadlines, and the cross-field
+rules of job/samplesize/config.py (`_check`), mirrored with the CLI's own
+message text. tests/test_chart.py feeds each bad config to both the config
+loader and `helm template` and requires the same message, so the two cannot
+drift. Not mirrored (they need the data or Keras): dataset contents, and
+whether model.fine_tune_from names a layer of the backbone.
+*/}}
+{{- define "samplesize.validate" -}}
+{{- $v := .Values }}
+{{- $_ := required "image.repository is required: the registry path of the samplesize image you pushed, e.g. --set image.repository=us-docker.pkg.dev/PROJECT/REPO/samplesize (docs/docker.md builds it)" $v.image.repository }}
+{{- $_ := required "sweep.output is required: where results and the report go, e.g. --set sweep.output=gs://BUCKET/sweeps/NAME (a bucket the service accounts can write), or an absolute path on a volume every pod mounts" $v.sweep.output }}
+{{- if $v.gpu.enabled }}
+{{- $selected := get ($v.nodeSelector | default dict) "cloud.google.com/gke-accelerator" }}
+{{- if and (not $v.gpu.accelerator) (not $v.nodeSelector) (not $v.affinity) }}
+{{- fail "gpu.accelerator is required when gpu.enabled is true: set the GPU type the trials run on, e.g. --set gpu.accelerator=nvidia-l4 (rendered as the node selector cloud.google.com/gke-accelerator, which GKE Autopilot needs to choose a GPU node); on other clusters set nodeSelector (or affinity) to your GPU nodes instead, or --set gpu.enabled=false to run the trials on CPU" }}
+{{- end }}
+{{- if and $v.gpu.accelerator $selected (ne $selected $v.gpu.accelerator) }}
+{{- fail (printf "gpu.accelerator %q and nodeSelector cloud.google.com/gke-accelerator %q disagree; set only one" $v.gpu.accelerator $selected) }}
+{{- end }}
+{{- end }}
+{{- $trials := $v.activeDeadlineSeconds }}
+{{- $agg := $v.aggregate.activeDeadlineSeconds }}
+{{- if and (not (kindIs "invalid" $trials)) (not (kindIs "invalid" $agg)) (le (int64 $agg) (int64 $trials)) }}
+{{- fail (printf "aggregate.activeDeadlineSeconds (%d) must exceed activeDeadlineSeconds (%d): the aggregator waits for the trials Job, then writes the report" (int64 $agg) (int64 $trials)) }}
+{{- end }}
+{{- include "samplesize.validateSweep" (include "samplesize.sweepYaml" . | fromYaml) }}
+{{- end }}
+
+{{/*
+The cross-field rules of config._check, in its order, with its messages.
+Takes the converted sweep (numbers, not strings).
+*/}}
+{{- define "samplesize.validateSweep" -}}
+{{- $s := . }}
+{{- $splits := $s.splits | default list }}
+{{- $backtest := $s.backtest_splits | default list }}
+{{- range $key := list "splits" "backtest_splits" }}
+{{- $values := ternary $splits $backtest (eq $key "splits") }}
+{{- $dupes := list }}
+{{- range $i, $x := $values }}
+{{- range $j, $y := $values }}
+{{- if and (lt $i $j) (eq $x $y) }}{{ $dupes = append $dupes $x }}{{ end }}
+{{- end }}
+{{- end }}
+{{- if $dupes }}
+{{- fail (printf "%s: %s appear more than once; each split must be unique" $key (include "samplesize.pyFloatList" $dupes)) }}
+{{- end }}
+{{- end }}
+{{- $both := list }}
+{{- range $splits }}{{ if has . $backtest }}{{ $both = append $both . }}{{ end }}{{ end }}
+{{- if $both }}
+{{- fail (printf "backtest_splits: %s are also in splits; a backtest split must be left out of the fit" (include "samplesize.pyFloatList" $both)) }}
+{{- end }}
+{{- $m := $s.model | default dict }}
+{{- $backbone := $m.backbone | default "small_cnn" }}
+{{- $size := int (($s.dataset | default dict).image_size | default 16) }}
+{{- /* Must equal APPLICATIONS[...].min_size in job/samplesize/backbones.py (a test checks each). */ -}}
+{{- $minSize := dict "mobilenet_v2" 32 "mobilenet_v3_small" 32 "mobilenet_v3_large" 32 "efficientnet_b0" 32 "efficientnet_b1" 32 "efficientnet_b2" 32 "efficientnet_b3" 32 "efficientnet_v2_b0" 32 "resnet50" 32 "resnet50_v2" 32 "densenet121" 32 "convnext_tiny" 32 "inception_v3" 75 "xception" 71 }}
+{{- if and (hasKey $minSize $backbone) (lt $size (int (get $minSize $backbone))) }}
+{{- fail (printf "dataset.image_size: %d is too small for model.backbone %s; use at least %d" $size $backbone (int (get $minSize $backbone))) }}
+{{- end }}
+{{- if and (eq $backbone "small_cnn") (eq (toString $m.weights) "imagenet") }}
+{{- fail "model.weights: 'imagenet' has no meaning for small_cnn; use none or a weights file" }}
+{{- end }}
+{{- if and (eq $backbone "small_cnn") $m.fine_tune_from }}
+{{- fail (printf "model.fine_tune_from: '%s' has no meaning for small_cnn, which trains every layer in one phase; remove it or choose a keras.applications backbone" $m.fine_tune_from) }}
+{{- end }}
+{{- end }}
+
+{{/*
+A list of numbers as Python prints a sorted list of floats: [0.5, 1.0].
+Sorted by rank (the values are distinct), so messages match the CLI's.
+*/}}
+{{- define "samplesize.pyFloatList" -}}
+{{- $values := uniq . }}
+{{- $out := list }}
+{{- range $rank, $_ := $values }}
+{{- range $x := $values }}
+{{- $below := 0 }}
+{{- range $y := $values }}{{ if lt (float64 $y) (float64 $x) }}{{ $below = add1 $below }}{{ end }}{{ end }}
+{{- if eq $below $rank }}{{ $out = append $out (include "samplesize.pyFloat" $x) }}{{ end }}
+{{- end }}
+{{- end }}
+{{- printf "[%s]" (join ", " $out) }}
+{{- end }}
+
+{{/* One number as Python's repr of a float prints it: 1 -> 1.0, 0.05 -> 0.05. */}}
+{{- define "samplesize.pyFloat" -}}
+{{- $x := float64 . }}
+{{- if eq $x (floor $x) }}{{ printf "%.1f" $x }}{{ else }}{{ printf "%v" $x }}{{ end }}
+{{- end }}
+
+{{/*
+The sweep as sweep.yaml holds it: `--set` passes decimals as strings
+(--set sweep.splits={0.1,0.2}), so every numeric key that may be fractional
+becomes a number here. The schema has already checked each string is a
+decimal in range.
+*/}}
+{{- define "samplesize.sweepYaml" -}}
+{{- $s := deepCopy .Values.sweep }}
+{{- range $key := list "splits" "backtest_splits" "targets" }}
+{{- if hasKey $s $key }}
+{{- $numbers := list }}
+{{- range (get $s $key | default list) }}{{ $numbers = append $numbers (float64 .) }}{{ end }}
+{{- $_ := set $s $key $numbers }}
+{{- end }}
+{{- end }}
+{{- range $section, $keys := dict "dataset" (list "test_fraction") "model" (list "dropout") "training" (list "learning_rate" "fine_tune_learning_rate" "validation_fraction") }}
+{{- $d := get $s $section }}
+{{- if kindIs "map" $d }}
+{{- range $keys }}
+{{- if and (hasKey $d .) (kindIs "string" (get $d .)) }}
+{{- $_ := set $d . (float64 (get $d .)) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- toYaml $s }}
+{{- end }}
