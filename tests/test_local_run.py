@@ -4,10 +4,12 @@ import io
 
 from samplesize.config import load_config
 from samplesize.local_run import SweepProgress
-from samplesize.results import result_key
+from samplesize.aggregate import aggregate
+from samplesize.results import encode_result, result_key
 from samplesize.storage import open_storage
 
 from conftest import run_cli
+from test_aggregate import fake_result
 
 
 def test_progress_line_before_any_trial_finishes_says_when_the_eta_comes():
@@ -43,25 +45,26 @@ def test_status_lists_missing_indexes_and_fails_require_report_without_a_report(
     out = tmp_path / "out"
     cfg = load_config(None, [f"output={out}", "splits=[0.3, 0.6]", "backtest_splits=[]", "repetitions=2"])
     storage = open_storage(cfg.output_uri)
-    storage.write_once(result_key(1), b"{}")
-    storage.write_once(result_key(3), b"{}")
+    storage.write_once(result_key(1), encode_result(fake_result(cfg, 1)))
+    storage.write_once(result_key(3), encode_result(fake_result(cfg, 3)))
     args = ["--set", f"output={out}", "--set", "splits=[0.3, 0.6]", "--set", "backtest_splits=[]",
             "--set", "repetitions=2"]
     proc = run_cli("status", *args)
     assert proc.returncode == 0, proc.stderr
     assert "2/4 trials finished" in proc.stdout
-    assert "missing indexes: [0, 2]" in proc.stdout
+    assert "missing indexes: 0, 2" in proc.stdout
     assert "report: not written yet" in proc.stdout
     assert run_cli("status", *args, "--require-report").returncode == 1
 
 
 def test_status_with_a_report_passes_require_report(tmp_path):
     out = tmp_path / "out"
-    cfg = load_config(None, [f"output={out}", "splits=[0.3]", "backtest_splits=[]", "repetitions=1"])
+    cfg = load_config(None, [f"output={out}", "splits=[0.3, 0.6]", "backtest_splits=[]", "repetitions=1"])
     storage = open_storage(cfg.output_uri)
-    storage.write_once(result_key(0), b"{}")
-    storage.write_once("report/summary.json", b"{}")
-    proc = run_cli("status", "--set", f"output={out}", "--set", "splits=[0.3]", "--set", "backtest_splits=[]",
+    for index in range(cfg.trial_count):
+        storage.write_once(result_key(index), encode_result(fake_result(cfg, index)))
+    aggregate(cfg, storage, n_bootstrap=20)
+    proc = run_cli("status", "--set", f"output={out}", "--set", "splits=[0.3, 0.6]", "--set", "backtest_splits=[]",
                    "--set", "repetitions=1", "--require-report")
     assert proc.returncode == 0, proc.stderr
-    assert "1/1 trials finished" in proc.stdout and "report: present (report/summary.json" in proc.stdout
+    assert "2/2 trials finished" in proc.stdout and "report: present (report/report.html" in proc.stdout

@@ -140,8 +140,19 @@ class LocalStorage:
         return False
 
     def check_writable(self, prefix: str) -> None:
-        probe = self._path(f"{prefix.rstrip('/')}/.write-probe")
-        Path(self._temp_file(probe, b"")).unlink(missing_ok=True)
+        """Create and remove a temp file in the folder, or in its nearest existing parent: nothing is left behind."""
+        target = self._path(f"{prefix.rstrip('/')}/.write-probe").parent
+        folder = target
+        while not os.path.lexists(folder) and folder != folder.parent:
+            folder = folder.parent
+        try:
+            if not folder.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, f"{folder} is not a folder")
+            fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-probe.", suffix=".part")
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise _local_error(target, exc) from None
 
     def list(self, prefix: str = "") -> list[str]:
         folder = prefix.rstrip("/")
