@@ -47,6 +47,7 @@ from typing import Any
 NODE_NAME = "podrunner"
 POLL_S = 0.5
 LABEL = "samplesize-podrunner"  # on every container this runner starts, for cleanup
+STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 _VAR_REF = re.compile(r"\$\$|\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)")
 
 
@@ -155,7 +156,7 @@ class PodRunner:
                             "lastHeartbeatTime": _now().isoformat(), "lastTransitionTime": _now().isoformat()}],
             "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
         }}
-        self.core.patch_node_status(NODE_NAME, status)
+        self.core.patch_node_status(NODE_NAME, status, _content_type=STRATEGIC_MERGE)
 
     # ---------------------------------------------------------- main loop
 
@@ -183,7 +184,7 @@ class PodRunner:
                         running.stopping = True
                         grace = pod.metadata.deletion_grace_period_seconds or 0
                         threading.Thread(target=self._docker_stop, args=(running.container, grace), daemon=True).start()
-                elif pod.spec.node_name == NODE_NAME:
+                elif pod.spec.node_name == NODE_NAME and pod.metadata.deletion_grace_period_seconds != 0:
                     self._delete_now(pod)  # nothing runs (or ran and was reported): the kubelet's final delete
                 continue
             if running is not None or uid in self._finished or pod.status.phase in ("Succeeded", "Failed"):
@@ -238,9 +239,11 @@ class PodRunner:
         running = Running(pod.metadata.name, pod.metadata.namespace, uid, container, started)
         with self._lock:
             self._running[uid] = running
-        self._report_running(pod, started)
-        threading.Thread(target=self._wait_container, args=(running,), name=f"wait-{pod.metadata.name}",
-                         daemon=True).start()
+        try:
+            self._report_running(pod, started)
+        finally:  # the container runs either way: always wait for it and report its end
+            threading.Thread(target=self._wait_container, args=(running,), name=f"wait-{pod.metadata.name}",
+                             daemon=True).start()
 
     def _wait_container(self, running: Running) -> None:
         done = subprocess.run([self.docker, "wait", running.container], capture_output=True, text=True)
@@ -273,47 +276,25 @@ class PodRunner:
     # ---------------------------------------------------------- status
 
     def _write_status(self, pod: Any, phase: str, state: dict, started: datetime.datetime) -> None:
-        """Replace the pod's status, keeping the conditions the API server set (DisruptionTarget)."""
-        from kubernetes.client.rest import ApiException
+        """Patch the pod's status as the kubelet does.
 
-        spec_container = pod.spec.containers[0]
-        for _ in range(10):
-            current = self.core.read_namespaced_pod(pod.metadata.name, pod.metadata.namespace)
-            conditions = [c for c in (current.status.conditions or [])
-                          if c.type not in ("PodScheduled", "Initialized", "ContainersReady", "Ready")]
-            ready = "True" if phase == "Running" else "False"
-            conditions = [{"type": c.type, "status": c.status, "reason": c.reason, "message": c.message,
-                           "lastTransitionTime": (c.last_transition_time or _now()).isoformat()} for c in conditions]
-            conditions += [{"type": t, "status": s, "lastTransitionTime": _now().isoformat()}
-                           for t, s in (("PodScheduled", "True"), ("Initialized", "True"),
-                                        ("ContainersReady", ready), ("Ready", ready))]
-            body = {
-                "apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": pod.metadata.name, "namespace": pod.metadata.namespace,
-                             "resourceVersion": current.metadata.resource_version},
-                "status": {
-                    "phase": phase, "hostIP": "127.0.0.1", "podIP": "127.0.0.1",
-                    "podIPs": [{"ip": "127.0.0.1"}], "startTime": started.isoformat(),
-                    "conditions": conditions,
-                    "containerStatuses": [{
-                        "name": spec_container.name, "image": spec_container.image, "imageID": "",
-                        "ready": phase == "Running", "started": phase == "Running", "restartCount": 0,
-                        "state": state,
-                    }],
-                },
-            }
-            try:
-                # Through the raw API: the typed models drop the resourceVersion precondition on round trips.
-                self.core.api_client.call_api(
-                    "/api/v1/namespaces/{namespace}/pods/{name}/status", "PUT",
-                    path_params={"namespace": pod.metadata.namespace, "name": pod.metadata.name},
-                    body=body, header_params={"Content-Type": "application/json", "Accept": "application/json"},
-                    auth_settings=["BearerToken"], _preload_content=False)
-                return
-            except ApiException as exc:
-                if exc.status != 409:
-                    raise
-        raise RuntimeError(f"pod {pod.metadata.name}: status kept conflicting")
+        A strategic merge patch merges `conditions` by type, so conditions the API
+        server set (DisruptionTarget on eviction) stay as they are.
+        """
+        c = pod.spec.containers[0]
+        ready = "True" if phase == "Running" else "False"
+        now = _now().isoformat()
+        status = {
+            "phase": phase, "hostIP": "127.0.0.1", "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}],
+            "startTime": started.isoformat(),
+            "conditions": [{"type": t, "status": v, "lastTransitionTime": now}
+                           for t, v in (("PodScheduled", "True"), ("Initialized", "True"),
+                                        ("ContainersReady", ready), ("Ready", ready))],
+            "containerStatuses": [{"name": c.name, "image": c.image, "imageID": "", "ready": phase == "Running",
+                                   "started": phase == "Running", "restartCount": 0, "state": state}],
+        }
+        self.core.patch_namespaced_pod_status(pod.metadata.name, pod.metadata.namespace, {"status": status},
+                                              _content_type=STRATEGIC_MERGE)
 
     def _report_running(self, pod: Any, started: datetime.datetime) -> None:
         self._write_status(pod, "Running", {"running": {"startedAt": started.isoformat()}}, started)

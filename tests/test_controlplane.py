@@ -205,9 +205,9 @@ def test_aggregator_role_reads_its_trials_job_and_nothing_else(finished_sweep, k
     trials, aggregate = names()
     token = kube.core.create_namespaced_service_account_token(
         aggregate, ns, client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[]))).status.token
-    conf = copy.deepcopy(kube.api_client.configuration)
-    conf.cert_file = conf.key_file = None
-    conf.api_key = {"authorization": f"Bearer {token}"}
+    admin = kube.api_client.configuration
+    conf = client.Configuration(host=admin.host, api_key={"BearerToken": f"Bearer {token}"})
+    conf.ssl_ca_cert = admin.ssl_ca_cert
     as_aggregator = client.ApiClient(conf)
     batch, core = client.BatchV1Api(as_aggregator), client.CoreV1Api(as_aggregator)
 
