@@ -17,7 +17,15 @@ out="$PWD/.ci-work/controlplane/bin"
 mkdir -p "$out"
 cd tests/controlplane
 start=$(date +%s)
+# The version the binaries report (helm checks the chart's kubeVersion against it):
+# upstream's release build stamps it with -X; without it the server says v0.0.0.
+version=$(go list -mod=readonly -m -f '{{.Version}}' k8s.io/kubernetes)
+minor=${version#v*.}; minor=${minor%%.*}
+stamp=""
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    stamp="$stamp -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+done
 # -mod=readonly: go.sum pins every module; a build never rewrites go.mod.
 # -s -w: no symbol tables, which also makes linking the large binaries faster.
-go build -mod=readonly -ldflags='-s -w' -o "$out/" ./cmd/...
+go build -mod=readonly -ldflags="-s -w$stamp" -o "$out/" ./cmd/...
 echo "build_controlplane.sh: built $(ls "$out" | tr '\n' ' ')in $(( $(date +%s) - start ))s -> $out" >&2

@@ -27,7 +27,7 @@ real image under Docker:
 
 Fields it does not know (probes, GPUs, tolerations, affinity...) are ignored, so the
 chart can grow without breaking it. `logs(pod_name)` returns a finished container's
-output.
+output and `exit_codes` its exit code, also after the pod is gone.
 """
 
 from __future__ import annotations
@@ -112,6 +112,7 @@ class PodRunner:
         self._running: dict[str, Running] = {}  # by pod uid
         self._finished: set[str] = set()  # pod uids whose container ran and was reported
         self._logs: dict[str, str] = {}  # pod name -> container output
+        self.exit_codes: dict[str, int] = {}  # pod name -> container exit code, kept after the pod is gone
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -255,6 +256,7 @@ class PodRunner:
         logs = subprocess.run([self.docker, "logs", running.container], capture_output=True, text=True)
         with self._lock:
             self._logs[running.pod_name] = logs.stdout + logs.stderr
+            self.exit_codes[running.pod_name] = code
         subprocess.run([self.docker, "rm", "-f", running.container], capture_output=True)
         try:
             pod = self.core.read_namespaced_pod(running.pod_name, running.namespace)

@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 from render_k8s import find_helm  # noqa: E402
 
+from samplesize.cluster import parse_indexes  # noqa: E402
 from samplesize.config import build_config  # noqa: E402
 from samplesize.errors import EXIT_DATA, EXIT_TRANSIENT  # noqa: E402
 from samplesize.plan import trial_spec  # noqa: E402
@@ -178,7 +179,7 @@ def test_helm_install_runs_every_index_and_the_aggregator_writes_the_report(fini
     jobs, ns = finished_sweep["jobs"], finished_sweep["namespace"]
     context = dump_status(kube.core, ns)
     assert job_finished(jobs[trials]) == "Complete", context
-    assert jobs[trials].status.completed_indexes == "0-1", context
+    assert parse_indexes(jobs[trials].status.completed_indexes) == [0, 1], context
     assert job_finished(jobs[aggregate]) == "Complete", context
     gcs, bucket = finished_sweep["gcs"], finished_sweep["bucket"]
     summary = json.loads(read_object(gcs, bucket, "sweeps/ok/report/summary.json")[0])
@@ -236,10 +237,13 @@ def test_uninstall_and_second_install_resume_without_retraining(finished_sweep, 
     summary_before = read_object(gcs, bucket, "sweeps/ok/report/summary.json")[0]
 
     run_helm(helm, kube, "uninstall", RELEASE, "--namespace", ns, "--wait", "--timeout", "5m")
+    # The garbage collector removes the Jobs' pods. (Helm leaves the `helm test` pod: hooks
+    # are not part of the release's resources; the next `helm test` replaces it.)
+    job_pods = "batch.kubernetes.io/job-name"
     deadline = time.monotonic() + 300
-    while kube.core.list_namespaced_pod(ns).items and time.monotonic() < deadline:
-        time.sleep(1)  # the garbage collector removes the Jobs' pods, the runner stops them
-    assert kube.core.list_namespaced_pod(ns).items == [], dump_status(kube.core, ns)
+    while kube.core.list_namespaced_pod(ns, label_selector=job_pods).items and time.monotonic() < deadline:
+        time.sleep(1)
+    assert kube.core.list_namespaced_pod(ns, label_selector=job_pods).items == [], dump_status(kube.core, ns)
 
     install_sweep(helm, kube, tmp, ns, finished_sweep["values"])
     jobs = wait_for_jobs(kube, ns, [trials, aggregate], pod_runner)
@@ -266,7 +270,7 @@ def faulty_sweep(request, helm, kube, pod_runner, tmp_path_factory):
     - the GCS emulator answers 503 for every request on one index's result until that
       index's first pod has failed: exit 75, retried;
     - the third index's first pod is evicted through the Eviction API while it runs:
-      the API server marks it DisruptionTarget, the runner stops it with SIGTERM.
+      the API server marks it DisruptionTarget, the runner stops its container.
     """
     gcs = _shared_emulator(request.config)
     proxy = FaultProxy(gcs)
@@ -292,8 +296,11 @@ def faulty_sweep(request, helm, kube, pod_runner, tmp_path_factory):
             proxy.clear()
         first = pods.get(evicted, [None])[0]
         if seen["evicted"] is None and first is not None and first.status.phase == "Running":
+            # A 1 s grace period, as `kubectl drain --grace-period=1` gives: the trial is
+            # still training then, so it is killed, not left to finish.
             kube.core.create_namespaced_pod_eviction(first.metadata.name, namespace, client.V1Eviction(
-                metadata=client.V1ObjectMeta(name=first.metadata.name, namespace=namespace)))
+                metadata=client.V1ObjectMeta(name=first.metadata.name, namespace=namespace),
+                delete_options=client.V1DeleteOptions(grace_period_seconds=1)))
             seen["evicted"] = first.metadata.name
 
     try:
@@ -310,7 +317,7 @@ def test_data_error_fails_its_index_at_once(faulty_sweep, kube):
     job, pods, index = faulty_sweep["jobs"][trials], faulty_sweep["pods"], faulty_sweep["bad_data"]
     context = dump_status(kube.core, faulty_sweep["namespace"])
     assert [exit_code(p) for p in pods[index]] == [EXIT_DATA], context  # one pod: no retry
-    assert job.status.failed_indexes == str(index), context
+    assert parse_indexes(job.status.failed_indexes) == [index], context
     # The Job ran every other index to the end (no maxFailedIndexes) and then failed.
     assert job_finished(job) == "Failed", context
 
@@ -321,14 +328,17 @@ def test_transient_storage_error_is_retried(faulty_sweep, kube):
     assert [exit_code(p) for p in pods[index]] == [EXIT_TRANSIENT, 0], context
     assert pods[index][1].metadata.annotations[FAILURES] == "1", "the retry counts against backoffLimitPerIndex"
     trials, _ = names()
-    assert str(index) in faulty_sweep["jobs"][trials].status.completed_indexes
+    assert index in parse_indexes(faulty_sweep["jobs"][trials].status.completed_indexes)
 
 
-def test_evicted_pod_is_not_counted_against_its_index(faulty_sweep, kube):
+def test_evicted_pod_is_not_counted_against_its_index(faulty_sweep, kube, pod_runner):
     pods, index = faulty_sweep["pods"], faulty_sweep["evicted"]
-    context = dump_status(kube.core, faulty_sweep["namespace"])
+    trials, _ = names()
+    context = dump_status(kube.core, faulty_sweep["namespace"]) + str(faulty_sweep["jobs"][trials].status)
     assert faulty_sweep["evicted_pod"] is not None, "no pod of the evicted index was ever seen running"
     # The evicted pod was deleted by its eviction; its replacement carries the counts.
+    assert pod_runner.exit_codes[faulty_sweep["evicted_pod"]] != 0, "the evicted pod was not stopped"
+    assert index in pods, context
     replacement = pods[index][-1]
     assert replacement.metadata.name != faulty_sweep["evicted_pod"]
     assert exit_code(replacement) == 0, context
@@ -384,7 +394,8 @@ def test_plain_manifests_apply_and_complete_the_same_sweep(request, kube, pod_ru
     trials, aggregate = names()
     jobs = wait_for_jobs(kube, namespace, [trials, aggregate], pod_runner)
     context = dump_status(kube.core, namespace)
-    assert job_finished(jobs[trials]) == "Complete" and jobs[trials].status.completed_indexes == "0-1", context
+    assert job_finished(jobs[trials]) == "Complete", context
+    assert parse_indexes(jobs[trials].status.completed_indexes) == [0, 1], context
     assert job_finished(jobs[aggregate]) == "Complete", context
     summary = json.loads(read_object(gcs, bucket, "sweeps/plain/report/summary.json")[0])
     assert summary["complete"] is True and [p["index"] for p in summary["points"]] == [0, 1]
