@@ -230,6 +230,19 @@ def test_aggregator_role_reads_its_trials_job_and_nothing_else(finished_sweep, k
         assert err.value.status == 403, f"{what}: {err.value.status} {err.value.reason}"
 
 
+def test_upgrade_that_changes_the_sweep_is_refused_and_the_same_values_upgrade(finished_sweep, helm, kube):
+    ns, tmp, values = finished_sweep["namespace"], finished_sweep["tmp"], finished_sweep["values"]
+    changed = copy.deepcopy(values)
+    changed["sweep"]["seed"] = values["sweep"].get("seed", 42) + 1
+    refused = run_helm(helm, kube, "upgrade", RELEASE, str(CHART), "--namespace", ns, values=changed, tmp=tmp,
+                       check=False)
+    assert refused.returncode != 0
+    assert "immutable" in refused.stderr, refused.stderr  # the ConfigMap and the Jobs' pod templates
+    config = kube.core.read_namespaced_config_map(f"{RELEASE}-samplesize-config", ns)
+    assert yaml.safe_load(config.data["sweep.yaml"])["seed"] == values["sweep"].get("seed", 42)
+    run_helm(helm, kube, "upgrade", RELEASE, str(CHART), "--namespace", ns, values=values, tmp=tmp)
+
+
 def test_uninstall_and_second_install_resume_without_retraining(finished_sweep, helm, kube, pod_runner):
     ns, gcs, bucket, tmp = (finished_sweep[k] for k in ("namespace", "gcs", "bucket", "tmp"))
     trials, aggregate = names()
@@ -399,3 +412,65 @@ def test_plain_manifests_apply_and_complete_the_same_sweep(request, kube, pod_ru
     assert job_finished(jobs[aggregate]) == "Complete", context
     summary = json.loads(read_object(gcs, bucket, "sweeps/plain/report/summary.json")[0])
     assert summary["complete"] is True and [p["index"] for p in summary["points"]] == [0, 1]
+
+
+# ----------------------------------------------------------------- the test kubelet itself
+
+
+CHECK_POD = r"""
+import os, sys
+problems = []
+if (os.getuid(), os.getgid()) != (1000, 1000):
+    problems.append(f"uid/gid {os.getuid()}/{os.getgid()}")
+root = [line.split() for line in open("/proc/self/mounts") if line.split()[1] == "/"]
+if not root or "ro" not in root[-1][3].split(","):
+    problems.append(f"the root filesystem is not read-only: {root}")
+open("/tmp/scratch", "w").write("ok")  # the emptyDir is writable
+if open("/etc/check/answer").read() != "42":
+    problems.append("configmap volume")
+if os.environ.get("MY_NAMESPACE") != "runner-check" or os.environ.get("GREETING") != "hello runner-check":
+    problems.append(f"env {os.environ.get('MY_NAMESPACE')!r} {os.environ.get('GREETING')!r}")
+if open("/proc/self/status").read().count("CapEff:\t0000000000000000") != 1:
+    problems.append("capabilities were not dropped")
+print(problems)
+sys.exit(3 if problems else 0)
+"""
+
+
+def test_pod_runner_runs_a_pod_as_its_spec_says(kube, pod_runner, docker_image):
+    """The stand-in kubelet applies the securityContext, the downward API, `$(VAR)`, ConfigMap and emptyDir."""
+    ns = "runner-check"
+    kube.core.create_namespace({"metadata": {"name": ns}})
+    kube.core.create_namespaced_config_map(ns, {"metadata": {"name": "check"}, "data": {"answer": "42"}})
+    locked = {"runAsNonRoot": True, "readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False,
+              "capabilities": {"drop": ["ALL"]}}
+
+    def pod(name: str, security: dict, user: int) -> dict:
+        return {"metadata": {"name": name}, "spec": {
+            "restartPolicy": "Never", "automountServiceAccountToken": False,
+            "securityContext": {"runAsUser": user, "runAsGroup": 1000, "fsGroup": 1000},
+            "containers": [{
+                "name": "check", "image": docker_image, "imagePullPolicy": "Never",
+                "command": ["python", "-c", CHECK_POD], "securityContext": security,
+                "env": [{"name": "MY_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                        {"name": "GREETING", "value": "hello $(MY_NAMESPACE)"}],
+                "volumeMounts": [{"name": "config", "mountPath": "/etc/check", "readOnly": True},
+                                 {"name": "tmp", "mountPath": "/tmp"}],
+            }],
+            "volumes": [{"name": "config", "configMap": {"name": "check"}}, {"name": "tmp", "emptyDir": {}}],
+        }}
+
+    kube.core.create_namespaced_pod(ns, pod("locked-down", locked, 1000))
+    kube.core.create_namespaced_pod(ns, pod("asks-for-root", locked, 0))
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        phases = {p.metadata.name: p.status.phase for p in kube.core.list_namespaced_pod(ns).items}
+        if all(phase in ("Succeeded", "Failed") for phase in phases.values()):
+            break
+        time.sleep(1)
+    locked_pod = kube.core.read_namespaced_pod("locked-down", ns)
+    assert locked_pod.status.phase == "Succeeded", pod_runner.logs("locked-down")
+    root_pod = kube.core.read_namespaced_pod("asks-for-root", ns)
+    assert root_pod.status.phase == "Failed"  # runAsNonRoot with runAsUser 0 never starts
+    assert root_pod.status.container_statuses[0].state.terminated.reason == "CreateContainerError"
+    pod_runner.errors[:] = [e for e in pod_runner.errors if "asks-for-root" not in e]
