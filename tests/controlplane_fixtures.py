@@ -5,6 +5,10 @@
 - `pod_runner`: the test kubelet (tests/podrunner.py) running pods of that control plane
   with the image under Docker.
 - `kube`: typed API clients (core, batch, rbac) as cluster admin.
+- `cluster_helm`: the helm binary, found as for the chart tests.
+
+Module-scoped: the control plane stops when the module that used it is done, so it
+does not run through the rest of the suite.
 
 A plain `pytest` on a machine without Go or Docker skips these tests with the reason.
 `pytest -m controlplane`, and any run with SAMPLESIZE_REQUIRE_CONTROLPLANE=1 (set by
@@ -38,7 +42,7 @@ def _unavailable(config: pytest.Config, reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def control_plane(request: pytest.FixtureRequest):
     from kube_controlplane import ControlPlane, ControlPlaneUnavailable, build_binaries
 
@@ -71,7 +75,7 @@ def docker_image(request: pytest.FixtureRequest) -> str:
     return IMAGE
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def pod_runner(control_plane, docker_image):
     from podrunner import PodRunner
 
@@ -91,7 +95,7 @@ class Kube:
     kubeconfig: Path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def kube(control_plane) -> Kube:
     from kubernetes import client
 
@@ -100,4 +104,17 @@ def kube(control_plane) -> Kube:
                 control_plane.kubeconfig)
 
 
-__all__ = ["control_plane", "docker_image", "pod_runner", "kube", "Kube", "IMAGE"]
+@pytest.fixture(scope="session")
+def cluster_helm(request: pytest.FixtureRequest) -> str:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from render_k8s import find_helm
+
+    found = find_helm()
+    if found is None:
+        _unavailable(request.config, "helm not found: run scripts/install_helm.sh (it installs .tools/bin/helm)")
+    return found
+
+
+__all__ = ["control_plane", "docker_image", "pod_runner", "kube", "cluster_helm", "Kube", "IMAGE"]

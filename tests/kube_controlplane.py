@@ -287,7 +287,7 @@ class ControlPlane:
         return True
 
     def api_client(self):
-        from kubernetes import client, config
+        from kubernetes import config
 
         return config.new_client_from_config(str(self.kubeconfig))
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -24,15 +23,12 @@ import yaml
 from controlplane_fixtures import IMAGE, Kube
 from gcs_emulator import FaultProxy, GcsEmulator, _shared_emulator
 from podrunner import dump_status
+from samplesize.cluster import parse_indexes
+from samplesize.config import build_config
+from samplesize.errors import EXIT_DATA, EXIT_TRANSIENT
+from samplesize.plan import trial_spec
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
-from render_k8s import find_helm  # noqa: E402
-
-from samplesize.cluster import parse_indexes  # noqa: E402
-from samplesize.config import build_config  # noqa: E402
-from samplesize.errors import EXIT_DATA, EXIT_TRANSIENT  # noqa: E402
-from samplesize.plan import trial_spec  # noqa: E402
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.slow]
 
@@ -54,11 +50,8 @@ TINY_SWEEP = {
 
 
 @pytest.fixture(scope="module")
-def helm() -> str:
-    found = find_helm()
-    if found is None:
-        pytest.fail("helm not found: run scripts/install_helm.sh (it installs .tools/bin/helm)")
-    return found
+def helm(cluster_helm) -> str:
+    return cluster_helm
 
 
 def run_helm(helm: str, kube: Kube, *args: str, values: dict | None = None, tmp: Path | None = None,
