@@ -24,7 +24,7 @@ from __future__ import annotations
 import base64
 import datetime
 import ipaddress
-import os
+import shutil
 import signal
 import socket
 import ssl
@@ -61,8 +61,13 @@ def free_port() -> int:
 
 
 def build_binaries() -> Path:
-    """Build (or reuse) the three binaries; returns their folder."""
-    if all((BIN_DIR / name).is_file() for name in BINARIES) and os.environ.get("SAMPLESIZE_CONTROLPLANE_REBUILD") != "1":
+    """Build the three binaries, or reuse them where no Go is installed; returns their folder.
+
+    With Go's caches warm the build script takes seconds, so it always runs when it can:
+    binaries from an older go.mod are never used by mistake.
+    """
+    have_go = shutil.which("go") is not None or Path("/usr/local/go/bin/go").is_file()
+    if not have_go and all((BIN_DIR / name).is_file() for name in BINARIES):
         return BIN_DIR
     done = subprocess.run(["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, cwd=REPO)
     if done.returncode != 0:
