@@ -187,8 +187,11 @@ def test_helm_install_runs_every_index_and_the_aggregator_writes_the_report(fini
 
 
 def test_helm_test_passes_once_the_report_exists(finished_sweep, helm, kube):
-    done = run_helm(helm, kube, "test", RELEASE, "--namespace", finished_sweep["namespace"], "--timeout", "15m")
-    assert "Phase:          Succeeded" in done.stdout or "Succeeded" in done.stdout, done.stdout
+    ns = finished_sweep["namespace"]
+    done = run_helm(helm, kube, "test", RELEASE, "--namespace", ns, "--timeout", "15m")
+    assert "Succeeded" in done.stdout, done.stdout
+    test_pod = kube.core.read_namespaced_pod(f"{RELEASE}-samplesize-test-report", ns)
+    assert test_pod.status.phase == "Succeeded" and exit_code(test_pod) == 0
 
 
 def test_aggregator_role_reads_its_trials_job_and_nothing_else(finished_sweep, kube):
