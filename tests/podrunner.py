@@ -40,7 +40,7 @@ import subprocess
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +93,6 @@ class Running:
     container: str  # docker container name
     started: datetime.datetime
     stopping: bool = False
-    done: threading.Event = field(default_factory=threading.Event)
 
 
 class PodRunner:
@@ -270,7 +269,6 @@ class PodRunner:
             with self._lock:
                 self._running.pop(running.uid, None)
                 self._finished.add(running.uid)
-            running.done.set()
 
     def _docker_stop(self, container: str, grace: int) -> None:
         subprocess.run([self.docker, "stop", "-t", str(int(grace)), container], capture_output=True)
