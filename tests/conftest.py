@@ -12,6 +12,9 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# The `controlplane` tests' fixtures: a real kube-apiserver and Job controller, and a test pod runner.
+pytest_plugins = ["controlplane_fixtures"]
+
 # A sweep small enough to train in seconds on two CPU cores.
 TINY_SWEEP = [
     "splits=[0.3, 0.6]",

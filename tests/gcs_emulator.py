@@ -29,6 +29,7 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections import Counter
@@ -217,9 +218,15 @@ class FaultProxy:
         self._thread = threading.Thread(target=self._server.serve_forever, name="gcs-fault-proxy", daemon=True)
         self._thread.start()
 
-    def fail(self, status: int, times: int | None = 1, method: str | None = None) -> None:
+    def fail(self, status: int, times: int | None = 1, method: str | None = None, path_contains: str | None = None) -> None:
+        """Answer matching object requests with `status`; `path_contains` narrows them to one object's requests."""
         with self._lock:
-            self._faults.append({"status": status, "times": times, "method": method})
+            self._faults.append({"status": status, "times": times, "method": method, "path": path_contains})
+
+    def clear(self) -> None:
+        """Forward every request again."""
+        with self._lock:
+            self._faults.clear()
 
     @property
     def total_requests(self) -> int:
@@ -232,6 +239,8 @@ class FaultProxy:
             self.requests[method] += 1
             for fault in self._faults:
                 if fault["method"] not in (None, method):
+                    continue
+                if fault.get("path") is not None and fault["path"] not in urllib.parse.unquote(path):
                     continue
                 if fault["times"] is not None:
                     fault["times"] -= 1
