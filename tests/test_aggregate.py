@@ -122,7 +122,8 @@ def test_complete_sweep_is_labelled_complete_and_answers_every_target(complete):
     for p in summary["predictions"]:
         low, high = p["interval"]
         assert low <= high and isinstance(p["far"], bool)
-    assert summary["predictions"][-1]["times_past_data"] == pytest.approx(4 * POOL / 500)
+    # relative to the largest measured size: the answer is fitted on every size, the 1000-image backtest included
+    assert summary["predictions"][-1]["times_past_data"] == pytest.approx(4 * POOL / 1000)
     assert summary == strict_json((tmp_path / "report" / "summary.json").read_bytes())
 
 
@@ -138,10 +139,11 @@ def test_per_size_statistics_use_every_repetition(complete):
     assert rows[1.0]["backtest"] and not rows[0.5]["backtest"]
 
 
-def test_backtest_split_is_left_out_of_the_fit_and_compared_with_the_prediction(complete):
+def test_backtest_split_is_left_out_of_the_validation_fit_and_compared_with_the_prediction(complete):
     cfg, _, summary = complete
 
-    assert summary["curve"]["max_fitted_size"] == 500  # the 1.0 split (1000) is not fitted
+    assert summary["validation"]["validation_max_size"] == 500  # the 1.0 split (1000) validates
+    assert summary["curve"]["max_fitted_size"] == 1000  # ... and the answer is refitted with it
     (bt,) = summary["backtest"]
     assert bt["split"] == 1.0 and bt["n"] == 2
     low, high = bt["interval"]
