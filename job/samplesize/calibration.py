@@ -111,7 +111,11 @@ def _quantiles(records: Sequence[Record], spread: np.ndarray) -> tuple[tuple[flo
         if not mask.any():  # no data at this horizon: keep the previous pair
             out.append(out[-1] if out else (-1.2816, 1.2816))
             continue
-        lo, hi = np.quantile(resid[mask], [alpha, 1 - alpha])
+        # split-conformal ranks: the k-th smallest and k-th largest, k = floor(alpha (n + 1)),
+        # hold at least 1 - 2 alpha of a new residual from the same population
+        ranked = np.sort(resid[mask])
+        k = max(1, int(math.floor(alpha * (len(ranked) + 1))))
+        lo, hi = ranked[k - 1], ranked[-k]
         out.append((round(float(min(lo, 0.0)), 4), round(float(max(hi, 0.0)), 4)))
     return tuple(out)
 
