@@ -1,8 +1,8 @@
 """Calibrate the curve intervals on real learning curves, and show how honest they are.
 
 For the real corpus (bench/real_curves/corpus.json.gz): every curve is fitted on
-its sizes up to 1/4 and, separately, 1/8 of its largest, and predicted 2x, 4x
-and 8x beyond. Printed per horizon:
+its sizes up to 1/4 and, separately, 1/8 of its largest, and on every other size up
+to 1/4 (4 sizes, as a short sweep has); then predicted 2x, 4x and 8x beyond. Printed per horizon:
 
 - "before": the interval as it was (k_slope 0.25, normal quantiles), nothing fitted on the corpus;
 - "held out": leave-dataset-out cross-validation of the calibration
@@ -15,7 +15,10 @@ mean width, interval score (width + 10 x the miss; lower is better), mean and me
 absolute error, mean signed error; for the size answers (the score measured there
 as the target): how often the size interval holds the true size, median |log2| of
 the point answer (unreachable counts as wrong), the share called unreachable, and
-the mean p_reachable. The last line is the calibration fitted on the whole corpus,
+the mean p_reachable (all of these targets were reached). Size answers are also shown
+for the targets that lie clearly above the fitted data (>= 2 standard errors of the
+largest fitted mean): on a flat curve the measured score 4x further out is within
+noise of the data, and no size answer can be right. The last line is the calibration fitted on the whole corpus,
 to paste into curves.py.
 
     nice -n 10 python bench/curve_calibration.py [--jobs 2] [--synthetic 140]
@@ -101,10 +104,14 @@ def main() -> None:
     sizes = not args.no_sizes
     print(f"real corpus: {len(curves)} curves, {len({c['dataset'] for c in curves})} datasets, "
           f"learners {', '.join(sorted({c['learner'] for c in curves}))}; {len(records)} held-out predictions "
-          f"(fitted up to 1/{' and 1/'.join(map(str, cal.CUTOFFS))} of the largest size); "
+          f"(fitted on: {'; '.join(p[0] for p in cal.PROTOCOLS)} of the largest size); "
           f"fits {time.perf_counter() - start:.0f} s")
     _print("real, before (k_slope 0.25, normal quantiles):", cal.summarise(cal.outcomes(records, BEFORE, sizes)))
-    _print("real, held out (leave-dataset-out calibration):", cal.summarise(cal.cross_validate(records, sizes)))
+    held_out = cal.cross_validate(records, sizes)
+    _print("real, held out (leave-dataset-out calibration):", cal.summarise(held_out))
+    rising = [r for r in held_out if r.get("gain_se", 0) >= 2]
+    _print(f"real, held out, only targets >= 2 standard errors above the largest fitted mean ({len(rising)}):",
+           cal.summarise(rising))
     _print(f"real, in code ({CALIBRATION}):", cal.summarise(cal.outcomes(records, CALIBRATION, sizes)))
     if synth:
         print(f"\nsynthetic: {args.synthetic} sweeps of bench/curve_coverage.py (seed {args.seed}), "

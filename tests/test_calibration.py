@@ -38,12 +38,13 @@ def records():
 
 
 def test_held_out_records_mirror_the_protocol_of_fitting_up_to_a_quarter_and_an_eighth(records):
-    by_cutoff = {}
+    per_fit = {}
     for r in records:
-        by_cutoff.setdefault(r.max_size, []).append(r.horizon)
-    # per curve: fitted up to 1/4 (horizons 2x, 4x) and up to 1/8 (2x, 4x, 8x)
-    assert sorted(map(sorted, by_cutoff.values())) == [[2, 2, 2, 2, 2, 2, 4, 4, 4, 4, 4, 4],
-                                                       [2, 2, 2, 2, 2, 2, 4, 4, 4, 4, 4, 4, 8, 8, 8, 8, 8, 8]]
+        per_fit.setdefault(id(r.fit), (len(r.fit.sizes), r.fit.max_size, []))[2].append(r.horizon)
+    # per curve: the 8 sizes up to 1/4 (horizons 2x, 4x), the 6 up to 1/8 (2x, 4x, 8x), and
+    # every other size up to 1/4 (4 sizes; 2x, 4x)
+    kinds = sorted((n, LADDER.index(top), tuple(h)) for n, top, h in per_fit.values())
+    assert kinds == [(4, 7, (2, 4))] * 6 + [(6, 5, (2, 4, 8))] * 6 + [(8, 7, (2, 4))] * 6
     for r in records:
         assert r.n == pytest.approx(r.horizon * r.max_size, rel=0.1)
         assert r.centre == pytest.approx(float(r.fit.predict(r.n)))

@@ -2,7 +2,8 @@
 
 A corpus curve holds, for one dataset and learner, the scores of several
 repetitions at each size of a ladder. The protocol mirrors how a sweep is
-used: fit on the sizes up to 1/4 (and, separately, 1/8) of the largest, then
+used: fit on the sizes up to 1/4 (and, separately, 1/8) of the largest, and on
+every other size up to 1/4 (4 sizes in doubling steps, as a short sweep has), then
 compare the prediction with the mean measured 2x, 4x and 8x beyond the fitted
 range. `held_out_records` turns a fit into one `Record` per horizon;
 `fit_calibration` chooses the widening (k_slope, k_headroom) and the residual
@@ -26,7 +27,8 @@ from .curves import Calibration, LearningCurveFit, base_spread, fit_learning_cur
 
 LEVEL = 0.8
 HORIZONS = (2, 4, 8)
-CUTOFFS = (4, 8)  # fit on the sizes up to largest / cutoff
+# (name, cutoff, step): fit on every `step`-th size up to largest / cutoff, counted down from there
+PROTOCOLS = (("up to 1/4", 4, 1), ("up to 1/8", 8, 1), ("every other up to 1/4", 4, 2))
 GRID_K_SLOPE = (0.0, 0.25, 0.5, 1.0, 2.0)
 GRID_K_HEADROOM = (0.0, 0.02, 0.05, 0.1, 0.2, 0.4)
 
@@ -68,13 +70,15 @@ def records_from_fit(fit: LearningCurveFit, group: str, at: Sequence[float], tru
 
 
 def held_out_records(curve: dict, n_bootstrap: int = 200, seed: int = 0) -> list[Record]:
-    """Fit a corpus curve on its sizes up to largest / cutoff, for each of CUTOFFS, and
-    record each horizon of HORIZONS that the curve measured (within 10% of the ratio)."""
+    """Fit a corpus curve as each of PROTOCOLS says, and record each horizon of HORIZONS
+    (up to the cutoff) that the curve measured (within 10% of the ratio)."""
     sizes = np.asarray(curve["sizes"], float)
     means = np.array([np.mean(s) for s in curve["scores"]])
     out: list[Record] = []
-    for cutoff in CUTOFFS:
+    for _, cutoff, step in PROTOCOLS:
         fitted = sizes <= sizes[-1] / cutoff * 1.05
+        last = int(np.flatnonzero(fitted)[-1]) if fitted.any() else -1
+        fitted &= (last - np.arange(sizes.size)) % step == 0
         if fitted.sum() < 4:
             continue
         top = sizes[fitted][-1]
@@ -162,8 +166,12 @@ def outcomes(records: Sequence[Record], cal: Calibration, sizes: bool = True) ->
     out = []
     for i, r in enumerate(records):
         row = {"group": r.group, "horizon": r.horizon, **{k: v[i] for k, v in iv.items()}}
-        if sizes and r.fit is not None:
-            row["size"] = size_outcome(r, cal)
+        if r.fit is not None:
+            # how far the target lies above the largest fitted mean, in standard errors of that mean
+            se = float(r.fit.stds[-1]) / math.sqrt(float(r.fit.counts[-1]))
+            row["gain_se"] = (r.truth - float(r.fit.means[-1])) / max(se, 1e-6)
+            if sizes:
+                row["size"] = size_outcome(r, cal)
         out.append(row)
     return out
 
