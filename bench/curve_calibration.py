@@ -7,7 +7,8 @@ to 1/4 (4 sizes, as a short sweep has); then predicted 2x, 4x and 8x beyond. Pri
 - "before": the interval as it was (k_slope 0.25, normal quantiles), nothing fitted on the corpus;
 - "held out": leave-dataset-out cross-validation of the calibration
   (`samplesize.calibration.cross_validate`): the figures a new dataset can expect;
-- "in code": the calibration in samplesize/curves.py (CALIBRATION), on all curves.
+- "in code": the calibration in samplesize/curves.py (CALIBRATION), on all curves (shown
+  when it differs from the one fitted on every dataset, whose in-sample figures follow).
 
 and the same for the synthetic sweeps of bench/curve_coverage.py (fitted on all 5
 sizes, scored against the true curve). Columns: coverage of nominal 80% intervals,
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import math
+import json
 import os
 import pickle
 import sys
@@ -45,12 +46,21 @@ from curve_coverage import SHAPES, make_sweep  # noqa: E402
 from samplesize import calibration as cal  # noqa: E402
 from samplesize.curves import CALIBRATION, Calibration, fit_learning_curve  # noqa: E402
 
+CACHE = HERE / "real_curves" / ".cache" / "records"
 BEFORE = Calibration(k_slope=0.25, k_headroom=0.0, quantiles=((-1.2816, 1.2816),) * 3)
 
 
 def _real(args):
+    """The held-out records of one curve, cached by its content: a grown corpus refits only its new curves."""
     curve, n_bootstrap = args
-    return cal.held_out_records(curve, n_bootstrap=n_bootstrap)
+    key = json.dumps([curve["dataset"], curve["learner"], curve["sizes"], curve["scores"], n_bootstrap])
+    path = CACHE / f"records-{hashlib.sha1(key.encode()).hexdigest()[:16]}.pkl"
+    if path.exists():
+        return pickle.loads(path.read_bytes())
+    records = cal.held_out_records(curve, n_bootstrap=n_bootstrap)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps(records))
+    return records
 
 
 def _synthetic(args):
@@ -63,7 +73,7 @@ def _synthetic(args):
 
 
 def _cached(name: str, key: str, compute):
-    path = HERE / "real_curves" / ".cache" / f"records-{name}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.pkl"
+    path = CACHE / f"records-{name}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.pkl"
     if path.exists():
         return pickle.loads(path.read_bytes())
     out = compute()
@@ -94,10 +104,8 @@ def main() -> None:
     args = ap.parse_args()
     start = time.perf_counter()
     curves = cal.load_corpus(args.corpus)
-    key = f"{os.path.getsize(args.corpus)}-{os.path.getmtime(args.corpus)}-{args.bootstrap}"
     with ProcessPoolExecutor(args.jobs) as pool:
-        records = _cached("real", key, lambda: [r for rs in pool.map(_real, [(c, args.bootstrap) for c in curves],
-                                                                         chunksize=2) for r in rs])
+        records = [r for rs in pool.map(_real, [(c, args.bootstrap) for c in curves], chunksize=2) for r in rs]
         synth = _cached("synthetic", f"{args.synthetic}-{args.seed}-{args.bootstrap}", lambda: [
             r for rs in pool.map(_synthetic, [(i, args.seed, args.bootstrap) for i in range(args.synthetic)],
                                  chunksize=4) for r in rs]) if args.synthetic else []
@@ -112,14 +120,19 @@ def main() -> None:
     rising = [r for r in held_out if r.get("gain_se", 0) >= 2]
     _print(f"real, held out, only targets >= 2 standard errors above the largest fitted mean ({len(rising)}):",
            cal.summarise(rising))
-    _print(f"real, in code ({CALIBRATION}):", cal.summarise(cal.outcomes(records, CALIBRATION, sizes)))
+    fitted = cal.fit_calibration(records)
+    if fitted != CALIBRATION:
+        _print(f"real, in code ({CALIBRATION}):", cal.summarise(cal.outcomes(records, CALIBRATION, sizes)))
+    _print("real, fitted on every dataset (in sample; the calibration below):",
+           cal.summarise(cal.outcomes(records, fitted, sizes)))
     if synth:
         print(f"\nsynthetic: {args.synthetic} sweeps of bench/curve_coverage.py (seed {args.seed}), "
               "fitted on all 5 sizes, against the true curve")
         _print("synthetic, before:", cal.summarise(cal.outcomes(synth, BEFORE, sizes)))
         _print("synthetic, in code:", cal.summarise(cal.outcomes(synth, CALIBRATION, sizes)))
-    fitted = cal.fit_calibration(records)
-    print(f"\ncalibration: {fitted}")
+        if fitted != CALIBRATION:
+            _print("synthetic, with the calibration below:", cal.summarise(cal.outcomes(synth, fitted, sizes)))
+    print(f"\ncalibration: {fitted}" + ("  (the one in code)" if fitted == CALIBRATION else "  (paste into curves.py)"))
     print(f"({time.perf_counter() - start:.0f} s in all)")
 
 
