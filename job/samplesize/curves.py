@@ -453,7 +453,11 @@ class LearningCurveFit:
         largest measured size (0 for a target above 1)."""
         if target > 1.0:
             return 0.0
-        return float(self.p_reaches(target, REACH_HORIZON * self.max_size)[0])
+        # The expected score never falls as n grows, so reaching the target at any n up to the
+        # horizon means reaching it by the horizon: the best chance over sizes is a lower bound
+        # that uses the measured sizes (narrow band) as well as the far end (wide band).
+        grid = np.geomspace(self.min_size, REACH_HORIZON * self.max_size, 64)
+        return float(np.max(self.p_reaches(target, grid)))
 
     # -- serialisation
 
