@@ -304,13 +304,15 @@ def build_summary(
             )
         except CurveFitError as exc:
             warnings.insert(0, f"NO CURVE: the {metric} curve could not be fitted: {exc}")
-        else:
-            warnings.extend(f"curve fit: {w}" for w in fit.warnings)
     # The backtest splits validate the method (`fit` never saw them); the answer is then
     # refitted on every measured size, since the largest trials are the most informative.
     validation_fit = fit
     if fit is not None:
         fit = _answer_fit(points, fit, n_bootstrap, cfg.seed, facts["test_size"], warnings)
+        warnings.extend(f"curve fit: {w}" for w in fit.warnings)
+        if fit is not validation_fit:
+            warnings.extend(f"validation fit (without the backtest splits): {w}"
+                            for w in validation_fit.warnings if w not in fit.warnings)
 
     prediction_sizes = [(int(n), "predict_at") for n in cfg.predict_at]
     if facts["pool_size"]:
@@ -376,7 +378,6 @@ def _answer_fit(points: list[dict], validation_fit: Any, n_bootstrap: int, seed:
         warnings.append(f"the curve could not be refitted on every measured size ({exc}); the answer comes "
                         "from the fit without the backtest splits")
         return validation_fit
-    warnings.extend(f"curve fit on all sizes: {w}" for w in fit.warnings if w not in validation_fit.warnings)
     return fit
 
 
