@@ -157,7 +157,7 @@ def test_per_class_recall_gets_one_curve_per_class(complete):
     assert [c["class"] for c in summary["per_class"]] == CLASSES
     for c in summary["per_class"]:
         assert c["family"] is not None
-        assert [m["split"] for m in c["measured"]] == [0.1, 0.25, 0.5]  # fitted splits only
+        assert [m["split"] for m in c["measured"]] == [0.1, 0.25, 0.5, 1.0]  # every size, the backtest included
         assert len(c["predictions"]) == 3 and len(c["targets"]) == 2
     cm = summary["confusion_matrix"]
     assert cm["split"] == 1.0 and cm["trials"] == 2

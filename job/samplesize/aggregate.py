@@ -546,7 +546,8 @@ def _per_class(
     if not results:
         return [], {}
     class_names = next(iter(results.values()))["class_names"]
-    fitted = [r for i, r in sorted(results.items()) if not trial_spec(cfg, i).backtest]
+    # like the metric's answer, the class curves use every measured size, backtest splits included
+    fitted = [r for _, r in sorted(results.items())]
     class_test_sizes = _class_test_sizes(results, class_names)
     out, fits = [], {}
     for name in class_names:
