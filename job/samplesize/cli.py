@@ -109,11 +109,22 @@ def cmd_prepare(args, cfg: SweepConfig, storage: Storage) -> int:
     from .data import prepare_dataset
 
     data = prepare_dataset(cfg, storage)
+    _warn_other_data(storage, data.key)
+    counts = data.skipped["counts"]
+    reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items()))
     print(f"prepared {data.key}: pool {data.pool_size}, test {len(data.test_labels)}, "
-          f"{len(data.class_names)} classes; skipped files: {sum(data.skipped['counts'].values())}")
+          f"{len(data.class_names)} classes; skipped files: {sum(counts.values())}" + (f" ({reasons})" if reasons else ""))
     for example in data.skipped["examples"]:
         print(f"  skipped {example}")
     return EXIT_OK
+
+
+def _warn_other_data(storage: Storage, dataset_key: str) -> None:
+    from .results import describe_other_data, results_on_other_data
+
+    others = results_on_other_data(storage, dataset_key)
+    if others:
+        print(f"samplesize: warning: {describe_other_data(others, dataset_key)}", file=sys.stderr)
 
 
 def cmd_trial(args, cfg: SweepConfig, storage: Storage) -> int:
@@ -146,6 +157,9 @@ def cmd_run(args, cfg: SweepConfig, storage: Storage) -> int:
     from .local_run import run_sweep
 
     trials = _planned_trials(cfg, storage)  # also prepares the dataset once, before trials race for it
+    from .data import prepared_key
+
+    _warn_other_data(storage, prepared_key(cfg))
     storage.write("sweep.yaml", cfg.to_yaml().encode())
     print(f"sweep {cfg.name}: {len(trials)} trials, {args.workers} worker(s), output {cfg.output_uri}", file=sys.stderr)
     failed = run_sweep(cfg, storage, trials, args.workers)

@@ -41,6 +41,9 @@ class Storage(Protocol):
     def list(self, prefix: str = "") -> list[str]:
         """Keys under `prefix` (recursively), sorted, relative to the root."""
 
+    def list_stats(self, prefix: str = "") -> list[tuple[str, int, str]]:
+        """(key, size in bytes, version stamp) for each key of `list`: a cheap fingerprint of the contents."""
+
 
 def check_key(key: str) -> str:
     """Refuse keys that could escape the root (`..`, absolute, empty parts)."""
@@ -123,6 +126,16 @@ class LocalStorage:
             if p.is_file() and not p.name.endswith(".part"):
                 keys.append(p.relative_to(self.root).as_posix())
         return sorted(keys)
+
+    def list_stats(self, prefix: str = "") -> list[tuple[str, int, str]]:
+        out = []
+        for key in self.list(prefix):
+            try:
+                st = (self.root / key).stat()
+            except FileNotFoundError:
+                continue  # removed since listed
+            out.append((key, st.st_size, str(st.st_mtime_ns)))
+        return out
 
 
 def _local_error(path: Path, exc: OSError) -> Exception:

@@ -88,6 +88,7 @@ def run_trial(cfg: SweepConfig, index: int, storage: Storage, progress=None) -> 
         "validation_size": int(len(val_idx)),
         "test_size": int(len(data.test_labels)),
         "pool_size": int(data.pool_size),
+        "dataset_key": data.key,  # the prepared copy: results from different copies are never fitted together
         "class_names": data.class_names,
         "metrics": metrics,
         "confusion_matrix": confusion,
