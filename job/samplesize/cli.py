@@ -8,6 +8,7 @@ user print one line and exit with the code documented in `errors`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -20,6 +21,7 @@ from .errors import EXIT_OK, SamplesizeError
 from .plan import TrialSpec, all_trials, parse_index
 from .results import TRIALS_PREFIX, result_key
 from .storage import Storage, open_storage
+from .text import terminal_safe
 
 REPORT_FILES = ("report/report.html", "report/learning_curve.png", "report/summary.json", "report/report.md")
 
@@ -58,17 +60,50 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    _quiet_libraries(args.verbose)
+    with _escaped_terminal():
+        args = _parser().parse_args(argv)
+        _quiet_libraries(args.verbose)
+        try:
+            cfg = load_config(args.config, args.overrides)
+            storage = open_storage(cfg.output_uri)
+            return COMMANDS[args.command](args, cfg, storage)
+        except SamplesizeError as exc:
+            print(f"samplesize {args.command}: error: {exc}", file=sys.stderr)
+            return exc.exit_code
+        except KeyboardInterrupt:
+            return 130
+
+
+class _EscapingStream:
+    """A text stream that escapes control characters (see text.terminal_safe) before they reach the terminal.
+
+    File, class and result names come from anyone who can write to a folder
+    or bucket; an ESC in one must be shown, not obeyed.
+    """
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(terminal_safe(text))
+
+    def writelines(self, lines) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def _escaped_terminal():
+    """Everything this command prints (messages, logging, the report) goes out escaped."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _EscapingStream(sys.stdout), _EscapingStream(sys.stderr)
     try:
-        cfg = load_config(args.config, args.overrides)
-        storage = open_storage(cfg.output_uri)
-        return COMMANDS[args.command](args, cfg, storage)
-    except SamplesizeError as exc:
-        print(f"samplesize {args.command}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        return 130
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
 
 
 def _quiet_libraries(verbose: bool) -> None:
@@ -193,17 +228,43 @@ def _aggregate(args, cfg: SweepConfig, storage: Storage, failed_indexes, job_sta
 
 
 def cmd_status(args, cfg: SweepConfig, storage: Storage) -> int:
-    present = set(storage.list(TRIALS_PREFIX))
-    done = [i for i in range(cfg.trial_count) if result_key(i) in present]
-    missing = [i for i in range(cfg.trial_count) if result_key(i) not in present]
+    """Finished trials as `aggregate` counts them: foreign, broken and mismatched files are not finished."""
+    from .aggregate import _ranges, load_results
+
+    loaded = load_results(cfg, storage)
     report = [k for k in REPORT_FILES if storage.exists(k)]
-    print(f"sweep {cfg.name} at {cfg.output_uri}: {len(done)}/{cfg.trial_count} trials finished")
-    if missing:
-        print(f"missing indexes: {missing}")
-    print(f"report: {'present (' + ', '.join(report) + ')' if report else 'not written yet'}")
-    if args.require_report and "report/summary.json" not in report:
+    print(f"sweep {cfg.name} at {cfg.output_uri}: {len(loaded.results)}/{cfg.trial_count} trials finished")
+    if loaded.missing:
+        print(f"missing indexes: {_ranges(loaded.missing)}")
+    if loaded.problems:
+        print(f"{len(loaded.problems)} result file(s) rejected, not counted as finished:")
+        for problem in loaded.problems[:10]:
+            print(f"  {problem}")
+    stale = _stale_report(cfg, storage, loaded.results) if "report/summary.json" in report else None
+    if not report:
+        print("report: not written yet")
+    elif stale:
+        print(f"report: present but stale ({stale}); run `samplesize aggregate` again")
+    else:
+        print(f"report: present ({', '.join(report)})")
+    if args.require_report and ("report/summary.json" not in report or stale):
         return 1
     return EXIT_OK
+
+
+def _stale_report(cfg: SweepConfig, storage: Storage, results: dict) -> str | None:
+    """Why report/summary.json does not describe the usable results of this sweep, or None."""
+    try:
+        summary = json.loads(storage.read("report/summary.json"))
+        config_hash = summary["run"]["config_hash"]
+        used = sorted(int(p["index"]) for p in summary["points"])
+    except (FileNotFoundError, ValueError, RecursionError, KeyError, TypeError):
+        return "report/summary.json is unreadable"
+    if config_hash != cfg.trial_hash():
+        return "it was written for another configuration"
+    if used != sorted(results):
+        return f"it used {len(used)} results, {len(results)} are usable now"
+    return None
 
 
 COMMANDS = {"plan": cmd_plan, "prepare": cmd_prepare, "trial": cmd_trial, "run": cmd_run,
