@@ -12,14 +12,15 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 import warnings
 
 from . import __version__
 from .config import SweepConfig, load_config
-from .errors import EXIT_OK, SamplesizeError
+from .errors import EXIT_OK, ConfigError, SamplesizeError, TransientError
 from .plan import TrialSpec, all_trials, parse_index
-from .results import TRIALS_PREFIX, result_key
+from .results import result_key
 from .storage import Storage, open_storage
 from .text import terminal_safe
 
@@ -64,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         _quiet_libraries(args.verbose)
         try:
+            signal.signal(signal.SIGTERM, _on_sigterm)
+            _check_arguments(args)
             cfg = load_config(args.config, args.overrides)
             storage = open_storage(cfg.output_uri)
             return COMMANDS[args.command](args, cfg, storage)
@@ -72,6 +75,29 @@ def main(argv: list[str] | None = None) -> int:
             return exc.exit_code
         except KeyboardInterrupt:
             return 130
+
+
+MAX_WORKERS = 1024
+MAX_BOOTSTRAP = 100_000
+
+
+def _check_arguments(args) -> None:
+    """Counts on the command line, refused before any work like a bad config value (exit 64)."""
+    workers = getattr(args, "workers", None)
+    if workers is not None and not 1 <= workers <= MAX_WORKERS:
+        raise ConfigError(f"--workers {workers}: must be at least 1 and at most {MAX_WORKERS}")
+    boot = getattr(args, "bootstrap", None)
+    if boot is not None and not 0 <= boot <= MAX_BOOTSTRAP:
+        raise ConfigError(f"--bootstrap {boot}: must be 0 or more (0: no intervals) and at most {MAX_BOOTSTRAP}")
+
+
+def _on_sigterm(signum, frame) -> None:
+    """Preemption or a deleted pod: stop with a message and the transient code; `finally` blocks clean up."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+    raise TransientError(
+        "stopped by SIGTERM (node preemption, a deleted pod or Ctrl-C from a supervisor); finished results are kept "
+        "and an unfinished trial leaves nothing behind, so running the same command again resumes"
+    )
 
 
 class _EscapingStream:
@@ -118,9 +144,10 @@ def _planned_trials(cfg: SweepConfig, storage: Storage) -> list[tuple[TrialSpec,
     import numpy as np
 
     from .data import prepare_dataset
-    from .sampling import draw_subsample
+    from .sampling import draw_subsample, refuse_equal_sample_sizes
 
     data = prepare_dataset(cfg, storage)
+    refuse_equal_sample_sizes(cfg.all_splits, data.pool_size, len(data.class_names), cfg.sampling)
     return [(spec, len(np.unique(draw_subsample(data.pool_labels, spec.split, spec.seed, cfg.sampling,
                                                 len(data.class_names)))))
             for spec in all_trials(cfg)]

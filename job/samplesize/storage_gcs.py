@@ -268,6 +268,12 @@ class GcsStorage:
         spool.seek(0)
         return spool
 
+    def check_writable(self, prefix: str) -> None:
+        """Nothing to check up front: a probe object would need delete rights the trials' role lacks.
+
+        A denied write fails at once with exit 77 and the identity in use (see `_errors`).
+        """
+
     def exists(self, key: str) -> bool:
         blob = self._blob(key)
         self._ensure_bucket()

@@ -18,8 +18,8 @@ from . import __version__
 from .config import SweepConfig
 from .data import prepare_dataset
 from .plan import trial_spec
-from .results import result_key, trial_identity, write_result
-from .sampling import draw_subsample, split_validation
+from .results import TRIALS_PREFIX, result_key, trial_identity, write_result
+from .sampling import draw_subsample, refuse_equal_sample_sizes, split_validation
 from .storage import Storage
 
 
@@ -55,10 +55,12 @@ def run_trial(cfg: SweepConfig, index: int, storage: Storage, progress=None) -> 
     spec = trial_spec(cfg, index)
     if storage.exists(result_key(index)):
         return TrialOutcome(index, False, None)
+    storage.check_writable(TRIALS_PREFIX)  # fail now, not after training, when the result cannot be written
     started = time.perf_counter()
     accelerator = configure_runtime(cfg, spec.seed)
     data = prepare_dataset(cfg, storage)
     n_classes = len(data.class_names)
+    refuse_equal_sample_sizes(cfg.all_splits, data.pool_size, n_classes, cfg.sampling)
     drawn = draw_subsample(data.pool_labels, spec.split, spec.seed, cfg.sampling, n_classes)
     train_idx, val_idx = split_validation(drawn, data.pool_labels, cfg.training.validation_fraction, spec.seed,
                                           data.class_names, spec.split)
