@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from conftest import image_bytes, run_cli, write_image_folder
+from gcs_emulator import gcs_emulator  # noqa: F401
 from samplesize.config import load_config
 from samplesize.data import decode_image, prepare_dataset, scan_folder, split_test
 from samplesize.errors import DataError
@@ -208,3 +209,22 @@ def test_prepare_says_when_finished_trials_used_an_earlier_version_of_the_folder
     proc = run_cli("prepare", *args)
     assert proc.returncode == 0, proc.stderr
     assert "1 finished trial" in proc.stderr and "changed" in proc.stderr
+
+
+def test_gcs_folder_fingerprint_changes_when_an_image_is_added_or_replaced(gcs_emulator):
+    from samplesize.config import DatasetConfig
+    from samplesize.data import source_fingerprint
+    from samplesize.storage import open_storage
+
+    bucket = gcs_emulator.new_bucket()
+    store = open_storage(f"gs://{bucket}/images")
+    rng = np.random.default_rng(6)
+    for i in range(3):
+        store.write(f"a/{i}.png", image_bytes(rng))
+    ds = DatasetConfig(source=f"folder:gs://{bucket}/images")
+    first = source_fingerprint(ds)
+    assert first == source_fingerprint(ds)  # listing twice: the same
+    store.write("b/0.png", image_bytes(rng, tint=1))
+    second = source_fingerprint(ds)
+    store.write("a/0.png", image_bytes(rng, tint=2))  # same name, new content: a new generation
+    assert len({first, second, source_fingerprint(ds)}) == 3
