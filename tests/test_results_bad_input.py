@@ -62,6 +62,8 @@ def test_confusion_matrix_full_of_1e308_is_rejected_and_the_report_still_written
     "fields, word",
     [
         ({"test_size": "lots"}, "test_size"),
+        ({"split": int("9" * 401)}, "split"),
+        ({"metrics": {"balanced_accuracy": int("9" * 401)}}, "balanced_accuracy"),
         ({"pool_size": [1]}, "pool_size"),
         ({"timings": {"total_s": 1e308}}, "timings"),
         ({"accelerator": {"gpu": 1}}, "accelerator"),

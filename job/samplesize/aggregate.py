@@ -160,7 +160,12 @@ def _safe_strings(value: Any, depth: int) -> Any:
 
 
 def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer of hundreds of digits: no float holds it
+        return False
 
 
 def _check_result(cfg: SweepConfig, r: dict, expected_hash: str) -> None:

@@ -161,9 +161,12 @@ def _open_reduced(img, size: int):
     img.load()  # forces a full decode: truncated files fail here, not later
     factor = min(img.size) // (2 * size)
     if factor >= 2:
-        if img.mode in ("P", "1", "I;16", "I;16L", "I;16B", "I;16N"):  # modes `reduce` does not take
-            img = img.convert("I" if img.mode.startswith("I;16") else "RGBA" if img.mode == "P" else "L")
-        img = img.reduce(factor)
+        if img.mode.startswith("I;16"):
+            img = img.convert("I")  # keeps every level; `reduce` does not take I;16
+        try:
+            img = img.reduce(factor)
+        except ValueError:  # other modes `reduce` does not take (P, 1, PA...)
+            img = img.convert("RGB").reduce(factor)
     return img
 
 
