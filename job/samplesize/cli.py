@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import warnings
 
 from . import __version__
@@ -65,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         _quiet_libraries(args.verbose)
         try:
-            signal.signal(signal.SIGTERM, _on_sigterm)
+            if threading.current_thread() is threading.main_thread():  # only the main thread may set handlers
+                signal.signal(signal.SIGTERM, _on_sigterm)
             _check_arguments(args)
             cfg = load_config(args.config, args.overrides)
             storage = open_storage(cfg.output_uri)
