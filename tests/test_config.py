@@ -102,3 +102,90 @@ def test_config_round_trips_through_yaml():
 def test_unquoted_off_and_on_mean_the_switch_values_not_booleans():
     cfg = load_config(overrides=["training.feature_cache=off", "training.mixed_precision=on"])
     assert (cfg.training.feature_cache, cfg.training.mixed_precision) == ("off", "on")
+
+
+# ---------------------------------------------------------------- bad input, round 2
+
+
+def test_seed_beyond_2_to_the_32_is_a_config_error_at_load():
+    with pytest.raises(ConfigError, match=r"seed: 4294967296 .*4294967295"):
+        load_config(overrides=["seed=4294967296"])
+    assert load_config(overrides=["seed=4294967295"]).seed == 4294967295
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("repetitions=100000000", "repetitions"),
+        ("splits=[" + ", ".join(str((i + 1) / 1000) for i in range(500)) + "]", "splits"),
+        ("predict_at=[" + "9" * 400 + "]", "predict_at"),
+        ("training.head_epochs=10000000", "training.head_epochs"),
+        ("training.batch_size=10000000", "training.batch_size"),
+    ],
+)
+def test_huge_counts_are_refused_at_load_naming_the_key_and_the_limit(override, key):
+    with pytest.raises(ConfigError) as err:
+        load_config(overrides=[override])
+    assert key in str(err.value) and "at most" in str(err.value)
+
+
+def test_chart_schema_bounds_agree_with_the_config_limits():
+    import json
+    from pathlib import Path
+
+    from samplesize.config import LIMITS
+
+    schema = json.loads((Path(__file__).resolve().parents[1] / "charts/samplesize/values.schema.json").read_text())
+    sweep = schema["properties"]["sweep"]["properties"]
+    for dotted, (low, high) in LIMITS.items():
+        node = sweep
+        for part in dotted.split("."):
+            node = node[part] if part in node else node["properties"][part]
+        if node.get("type") == "array":
+            assert node.get("maxItems") == high, dotted
+        else:
+            assert (node.get("minimum"), node.get("maximum")) == (low, high), dotted
+
+
+def test_yaml_exponent_without_a_point_hints_to_write_a_decimal(tmp_path):
+    path = tmp_path / "sweep.yaml"
+    path.write_text("training:\n  learning_rate: 1e-1\n")
+    with pytest.raises(ConfigError, match=r"training.learning_rate.*'1e-1'.*write 0.1"):
+        load_config(path)
+
+
+def test_key_given_twice_in_sweep_yaml_is_an_error_naming_key_and_lines(tmp_path):
+    path = tmp_path / "sweep.yaml"
+    path.write_text("repetitions: 3\nseed: 1\nrepetitions: 5\n")
+    with pytest.raises(ConfigError, match=r"repetitions.*twice.*lines 1 and 3"):
+        load_config(path)
+    path.write_text("training:\n  batch_size: 8\n  batch_size: 16\n")
+    with pytest.raises(ConfigError, match="batch_size.*twice"):
+        load_config(path)
+
+
+def test_splits_closer_than_the_seed_rounding_are_refused():
+    with pytest.raises(ConfigError, match=r"0\.25.*0\.2500001.*same seeds"):
+        load_config(overrides=["splits=[0.25, 0.2500001]"])
+    with pytest.raises(ConfigError, match="same seeds"):
+        load_config(overrides=["splits=[0.5]", "backtest_splits=[1.0, 0.9999999]"])
+
+
+def test_latin1_sweep_yaml_exits_64_with_a_message(tmp_path):
+    from conftest import run_cli
+
+    path = tmp_path / "sweep.yaml"
+    path.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    proc = run_cli("plan", "--config", str(path))
+    assert proc.returncode == 64, proc.stderr
+    assert "not UTF-8" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_over_long_output_path_exits_64_with_a_message(tmp_path):
+    from conftest import run_cli
+
+    proc = run_cli("status", "--set", f"output={tmp_path}/{'x' * 300}/run")
+    assert proc.returncode == 64, proc.stderr
+    assert "output" in proc.stderr and "255" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run_cli("status", "--set", f"output=gs://bucket/{'y' * 1100}")
+    assert proc.returncode == 64 and "1024" in proc.stderr

@@ -29,7 +29,9 @@ from .curves import FAMILIES, CurveFitError, fit_learning_curve
 from .errors import DataError
 from .plan import trial_spec
 from .results import RESULT_SCHEMA_VERSION, TRIALS_PREFIX, result_key
+from .sampling import drawn_size
 from .storage import Storage, join_uri
+from .text import safe_name
 
 SUMMARY_SCHEMA_VERSION = 1
 LEVEL = 0.8  # every interval in the report is a nominal 80% interval
@@ -42,6 +44,15 @@ SCORE_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "auc")
 # `trial-00003 (1).json` are read too, so that a duplicate is named, not missed.
 _TRIAL_FILE = re.compile(r"^trial-[^/]*\.json$")
 _CANONICAL_NAME = re.compile(re.escape(TRIALS_PREFIX) + r"trial-(\d{5,})\.json")
+# Bounds on what a result file may hold. A real result is a few kB, 3 levels deep; anything far past
+# these was not written by a trial and must not cost the aggregator its memory or its stack.
+MAX_RESULT_BYTES = 16 * 2**20
+MAX_RESULT_DEPTH = 16
+MAX_COUNT = 10**9  # images in a pool, test set or sample
+MAX_CLASSES = 100_000
+MAX_SECONDS = 10**8
+# Below this many test images a score moves in steps of more than 0.033: the report says so.
+MIN_TEST_SIZE = 30
 
 
 @dataclass
@@ -107,6 +118,7 @@ def load_results(cfg: SweepConfig, storage: Storage) -> LoadedResults:
             problems.append(f"{where}: {text}")
 
     _drop_inconsistent_classes(storage, results, problems)
+    _drop_other_datasets(storage, results, problems)
     missing = [i for i in range(cfg.trial_count) if i not in results]
     return LoadedResults(results=results, missing=missing, problems=problems)
 
@@ -117,19 +129,43 @@ def _index_in_name(key: str) -> int | None:
 
 
 def _parse(data: bytes) -> dict:
+    if len(data) > MAX_RESULT_BYTES:
+        raise _Rejected(f"is {len(data)} bytes, far larger than any trial result (at most {MAX_RESULT_BYTES})")
     try:
         result = json.loads(data.decode("utf-8"))
     except UnicodeDecodeError:
         raise _Rejected("is not UTF-8 text (a corrupt or foreign file)") from None
     except json.JSONDecodeError as exc:
         raise _Rejected(f"is not valid JSON ({exc.msg} at line {exc.lineno}); the write was cut short or the file was edited") from None
+    except RecursionError:
+        raise _Rejected("is JSON nested too deeply to be a trial result") from None
+    except ValueError as exc:  # an integer of thousands of digits
+        raise _Rejected(f"is not a usable JSON result ({str(exc)[:80]})") from None
     if not isinstance(result, dict):
         raise _Rejected(f"holds a JSON {type(result).__name__}, not a result object")
-    return result
+    return _safe_strings(result, 0)
+
+
+def _safe_strings(value: Any, depth: int) -> Any:
+    """The parsed result with every string safe to encode, draw and print; refuses deep nesting."""
+    if depth > MAX_RESULT_DEPTH:
+        raise _Rejected(f"is nested more than {MAX_RESULT_DEPTH} levels deep, unlike any trial result")
+    if isinstance(value, str):
+        return safe_name(value)  # a lone surrogate (a non-UTF-8 folder name) cannot be drawn or written
+    if isinstance(value, dict):
+        return {safe_name(k): _safe_strings(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_safe_strings(v, depth + 1) for v in value]
+    return value
 
 
 def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer of hundreds of digits: no float holds it
+        return False
 
 
 def _check_result(cfg: SweepConfig, r: dict, expected_hash: str) -> None:
@@ -169,8 +205,74 @@ def _check_result(cfg: SweepConfig, r: dict, expected_hash: str) -> None:
     if not isinstance(recall, dict):
         raise _Rejected("has a per_class_recall that is not an object")
     for name, value in recall.items():
+        if value is None:
+            continue  # a class with no test image has no recall
         if not _finite(value) or not 0 <= value <= 1:
             raise _Rejected(f"has per-class recall {value!r} for class {name!r}; it must be a number in [0, 1]")
+    _check_fields(cfg, r, spec)
+
+
+def _count(r: dict, key: str, low: int, high: int) -> int:
+    value = r.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        shown = repr(value) if len(repr(value)) < 40 else f"{repr(value)[:30]}..."
+        raise _Rejected(f"has {key} {shown}; it must be a whole number in [{low}, {high}]")
+    return value
+
+
+def _check_fields(cfg: SweepConfig, r: dict, spec: Any) -> None:
+    """Every other field's type and range, and the sizes against the plan.
+
+    Whatever a result file holds, the aggregator must not crash on it, and a
+    size that no trial of this sweep could have drawn must not become a point
+    on the curve.
+    """
+    names = r["class_names"]
+    k = len(names)
+    if k > MAX_CLASSES or len(set(names)) != k:
+        raise _Rejected(f"has {k} class_names with repeats or past {MAX_CLASSES}")
+    unknown = [c for c in r["metrics"].get("per_class_recall", {}) if c not in names]
+    if unknown:
+        raise _Rejected(f"has per_class_recall for {unknown[:3]}, which are not among its class_names")
+    for key, expected in (("repetition", spec.repetition), ("seed", spec.seed), ("backtest", spec.backtest)):
+        if r.get(key) != expected or isinstance(r.get(key), bool) != isinstance(expected, bool):
+            raise _Rejected(f"has {key} {str(r.get(key))[:40]}, but index {spec.index} runs {key} {expected} in this sweep")
+    pool = _count(r, "pool_size", k, MAX_COUNT)
+    test = _count(r, "test_size", k, MAX_COUNT)  # every class has a test image
+    sample = _count(r, "sample_size", 1, pool)
+    drawn = drawn_size(spec.split, pool, k, cfg.sampling)
+    if cfg.sampling == "stratified" and sample != drawn:
+        raise _Rejected(
+            f"has sample_size {sample}, but split {spec.split:g} of a pool of {pool} draws {drawn} in this sweep"
+        )
+    if sample > drawn:
+        raise _Rejected(f"has sample_size {sample}, more than the {drawn} draws of split {spec.split:g} from a pool of {pool}")
+    if "train_size" in r or "validation_size" in r:
+        train = _count(r, "train_size", 1, drawn)
+        val = _count(r, "validation_size", 0, drawn)
+        if train + val != drawn:
+            raise _Rejected(f"has train_size {train} + validation_size {val}, but its split draws {drawn}")
+    matrix = r.get("confusion_matrix")
+    if matrix is not None:
+        ok = isinstance(matrix, list) and len(matrix) == k and all(
+            isinstance(row, list) and len(row) == k
+            and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= test for v in row)
+            for row in matrix
+        )
+        if not ok or sum(map(sum, matrix)) > test:
+            raise _Rejected(f"has a confusion_matrix that is not {k}x{k} whole counts adding up to at most test_size {test}")
+    for key in ("timings", "epochs"):
+        section = r.get(key)
+        if section is None:
+            continue
+        if not isinstance(section, dict) or not all(
+            _finite(v) and 0 <= v <= MAX_SECONDS and (key != "epochs" or isinstance(v, int)) for v in section.values()
+        ):
+            raise _Rejected(f"has {key} that are not an object of numbers in [0, {MAX_SECONDS:g}]")
+    for key in ("accelerator", "package_version", "feature_cache", "finished_at", "dataset_key", "sampling"):
+        value = r.get(key)
+        if value is not None and (not isinstance(value, str) or len(value) > 1000):
+            raise _Rejected(f"has {key} of type {type(value).__name__}; it must be a short text")
 
 
 def _drop_inconsistent_classes(storage: Storage, results: dict[int, dict], problems: list[str]) -> None:
@@ -186,6 +288,32 @@ def _drop_inconsistent_classes(storage: Storage, results: dict[int, dict], probl
                 f"{join_uri(storage.uri, result_key(index))}: lists {len(names)} classes {list(names)[:5]}..., "
                 f"but most results list {len(majority)} classes {list(majority)[:5]}...; the dataset changed "
                 "between trials; excluded"
+            )
+            del results[index]
+
+
+def _drop_other_datasets(storage: Storage, results: dict[int, dict], problems: list[str]) -> None:
+    """Keep only results on the majority's pool and test set: scores on other test sets are not comparable.
+
+    A folder changed mid-sweep (with the cache deleted, or a new fingerprint)
+    gives later trials another prepared copy; fitting both would mix two
+    measurements into one curve.
+    """
+    def data_of(r: dict) -> tuple:
+        return (r.get("dataset_key"), r["pool_size"], r["test_size"])
+
+    if not results:
+        return
+    counts = Counter(data_of(r) for r in results.values())
+    majority = counts.most_common(1)[0][0]
+    for index in sorted(results):
+        seen = data_of(results[index])
+        if seen != majority:
+            problems.append(
+                f"{join_uri(storage.uri, result_key(index))}: ran on another pool or test set (prepared copy "
+                f"{seen[0]}, pool {seen[1]}, test set {seen[2]}) than most results ({majority[0]}, pool "
+                f"{majority[1]}, test set {majority[2]}): the dataset changed during the sweep; excluded. Re-run "
+                "this index on the current data, or restore the data the others used"
             )
             del results[index]
 
@@ -355,7 +483,47 @@ def build_summary(
         "points": points,
         "warnings": warnings,
     }
+    _guard_small_test_set(summary)
     return json_safe(summary), fit, class_fits
+
+
+def _guard_small_test_set(summary: dict) -> None:
+    """Keep a tiny test set from producing false precision.
+
+    - Flag a test set too small to resolve the targets (a score moves in steps of 1/test_size).
+    - Never answer a size below the smallest sample a trial can draw: one image per class plus one
+      for validation.
+    - A backtest within half a test image of its interval is inside it: 1.000 measured against an
+      interval of 0.99999999 to 0.99999999 is agreement, not a miss.
+    """
+    run = summary["run"]
+    test, k = run["test_size"], run["classes"]
+    if not isinstance(test, int) or test <= 0:
+        return
+    step = 1 / test
+    unresolved = [t["target"] for t in summary["targets"] if 1 - t["target"] < step]
+    if test < MIN_TEST_SIZE or unresolved:
+        why = f"; targets {unresolved} lie within one step of a perfect score" if unresolved else ""
+        summary["warnings"].append(
+            f"TEST SET TOO SMALL: {test} images measure {summary['metric']} in steps of about {step:.3f}{why}. "
+            f"Sizes and backtests below are only as precise as that; use at least {MIN_TEST_SIZE} test images "
+            "(a larger dataset.test_fraction or more data)"
+        )
+    smallest = k + 1
+    for target in summary["targets"]:
+        if target["sample_size"] is not None and target["sample_size"] < smallest:
+            target["sample_size"] = float(smallest)
+            target["below_smallest_sample"] = True
+            if summary["curve"]:
+                target["times_past_data"] = smallest / summary["curve"]["max_fitted_size"]
+        if target["interval"]:
+            target["interval"] = [max(v, float(smallest)) for v in target["interval"]]
+    for row in summary["backtest"]:
+        if row["inside"] is False and row["interval"]:
+            low, high = row["interval"]
+            if low - step / 2 <= row["measured_mean"] <= high + step / 2:
+                row["inside"] = True
+                row["within_test_resolution"] = True
 
 
 def _per_size_stats(cfg: SweepConfig, results: dict[int, dict], metric: str) -> list[dict]:

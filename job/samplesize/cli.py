@@ -8,18 +8,22 @@ user print one line and exit with the code documented in `errors`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import warnings
 
 from . import __version__
 from .config import SweepConfig, load_config
-from .errors import EXIT_OK, ConfigError, SamplesizeError
+from .errors import EXIT_OK, ConfigError, SamplesizeError, TransientError
 from .plan import TrialSpec, all_trials, parse_index
-from .results import TRIALS_PREFIX, result_key
+from .results import result_key
 from .storage import Storage, open_storage
+from .text import terminal_safe
 
 # Set to 1 by the chart when the trial pod requests a GPU: a trial that then sees
 # none exits 75 before loading data, instead of training on the node's CPU.
@@ -61,17 +65,76 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    _quiet_libraries(args.verbose)
+    with _escaped_terminal():
+        args = _parser().parse_args(argv)
+        _quiet_libraries(args.verbose)
+        try:
+            if threading.current_thread() is threading.main_thread():  # only the main thread may set handlers
+                signal.signal(signal.SIGTERM, _on_sigterm)
+            _check_arguments(args)
+            cfg = load_config(args.config, args.overrides)
+            storage = _open_output(cfg)
+            return COMMANDS[args.command](args, cfg, storage)
+        except SamplesizeError as exc:
+            print(f"samplesize {args.command}: error: {exc}", file=sys.stderr)
+            return exc.exit_code
+        except KeyboardInterrupt:
+            return 130
+
+
+MAX_WORKERS = 1024
+MAX_BOOTSTRAP = 100_000
+
+
+def _check_arguments(args) -> None:
+    """Counts on the command line, refused before any work like a bad config value (exit 64)."""
+    workers = getattr(args, "workers", None)
+    if workers is not None and not 1 <= workers <= MAX_WORKERS:
+        raise ConfigError(f"--workers {workers}: must be at least 1 and at most {MAX_WORKERS}")
+    boot = getattr(args, "bootstrap", None)
+    if boot is not None and not 0 <= boot <= MAX_BOOTSTRAP:
+        raise ConfigError(f"--bootstrap {boot}: must be 0 or more (0: no intervals) and at most {MAX_BOOTSTRAP}")
+
+
+def _on_sigterm(signum, frame) -> None:
+    """Preemption or a deleted pod: stop with a message and the transient code; `finally` blocks clean up."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+    raise TransientError(
+        "stopped by SIGTERM (node preemption, a deleted pod or Ctrl-C from a supervisor); finished results are kept "
+        "and an unfinished trial leaves nothing behind, so running the same command again resumes"
+    )
+
+
+class _EscapingStream:
+    """A text stream that escapes control characters (see text.terminal_safe) before they reach the terminal.
+
+    File, class and result names come from anyone who can write to a folder
+    or bucket; an ESC in one must be shown, not obeyed.
+    """
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(terminal_safe(text))
+
+    def writelines(self, lines) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def _escaped_terminal():
+    """Everything this command prints (messages, logging, the report) goes out escaped."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _EscapingStream(sys.stdout), _EscapingStream(sys.stderr)
     try:
-        cfg = load_config(args.config, args.overrides)
-        storage = _open_output(cfg)
-        return COMMANDS[args.command](args, cfg, storage)
-    except SamplesizeError as exc:
-        print(f"samplesize {args.command}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        return 130
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
 
 
 def _open_output(cfg: SweepConfig) -> Storage:
@@ -94,9 +157,10 @@ def _planned_trials(cfg: SweepConfig, storage: Storage) -> list[tuple[TrialSpec,
     import numpy as np
 
     from .data import prepare_dataset
-    from .sampling import draw_subsample
+    from .sampling import draw_subsample, refuse_equal_sample_sizes
 
     data = prepare_dataset(cfg, storage)
+    refuse_equal_sample_sizes(cfg.all_splits, data.pool_size, len(data.class_names), cfg.sampling)
     return [(spec, len(np.unique(draw_subsample(data.pool_labels, spec.split, spec.seed, cfg.sampling,
                                                 len(data.class_names)))))
             for spec in all_trials(cfg)]
@@ -120,11 +184,22 @@ def cmd_prepare(args, cfg: SweepConfig, storage: Storage) -> int:
     from .data import prepare_dataset
 
     data = prepare_dataset(cfg, storage)
+    _warn_other_data(storage, data.key)
+    counts = data.skipped["counts"]
+    reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items()))
     print(f"prepared {data.key}: pool {data.pool_size}, test {len(data.test_labels)}, "
-          f"{len(data.class_names)} classes; skipped files: {sum(data.skipped['counts'].values())}")
+          f"{len(data.class_names)} classes; skipped files: {sum(counts.values())}" + (f" ({reasons})" if reasons else ""))
     for example in data.skipped["examples"]:
         print(f"  skipped {example}")
     return EXIT_OK
+
+
+def _warn_other_data(storage: Storage, dataset_key: str) -> None:
+    from .results import describe_other_data, results_on_other_data
+
+    others = results_on_other_data(storage, dataset_key)
+    if others:
+        print(f"samplesize: warning: {describe_other_data(others, dataset_key)}", file=sys.stderr)
 
 
 def cmd_trial(args, cfg: SweepConfig, storage: Storage) -> int:
@@ -158,6 +233,9 @@ def cmd_run(args, cfg: SweepConfig, storage: Storage) -> int:
 
     _refuse_foreign_results(cfg, storage)
     trials = _planned_trials(cfg, storage)  # also prepares the dataset once, before trials race for it
+    from .data import prepared_key
+
+    _warn_other_data(storage, prepared_key(cfg))
     storage.write("sweep.yaml", cfg.to_yaml().encode())
     print(f"sweep {cfg.name}: {len(trials)} trials, {args.workers} worker(s), output {cfg.output_uri}", file=sys.stderr)
     failed = run_sweep(cfg, storage, trials, args.workers)
@@ -204,17 +282,43 @@ def _aggregate(args, cfg: SweepConfig, storage: Storage, failed_indexes, job_sta
 
 
 def cmd_status(args, cfg: SweepConfig, storage: Storage) -> int:
-    present = set(storage.list(TRIALS_PREFIX))
-    done = [i for i in range(cfg.trial_count) if result_key(i) in present]
-    missing = [i for i in range(cfg.trial_count) if result_key(i) not in present]
+    """Finished trials as `aggregate` counts them: foreign, broken and mismatched files are not finished."""
+    from .aggregate import _ranges, load_results
+
+    loaded = load_results(cfg, storage)
     report = [k for k in REPORT_FILES if storage.exists(k)]
-    print(f"sweep {cfg.name} at {cfg.output_uri}: {len(done)}/{cfg.trial_count} trials finished")
-    if missing:
-        print(f"missing indexes: {missing}")
-    print(f"report: {'present (' + ', '.join(report) + ')' if report else 'not written yet'}")
-    if args.require_report and "report/summary.json" not in report:
+    print(f"sweep {cfg.name} at {cfg.output_uri}: {len(loaded.results)}/{cfg.trial_count} trials finished")
+    if loaded.missing:
+        print(f"missing indexes: {_ranges(loaded.missing)}")
+    if loaded.problems:
+        print(f"{len(loaded.problems)} result file(s) rejected, not counted as finished:")
+        for problem in loaded.problems[:10]:
+            print(f"  {problem}")
+    stale = _stale_report(cfg, storage, loaded.results) if "report/summary.json" in report else None
+    if not report:
+        print("report: not written yet")
+    elif stale:
+        print(f"report: present but stale ({stale}); run `samplesize aggregate` again")
+    else:
+        print(f"report: present ({', '.join(report)})")
+    if args.require_report and ("report/summary.json" not in report or stale):
         return 1
     return EXIT_OK
+
+
+def _stale_report(cfg: SweepConfig, storage: Storage, results: dict) -> str | None:
+    """Why report/summary.json does not describe the usable results of this sweep, or None."""
+    try:
+        summary = json.loads(storage.read("report/summary.json"))
+        config_hash = summary["run"]["config_hash"]
+        used = sorted(int(p["index"]) for p in summary["points"])
+    except (FileNotFoundError, ValueError, RecursionError, KeyError, TypeError):
+        return "report/summary.json is unreadable"
+    if config_hash != cfg.trial_hash():
+        return "it was written for another configuration"
+    if used != sorted(results):
+        return f"it used {len(used)} results, {len(results)} are usable now"
+    return None
 
 
 COMMANDS = {"plan": cmd_plan, "prepare": cmd_prepare, "trial": cmd_trial, "run": cmd_run,

@@ -29,6 +29,28 @@ FEATURE_CACHE_MODES = ("auto", "off")
 MIXED_PRECISION_MODES = ("auto", "on", "off")
 SOURCE_KINDS = ("builtin", "folder", "tfds")
 BUILTIN_DATASETS = ("digits",)
+# Bounds on counts, checked at load time so that a typo cannot make `plan` run for minutes or
+# exhaust memory. A key -> (smallest, largest); for a list, the largest is its length. The chart's
+# values.schema.json carries the same numbers (a test keeps them equal).
+LIMITS = {
+    "seed": (0, 2**32 - 1),  # scikit-learn's and NumPy's legacy seeds are 32-bit
+    "repetitions": (1, 1000),
+    "splits": (1, 100),
+    "backtest_splits": (0, 100),
+    "targets": (0, 100),
+    "predict_at": (0, 100),
+    "dataset.image_size": (8, 1024),
+    "training.head_epochs": (1, 10_000),
+    "training.fine_tune_epochs": (0, 10_000),
+    "training.patience": (1, 10_000),
+    "training.batch_size": (1, 65_536),
+}
+MAX_TRIALS = 100_000  # a Kubernetes Indexed Job's largest completions with per-index backoff
+MAX_PREDICT_AT = 10**12  # sizes beyond this are not a data-collection plan; floats lose integers past 2**53
+SEED_STEP = 1e-6  # plan.trial_seed rounds a split to this step: closer splits would share seeds
+MAX_NAME_BYTES = 255  # one path component on common file systems
+MAX_PATH_BYTES = 4096 - 128  # PATH_MAX, less room for the keys under the output
+MAX_GCS_PREFIX_BYTES = 1024 - 128  # a GCS object name is at most 1024 bytes, less room for the keys
 
 
 @dataclass(frozen=True)
@@ -136,15 +158,59 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
         p = Path(path)
         if not p.is_file():
             raise ConfigError(f"config file {p} does not exist; pass --config with the path to your sweep.yaml")
-        raw = parse_yaml(p.read_text(encoding="utf-8"), source=str(p))
+        raw = parse_yaml(_read_utf8(p), source=str(p))
     for item in overrides:
         apply_override(raw, item)
     return build_config(raw)
 
 
+def _read_utf8(p: Path) -> str:
+    data = p.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{p} is not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}); save it as UTF-8 "
+            "(for example `iconv -f latin1 -t utf-8`)"
+        ) from None
+
+
+class _DuplicateKey(yaml.YAMLError):
+    pass
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader (a !!python tag is an error, never code) that refuses a key given twice.
+
+    PyYAML keeps the last value silently; in a sweep that hides a typo's effect.
+    """
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *anchor` merges are overridden on purpose
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                first = seen.setdefault(key, line)
+            except TypeError:
+                continue  # an unhashable key: the base constructor reports it
+            if first != line:
+                raise _DuplicateKey(f"key {key!r} is given twice (lines {first} and {line}); keep one")
+        return super().construct_mapping(node, deep)
+
+
+def _load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def parse_yaml(text: str, source: str = "config") -> dict[str, Any]:
     try:
-        data = yaml.safe_load(text)  # safe_load: a !!python tag is an error, never code
+        data = _load_yaml(text)
+    except _DuplicateKey as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source} is not valid YAML (only plain YAML is accepted, no tags): {exc}") from None
     if data is None:
@@ -161,7 +227,7 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
     key, _, text = item.partition("=")
     parts = key.strip().split(".")
     try:
-        value = yaml.safe_load(text) if text.strip() else None
+        value = _load_yaml(text) if text.strip() else None
     except yaml.YAMLError as exc:
         raise ConfigError(f"--set {key}: value {text!r} is not valid YAML: {exc}") from None
     node = raw
@@ -247,7 +313,7 @@ def _as_list(key: str, value: Any) -> list:
 
 def _number(key: str, value: Any, kind: type) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{key} must be a number, got {value!r}")
+        raise ConfigError(f"{key} must be a number, got {value!r}{_number_hint(value)}")
     if kind is int:
         if isinstance(value, float) and not value.is_integer():
             raise ConfigError(f"{key} must be a whole number, got {value!r}")
@@ -255,6 +321,19 @@ def _number(key: str, value: Any, kind: type) -> Any:
     if not math.isfinite(value):
         raise ConfigError(f"{key} must be a finite number, got {value!r}")
     return float(value)
+
+
+def _number_hint(value: Any) -> str:
+    """YAML 1.1 reads `1e-1` (an exponent without a point) as text: say what to write instead."""
+    if not isinstance(value, str):
+        return ""
+    try:
+        number = float(value)
+    except ValueError:
+        return ""
+    if not math.isfinite(number):
+        return ""
+    return f" (text: YAML reads an exponent without a decimal point as a string); write {number!r}"
 
 
 def _one_of(key: str, value: Any, allowed: Iterable[str]) -> None:
@@ -342,3 +421,63 @@ def _check(cfg: SweepConfig) -> None:
     _one_of("training.augment", t.augment, AUGMENT_MODES)
     _one_of("training.feature_cache", t.feature_cache, FEATURE_CACHE_MODES)
     _one_of("training.mixed_precision", t.mixed_precision, MIXED_PRECISION_MODES)
+    _check_limits(cfg)
+    _check_seed_steps(cfg)
+    _check_output(cfg.output_uri)
+
+
+def _check_limits(cfg: SweepConfig) -> None:
+    """Upper bounds on counts (see LIMITS): a stray digit must fail at load, not after minutes."""
+    for dotted, (_, high) in LIMITS.items():
+        value: Any = cfg
+        for part in dotted.split("."):
+            value = getattr(value, part)
+        if isinstance(value, tuple):
+            if len(value) > high:
+                raise ConfigError(f"{dotted}: {len(value)} entries; at most {high} are allowed")
+        elif value > high:
+            raise ConfigError(f"{dotted}: {value} is too large; at most {high} is allowed")
+    if cfg.trial_count > MAX_TRIALS:
+        raise ConfigError(
+            f"repetitions: {len(cfg.all_splits)} splits x {cfg.repetitions} repetitions = {cfg.trial_count} trials; "
+            f"at most {MAX_TRIALS} (an Indexed Job's limit) are allowed"
+        )
+    for n in cfg.predict_at:
+        if n > MAX_PREDICT_AT:
+            raise ConfigError(f"predict_at: {n} is too large; at most {MAX_PREDICT_AT} is allowed")
+
+
+def _check_seed_steps(cfg: SweepConfig) -> None:
+    """Splits closer than the seed's rounding step would draw identical subsamples."""
+    by_step: dict[int, float] = {}
+    for split in cfg.all_splits:
+        step = int(round(split / SEED_STEP))
+        other = by_step.setdefault(step, split)
+        if other != split:
+            raise ConfigError(
+                f"splits: {other!r} and {split!r} differ by less than {SEED_STEP:g}, so their trials get the same "
+                "seeds and subsamples; remove one"
+            )
+
+
+def _check_output(uri: str) -> None:
+    """Refuse an output path the file system or GCS cannot hold, before any work (not Errno 36 later)."""
+    if uri.startswith("gs://"):
+        if len(uri.encode("utf-8", "surrogateescape")) > MAX_GCS_PREFIX_BYTES:
+            raise ConfigError(
+                f"output: the gs:// URI is {len(uri.encode('utf-8', 'surrogateescape'))} bytes long; GCS object names "
+                f"are at most 1024 bytes, so keep it under {MAX_GCS_PREFIX_BYTES}"
+            )
+        return
+    import os
+
+    path = os.path.abspath(uri)
+    for part in path.split(os.sep):
+        size = len(os.fsencode(part))
+        if size > MAX_NAME_BYTES:
+            raise ConfigError(
+                f"output: the folder name {part[:40]!r}... is {size} bytes long; file systems allow "
+                f"{MAX_NAME_BYTES} bytes per name; choose a shorter output"
+            )
+    if len(os.fsencode(path)) > MAX_PATH_BYTES:
+        raise ConfigError(f"output: the path is {len(os.fsencode(path))} bytes long; keep it under {MAX_PATH_BYTES}")

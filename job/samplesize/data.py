@@ -24,6 +24,7 @@ import numpy as np
 from .config import DatasetConfig, SweepConfig
 from .errors import DataError
 from .storage import Storage, open_storage
+from .text import safe_name
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ class SkippedFiles:
     def add(self, name: str, reason: str) -> None:
         self.counts[reason] = self.counts.get(reason, 0) + 1
         if len(self.examples) < 5:
-            self.examples.append(f"{name} ({reason})")
+            self.examples.append(f"{safe_name(name)} ({reason})")
 
     @property
     def total(self) -> int:
@@ -126,18 +127,77 @@ def _resize(rgb: np.ndarray, size: int) -> np.ndarray:
 
 
 def decode_image(data: bytes, size: int) -> np.ndarray:
-    """Decode and resize one image file's bytes; raises ValueError when unusable."""
+    """Decode and resize one image file's bytes; raises ValueError (the reason) when unusable.
+
+    Large images are decoded at reduced size, 16-bit and float pixels are
+    scaled to 8 bits (see `_to_rgb8`), and images past Pillow's
+    decompression-bomb limit are refused rather than decoded.
+    """
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     if not data:
         raise ValueError("zero-byte")
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()  # forces a full decode: truncated files fail here, not later
-            rgb = img.convert("RGB")
+        with warnings.catch_warnings():
+            # Between Pillow's warning and error limits the image is decoded, then reduced at once.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                rgb = _to_rgb8(_open_reduced(img, size))
+    except Image.DecompressionBombError:
+        raise ValueError(f"too large (over {2 * Image.MAX_IMAGE_PIXELS} pixels)") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise ValueError("not a readable image" if isinstance(exc, UnidentifiedImageError) else "truncated or corrupt") from None
-    return _resize(np.asarray(rgb), size)
+    return _resize(rgb, size)
+
+
+def _open_reduced(img, size: int):
+    """Decode `img` no larger than needed: JPEG at 1/2..1/8 scale (draft), others reduced right after decoding.
+
+    An image about twice the target is enough for a good bilinear resize; the
+    full-size copies that converting first would make are never made.
+    """
+    img.draft(None, (2 * size, 2 * size))  # JPEG only; a no-op for other formats
+    img.load()  # forces a full decode: truncated files fail here, not later
+    factor = min(img.size) // (2 * size)
+    if factor >= 2:
+        if img.mode.startswith("I;16"):
+            img = img.convert("I")  # keeps every level; `reduce` does not take I;16
+        try:
+            img = img.reduce(factor)
+        except ValueError:  # other modes `reduce` does not take (P, 1, PA...)
+            img = img.convert("RGB").reduce(factor)
+    return img
+
+
+_HIGH_BIT_DEPTHS = (10, 12, 14, 16, 24, 32)
+
+
+def _to_rgb8(img) -> np.ndarray:
+    """uint8 RGB pixels. `convert("RGB")` clips 16-bit and float pixels, so those are scaled first.
+
+    Integer pixels wider than 8 bits are scaled by the bit depth their values
+    use: the smallest of 8, 10, 12, 14, 16 (...) bits that holds the image's
+    largest value, since scanners store 10-14-bit data in 16-bit files. Float
+    pixels in [0, 1] are multiplied by 255; other float images are stretched
+    from their minimum to their maximum. NaN or infinite pixels are refused.
+    """
+    if img.mode == "F":
+        a = np.asarray(img, dtype=np.float32)
+        if not np.all(np.isfinite(a)):
+            raise ValueError("float image with NaN or infinite pixels")
+        low, high = (0.0, 1.0) if a.min() >= 0 and a.max() <= 1 else (float(a.min()), float(a.max()))
+        gray = np.round((a - low) / max(high - low, 1e-12) * 255).astype(np.uint8)
+    elif img.mode == "I" or img.mode.startswith("I;16"):
+        a = np.asarray(img).astype(np.int64)
+        if a.min() < 0:
+            a = a - a.min()
+        bits = next((b for b in (8, *_HIGH_BIT_DEPTHS) if a.max() < 2**b), 64)
+        gray = np.round(a * (255 / (2**bits - 1))).astype(np.uint8)
+    else:
+        return np.asarray(img.convert("RGB"), dtype=np.uint8)
+    return np.repeat(gray[:, :, None], 3, axis=2)
 
 
 def scan_folder(storage: Storage, size: int, where: str = "") -> LabelledImages:
@@ -155,16 +215,21 @@ def scan_folder(storage: Storage, size: int, where: str = "") -> LabelledImages:
     skipped = SkippedFiles()
     for key in keys:
         parts = key.split("/")
+        if _in_hidden_folder(parts):
+            skipped.add(key, "inside a hidden folder")
+            continue
         if len(parts) < 2:
             skipped.add(key, "not inside a class folder")
             continue
         by_class.setdefault(parts[0], []).append(key)
-    class_names = sorted(by_class)
+    folders = sorted(by_class)
+    # Names shown in results and reports must encode as UTF-8; the keys read keep their original bytes.
+    class_names = [safe_name(folder) for folder in folders]
     images, labels = ImageSink(size, capacity=len(keys)), []
     empty_classes = []
-    for label, name in enumerate(class_names):
+    for label, (folder, name) in enumerate(zip(folders, class_names)):
         before = len(labels)
-        for key in by_class[name]:
+        for key in by_class[folder]:
             if os.path.basename(key).startswith("."):
                 skipped.add(key, "hidden file")
                 continue
@@ -183,6 +248,11 @@ def scan_folder(storage: Storage, size: int, where: str = "") -> LabelledImages:
     if skipped.total:
         log.warning("dataset %s: %s", where, skipped.describe())
     return LabelledImages(images.array(), np.asarray(labels, np.int32), class_names, skipped)
+
+
+def _in_hidden_folder(parts: list[str]) -> bool:
+    """`.ipynb_checkpoints/`, `a/.thumbs/`: tool folders at any level are never data."""
+    return any(part.startswith(".") for part in parts[:-1])
 
 
 def _load_tfds(ds: DatasetConfig) -> LabelledImages:
@@ -231,8 +301,29 @@ def prepared_key(cfg: SweepConfig) -> str:
         "seed": cfg.seed,
         "augment": cfg.training.augment == "static",
     }
+    contents = source_fingerprint(ds)
+    if contents is not None:
+        shape["contents"] = contents
     digest = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
     return f"cache/dataset-{digest}.npz"
+
+
+def source_fingerprint(ds: DatasetConfig) -> str | None:
+    """A cheap fingerprint of a folder source: every file's name, size and modification stamp.
+
+    One listing, no file read (on GCS the generation number stands for the
+    time). Adding, removing or replacing an image changes it, so a changed
+    folder gets a new prepared copy instead of the old pool. None for
+    builtin and tfds sources, whose contents a version pins.
+    """
+    if ds.kind != "folder":
+        return None
+    try:
+        entries = open_storage(ds.location).list_stats()
+    except FileNotFoundError:
+        entries = []
+    entries = [list(e) for e in entries if not _in_hidden_folder(e[0].split("/"))]
+    return hashlib.sha256(json.dumps(entries).encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
 def split_test(labels: np.ndarray, test_fraction: float, seed: int, class_names: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -242,9 +333,13 @@ def split_test(labels: np.ndarray, test_fraction: float, seed: int, class_names:
     counts = np.bincount(labels, minlength=len(class_names))
     if len(class_names) < 2:
         raise DataError(f"the dataset has a single class ({class_names}); a classifier needs at least two")
-    too_few = [class_names[c] for c in range(len(class_names)) if counts[c] < 2]
+    too_few = [f"{class_names[c]} has {counts[c]} usable image{'s' if counts[c] != 1 else ''}"
+               for c in range(len(class_names)) if counts[c] < 2]
     if too_few:
-        raise DataError(f"class(es) {too_few} have fewer than 2 usable images; each class needs one for the pool and one for the test set")
+        raise DataError(
+            f"class {'; class '.join(too_few)}; each class needs at least 2 (one for the pool and one for the "
+            "test set); add images or remove the class folder"
+        )
     n_test = max(int(round(test_fraction * len(labels))), len(class_names))
     if len(labels) - n_test < len(class_names):
         raise DataError(
@@ -252,7 +347,36 @@ def split_test(labels: np.ndarray, test_fraction: float, seed: int, class_names:
             f"{len(class_names)} classes; lower test_fraction"
         )
     pool, test = train_test_split(np.arange(len(labels)), test_size=n_test, stratify=labels, random_state=seed)
+    test, pool = _cover_every_class(labels, test, pool, seed)
+    pool, test = _cover_every_class(labels, pool, test, seed)
     return np.sort(pool), np.sort(test)
+
+
+def _cover_every_class(labels: np.ndarray, have: np.ndarray, other: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Give every class at least one member of `have` (the test set, or the pool), keeping both sizes.
+
+    Stratified rounding can leave a rare class (3 of 66 images) out of the test
+    set; its recall would then be meaningless. For each such class one image
+    moves from `other` into `have`, and one image of the class with the most
+    members in `have` moves back. Splits that already cover every class are
+    unchanged.
+    """
+    rng = np.random.default_rng([seed, 2])
+    have, other = list(have), list(other)
+    n_classes = int(labels.max()) + 1
+    for c in range(n_classes):
+        if any(labels[i] == c for i in have):
+            continue
+        counts = np.bincount(labels[have], minlength=n_classes)
+        donor = int(np.argmax(counts))  # >= 2 members: have holds at least one image per class overall
+        back = [i for i in have if labels[i] == donor][int(rng.integers(counts[donor]))]
+        mine = [i for i in other if labels[i] == c]
+        moved = mine[int(rng.integers(len(mine)))]
+        other.remove(moved)
+        have.remove(back)
+        have.append(moved)
+        other.append(back)
+    return np.asarray(have), np.asarray(other)
 
 
 def prepare_dataset(cfg: SweepConfig, storage: Storage) -> PreparedDataset:

@@ -12,7 +12,8 @@ def score_predictions(probabilities: np.ndarray, labels: np.ndarray, class_names
     """Return (metrics, confusion matrix) for class probabilities on the test set.
 
     AUC is one-vs-rest, macro-averaged; it is None when the test set lacks a
-    class (undefined), never NaN.
+    class (undefined), never NaN. A class with no test image has no recall
+    (None, not 0.0), and balanced accuracy averages over the tested classes.
     """
     k = len(class_names)
     classes = list(range(k))
@@ -28,7 +29,8 @@ def score_predictions(probabilities: np.ndarray, labels: np.ndarray, class_names
         "balanced_accuracy": float(skm.balanced_accuracy_score(labels, predicted)),
         "macro_f1": float(skm.f1_score(labels, predicted, labels=classes, average="macro", zero_division=0)),
         "auc": auc,
-        "per_class_recall": {name: float(r) for name, r in zip(class_names, recall)},
+        "per_class_recall": {name: float(r) if tested else None
+                             for name, r, tested in zip(class_names, recall, np.bincount(labels, minlength=k) > 0)},
     }
     confusion = skm.confusion_matrix(labels, predicted, labels=classes).astype(int).tolist()
     return result, confusion

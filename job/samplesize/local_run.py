@@ -76,6 +76,7 @@ def run_sweep(cfg: SweepConfig, storage: Storage, trials: list[tuple[TrialSpec, 
         with open(config_path, "w", encoding="utf-8") as f:
             f.write(cfg.to_yaml())
         queue = list(todo)
+        children: list[subprocess.Popen] = []
 
         def worker() -> None:
             while True:
@@ -83,7 +84,7 @@ def run_sweep(cfg: SweepConfig, storage: Storage, trials: list[tuple[TrialSpec, 
                     if not queue:
                         return
                     spec, _ = queue.pop(0)
-                ok, tail = _run_child(config_path, spec.index, progress, lock, report)
+                ok, tail = _run_child(config_path, spec.index, progress, lock, report, children)
                 with lock:
                     (progress.done if ok else progress.failed).add(spec.index)
                     if not ok:
@@ -94,17 +95,38 @@ def run_sweep(cfg: SweepConfig, storage: Storage, trials: list[tuple[TrialSpec, 
         threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, min(workers, len(todo))))]
         for t in threads:
             t.start()
-        for t in threads:
-            t.join()
+        try:
+            for t in threads:
+                t.join()
+        except BaseException:
+            with lock:
+                queue.clear()
+            _stop_children(children)  # SIGTERM or Ctrl-C: no trial keeps training after the sweep stops
+            raise
     if todo:
         report(final=True)
     return sorted(progress.failed)
 
 
-def _run_child(config_path: str, index: int, progress: SweepProgress, lock, report) -> tuple[bool, str]:
+def _stop_children(children: list[subprocess.Popen]) -> None:
+    for proc in children:
+        if proc.poll() is None:
+            proc.terminate()  # the child's SIGTERM handler exits 75, writing nothing
+    for proc in children:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _run_child(config_path: str, index: int, progress: SweepProgress, lock, report,
+               children: list | None = None) -> tuple[bool, str]:
     cmd = [sys.executable, "-m", "samplesize", "trial", "--config", config_path, "--index", str(index), "--progress", "json"]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    if children is not None:
+        children.append(proc)
     tail: list[str] = []
     for line in proc.stdout:
         if line.startswith(PROGRESS_PREFIX):

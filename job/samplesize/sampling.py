@@ -10,11 +10,30 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import DataError
+from .errors import ConfigError, DataError
 
 
 def requested_size(split: float, pool_size: int) -> int:
     return max(1, int(round(split * pool_size)))
+
+
+def drawn_size(split: float, pool_size: int, n_classes: int, mode: str) -> int:
+    """Draws of one trial: stratified takes at least one per class and at most the pool; otherwise the request."""
+    n = requested_size(split, pool_size)
+    return min(max(n, n_classes), pool_size) if mode == "stratified" else n
+
+
+def refuse_equal_sample_sizes(splits, pool_size: int, n_classes: int, mode: str) -> None:
+    """Two splits that draw the same number of images measure one point twice: refuse (exit 64)."""
+    seen: dict[int, float] = {}
+    for split in sorted(splits):
+        n = drawn_size(split, pool_size, n_classes, mode)
+        if n in seen:
+            raise ConfigError(
+                f"splits: {seen[n]:g} and {split:g} both draw {n} images from this pool of {pool_size}; "
+                "remove one, or spread the splits further apart"
+            )
+        seen[n] = split
 
 
 def draw_subsample(labels: np.ndarray, split: float, seed: int, mode: str, n_classes: int) -> np.ndarray:

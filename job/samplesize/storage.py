@@ -40,10 +40,17 @@ class Storage(Protocol):
     def open_read(self, key: str) -> BinaryIO:
         """A seekable binary file of `key`'s bytes, for reading large arrays piecewise; the caller closes it."""
 
-    def exists(self, key: str) -> bool: ...
+    def exists(self, key: str) -> bool:
+        """True for a stored object; raises DataError when something that is not a file holds the key."""
+
+    def check_writable(self, prefix: str) -> None:
+        """Raise AccessError now if writing under `prefix` would fail (before hours of training, not after)."""
 
     def list(self, prefix: str = "") -> list[str]:
         """Keys under `prefix` (recursively), sorted, relative to the root."""
+
+    def list_stats(self, prefix: str = "") -> list[tuple[str, int, str]]:
+        """(key, size in bytes, version stamp) for each key of `list`: a cheap fingerprint of the contents."""
 
 
 def check_key(key: str) -> str:
@@ -74,6 +81,7 @@ class LocalStorage:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide reports from a web server or other users
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()
@@ -86,13 +94,15 @@ class LocalStorage:
 
     def write_once(self, key: str, data: bytes) -> bool:
         path = self._path(key)
-        if path.exists():
+        if self.exists(key):
             return False
         tmp = self._temp_file(path, data)
         try:
             os.link(tmp, path)  # atomic; fails if another writer got there first
             return True
         except FileExistsError:
+            if not path.is_file():
+                raise _not_a_file(path) from None
             return False
         except OSError as exc:
             raise _local_error(path, exc) from None
@@ -122,7 +132,16 @@ class LocalStorage:
         return self._path(key).open("rb")
 
     def exists(self, key: str) -> bool:
-        return self._path(key).is_file()
+        path = self._path(key)
+        if path.is_file():
+            return True
+        if os.path.lexists(path) and not path.is_file():  # re-checked: another writer may have just linked it
+            raise _not_a_file(path)  # never "already done": the result would be thrown away on every run
+        return False
+
+    def check_writable(self, prefix: str) -> None:
+        probe = self._path(f"{prefix.rstrip('/')}/.write-probe")
+        Path(self._temp_file(probe, b"")).unlink(missing_ok=True)
 
     def list(self, prefix: str = "") -> list[str]:
         folder = prefix.rstrip("/")
@@ -134,6 +153,34 @@ class LocalStorage:
             if p.is_file() and not p.name.endswith(".part"):
                 keys.append(p.relative_to(self.root).as_posix())
         return sorted(keys)
+
+    def list_stats(self, prefix: str = "") -> list[tuple[str, int, str]]:
+        out = []
+        for key in self.list(prefix):
+            try:
+                st = (self.root / key).stat()
+            except FileNotFoundError:
+                continue  # removed since listed
+            out.append((key, st.st_size, str(st.st_mtime_ns)))
+        return out
+
+
+def _not_a_file(path: Path) -> DataError:
+    return DataError(f"{path} exists but is not a regular file (a folder?); remove it, then run again")
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (os.umask is not thread-safe)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _local_error(path: Path, exc: OSError) -> Exception:

@@ -283,6 +283,12 @@ class GcsStorage:
         spool.seek(0)
         return spool
 
+    def check_writable(self, prefix: str) -> None:
+        """Nothing to check up front: a probe object would need delete rights the trials' role lacks.
+
+        A denied write fails at once with exit 77 and the identity in use (see `_errors`).
+        """
+
     def exists(self, key: str) -> bool:
         blob = self._blob(key)
         self._ensure_bucket()
@@ -295,6 +301,10 @@ class GcsStorage:
         A listed name that would escape the root as a key (`..`, empty parts) is refused
         with DataError: such objects are never produced by samplesize.
         """
+        return [key for key, _, _ in self.list_stats(prefix)]
+
+    def list_stats(self, prefix: str = "") -> list[tuple[str, int, str]]:
+        """(key, size, generation) for each key of `list`, from the same listing: no extra request."""
         folder = prefix.rstrip("/")
         if folder:
             check_key(folder)
@@ -310,7 +320,7 @@ class GcsStorage:
                         continue  # a "folder" placeholder made by the Cloud Console, not a file
                     key = blob.name[len(root) :]
                     try:
-                        keys.append(check_key(key))
+                        keys.append((check_key(key), int(blob.size or 0), str(blob.generation)))
                     except DataError:
                         raise DataError(
                             f"object gs://{self.bucket_name}/{blob.name} has a name that is not a safe key under "

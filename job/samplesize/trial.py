@@ -19,8 +19,8 @@ from .config import SweepConfig
 from .data import prepare_dataset
 from .plan import trial_spec
 from .errors import TransientError
-from .results import refuse_foreign_result, result_key, trial_identity, write_result
-from .sampling import draw_subsample, split_validation
+from .results import TRIALS_PREFIX, refuse_foreign_result, result_key, trial_identity, write_result
+from .sampling import draw_subsample, refuse_equal_sample_sizes, split_validation
 from .storage import Storage
 
 
@@ -86,12 +86,14 @@ def run_trial(cfg: SweepConfig, index: int, storage: Storage, progress=None, exp
     if storage.exists(result_key(index)):
         refuse_foreign_result(storage, cfg, index)
         return TrialOutcome(index, False, None)
+    storage.check_writable(TRIALS_PREFIX)  # fail now, not after training, when the result cannot be written
     started = time.perf_counter()
     accelerator = configure_runtime(cfg, spec.seed)
     if expect_gpu:
         require_gpu(accelerator)
     data = prepare_dataset(cfg, storage)
     n_classes = len(data.class_names)
+    refuse_equal_sample_sizes(cfg.all_splits, data.pool_size, n_classes, cfg.sampling)
     drawn = draw_subsample(data.pool_labels, spec.split, spec.seed, cfg.sampling, n_classes)
     train_idx, val_idx = split_validation(drawn, data.pool_labels, cfg.training.validation_fraction, spec.seed,
                                           data.class_names, spec.split)
@@ -121,6 +123,7 @@ def run_trial(cfg: SweepConfig, index: int, storage: Storage, progress=None, exp
         "validation_size": int(len(val_idx)),
         "test_size": int(len(data.test_labels)),
         "pool_size": int(data.pool_size),
+        "dataset_key": data.key,  # the prepared copy: results from different copies are never fitted together
         "class_names": data.class_names,
         "metrics": metrics,
         "confusion_matrix": confusion,
