@@ -122,7 +122,8 @@ def test_complete_sweep_is_labelled_complete_and_answers_every_target(complete):
     for p in summary["predictions"]:
         low, high = p["interval"]
         assert low <= high and isinstance(p["far"], bool)
-    assert summary["predictions"][-1]["times_past_data"] == pytest.approx(4 * POOL / 500)
+    # relative to the largest measured size: the answer is fitted on every size, the 1000-image backtest included
+    assert summary["predictions"][-1]["times_past_data"] == pytest.approx(4 * POOL / 1000)
     assert summary == strict_json((tmp_path / "report" / "summary.json").read_bytes())
 
 
@@ -138,10 +139,11 @@ def test_per_size_statistics_use_every_repetition(complete):
     assert rows[1.0]["backtest"] and not rows[0.5]["backtest"]
 
 
-def test_backtest_split_is_left_out_of_the_fit_and_compared_with_the_prediction(complete):
+def test_backtest_split_is_left_out_of_the_validation_fit_and_compared_with_the_prediction(complete):
     cfg, _, summary = complete
 
-    assert summary["curve"]["max_fitted_size"] == 500  # the 1.0 split (1000) is not fitted
+    assert summary["validation"]["validation_max_size"] == 500  # the 1.0 split (1000) validates
+    assert summary["curve"]["max_fitted_size"] == 1000  # ... and the answer is refitted with it
     (bt,) = summary["backtest"]
     assert bt["split"] == 1.0 and bt["n"] == 2
     low, high = bt["interval"]
@@ -407,3 +409,51 @@ def test_interval_widths_are_finite_numbers_or_marked_inf(tmp_path):
             assert v == "inf" or (isinstance(v, float) and math.isfinite(v))
         if not t["reachable"]:
             assert t["sample_size"] is None
+
+
+# ---------------------------------------------------------------- the answer uses every size; backtests validate
+
+
+def test_answer_comes_from_a_refit_on_every_measured_size_backtests_included(complete):
+    from samplesize.curves import fit_learning_curve
+
+    cfg, _, summary = complete
+    points = summary["points"]
+    assert any(p["backtest"] for p in points)
+    refit = fit_learning_curve([p["sample_size"] for p in points], [p["score"] for p in points],
+                               n_bootstrap=BOOT, seed=cfg.seed, n_test=250)
+    for p in summary["predictions"]:
+        assert p["predicted"] == pytest.approx(float(refit.predict(p["sample_size"])))
+    assert summary["validation"]["fitted_on"].startswith("every measured size, backtest splits included")
+    assert summary["validation"]["backtests"] == 1
+
+
+def test_targets_carry_p_reachable_and_inf_interval_ends(complete):
+    _, tmp_path, summary = complete
+    by_target = {t["target"]: t for t in summary["targets"]}
+    assert 0.0 <= by_target[0.99]["p_reachable"] < by_target[0.85]["p_reachable"] <= 1.0
+    assert by_target[0.99]["interval"][1] == "inf"  # 0.99 is above this curve's ceiling (0.95)
+    assert by_target[0.99]["reach_horizon"] == pytest.approx(64 * 1000)
+    on_disk = strict_json((tmp_path / "report" / "summary.json").read_bytes())
+    assert on_disk["targets"][1]["p_reachable"] == by_target[0.99]["p_reachable"]
+
+
+def test_backtest_above_the_fitted_ceiling_is_flagged_in_the_answer(tmp_path):
+    cfg = make_cfg()
+    storage = LocalStorage(tmp_path)
+    for i in range(cfg.trial_count):
+        spec = trial_spec(cfg, i)
+        changes = {}
+        if spec.backtest:  # far above the saturating curve that the smaller splits draw
+            score = 0.995 - 0.001 * spec.repetition
+            changes = {"metrics": {**fake_result(cfg, i)["metrics"], "balanced_accuracy": score}}
+        write_result(storage, fake_result(cfg, i, **changes))
+
+    summary = aggregate(cfg, storage, n_bootstrap=BOOT)
+
+    (c,) = summary["validation"]["contradictions"]
+    assert c["split"] == 1.0 and c["side"] == "above" and c["above_ceiling"]
+    answer = (tmp_path / "report" / "report.md").read_text().split("## Predictions")[0]
+    assert "CAUTION: at 1,000 images the curve fitted without the backtest predicted" in answer
+    assert "above its 80% interval and above its ceiling" in answer
+    assert "CAUTION: at 1,000 images" in (tmp_path / "report" / "report.html").read_text()

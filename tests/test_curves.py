@@ -219,3 +219,43 @@ def test_to_dict_is_strict_json_with_inf_as_string(recipe_fit):
     assert summary["family"] == "blend"
     assert set(summary["families"]["pow3"]["params"]) == {"a", "b", "c"}
     assert summary["method"]["n_bootstrap"] == 300
+
+
+# ---------------------------------------------------------------- p_reachable and the honest size interval
+
+
+def test_p_reachable_is_about_one_far_below_the_data_and_zero_above_one(synthetic_fit):
+    low_target = float(synthetic_fit.means[0]) - 0.1
+    assert synthetic_fit.size_for(low_target).p_reachable > 0.99
+    assert synthetic_fit.p_reachable(low_target) > 0.99
+    est = synthetic_fit.size_for(1.01)
+    assert est.p_reachable == 0.0 and not est.reachable
+    assert math.isinf(est.size) and math.isinf(est.interval[1])
+
+
+def test_p_reachable_falls_as_the_target_rises(synthetic_fit):
+    targets = np.linspace(0.85, 0.999, 12)
+    p = [synthetic_fit.p_reachable(t) for t in targets]
+    assert all(a >= b for a, b in zip(p, p[1:]))
+    # a target at the fitted ceiling is a coin flip, by construction of the band's centre
+    assert synthetic_fit.p_reachable(synthetic_fit.ceiling) == pytest.approx(0.5, abs=0.15)
+
+
+def test_size_interval_end_is_inf_when_the_lower_band_never_reaches_the_target(recipe_fit):
+    est = recipe_fit.size_for(0.97)
+    assert math.isinf(est.interval[1])
+    assert 0.0 <= est.p_reachable < 0.5
+    low, _ = recipe_fit.interval(np.array([est.interval[0]]))
+    if math.isfinite(est.interval[0]):
+        _, high = recipe_fit.interval(np.array([est.interval[0]]))
+        assert float(high[0]) == pytest.approx(0.97, abs=1e-4)  # where the upper band reaches it
+
+
+def test_size_interval_ends_are_where_the_bands_cross_the_target(synthetic_fit):
+    est = synthetic_fit.size_for(0.9)
+    low_n, high_n = est.interval
+    assert math.isfinite(low_n) and math.isfinite(high_n)
+    assert float(synthetic_fit.interval(np.array([low_n]))[1][0]) == pytest.approx(0.9, abs=1e-4)
+    assert float(synthetic_fit.interval(np.array([high_n]))[0][0]) == pytest.approx(0.9, abs=1e-4)
+    # and the probability of reaching it by the point answer is about one half
+    assert float(synthetic_fit.p_reaches(0.9, est.size)[0]) == pytest.approx(0.5, abs=1e-3)

@@ -162,3 +162,26 @@ def test_render_functions_escape_every_string_from_the_summary(finished):
 
     assert "<script" not in page
     assert render_markdown(evil)  # Markdown is plain text: nothing to escape, but it must render
+
+
+def test_headline_gives_the_size_interval_and_the_chance_that_the_target_is_reachable():
+    target = {"target": 0.95, "reachable": True, "sample_size": 12000.0, "interval": [6500.0, "inf"],
+              "times_past_data": 6.0, "far": True, "ceiling": 0.97, "reached_in_data": False,
+              "p_reachable": 0.7, "reach_horizon": 50000.0}
+
+    text = headline(summary_with(target), target)
+
+    assert text.startswith("95% balanced accuracy: about 12,000 labelled images (80% interval 6,500 to more "
+                           "than 50,000; 70% chance that it is reachable with this pipeline), 6.0x")
+
+
+def test_unreachable_is_said_only_with_its_probability():
+    target = {"target": 0.95, "reachable": False, "sample_size": None, "interval": [5000.0, "inf"],
+              "times_past_data": None, "far": False, "ceiling": 0.942, "reached_in_data": False,
+              "p_reachable": 0.004, "reach_horizon": 64000.0}
+
+    text = headline(summary_with(target), target)
+
+    assert text.startswith("95% balanced accuracy: probably unreachable with this pipeline (less than 1% chance "
+                           "that it is reachable within 64,000 images); the fitted ceiling is 0.942.")
+    assert "optimistic end of the 80% interval reaches it, at about 5,000" in text

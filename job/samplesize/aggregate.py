@@ -25,7 +25,7 @@ import numpy as np
 
 from . import __version__
 from .config import SweepConfig
-from .curves import FAMILIES, CurveFitError, fit_learning_curve
+from .curves import FAMILIES, REACH_HORIZON, CurveFitError, fit_learning_curve
 from .errors import DataError
 from .plan import trial_spec
 from .results import RESULT_SCHEMA_VERSION, TRIALS_PREFIX, result_key
@@ -434,13 +434,18 @@ def build_summary(
             warnings.insert(0, f"NO CURVE: the {metric} curve could not be fitted: {exc}")
         else:
             warnings.extend(f"curve fit: {w}" for w in fit.warnings)
+    # The backtest splits validate the method (`fit` never saw them); the answer is then
+    # refitted on every measured size, since the largest trials are the most informative.
+    validation_fit = fit
+    if fit is not None:
+        fit = _answer_fit(points, fit, n_bootstrap, cfg.seed, facts["test_size"], warnings)
 
     prediction_sizes = [(int(n), "predict_at") for n in cfg.predict_at]
     if facts["pool_size"]:
         prediction_sizes += [(2 * facts["pool_size"], "2x pool"), (4 * facts["pool_size"], "4x pool")]
     prediction_sizes.sort()  # tables read best in size order
 
-    best_measured = max((row["mean"] for row in per_size if not row["backtest"]), default=None)
+    best_measured = max((row["mean"] for row in per_size), default=None)
     curve = predictions = None
     targets = [{"target": t, "reachable": None, "sample_size": None, "interval": None} for t in cfg.targets]
     if fit is not None:
@@ -476,7 +481,8 @@ def build_summary(
         "curve": curve,
         "predictions": predictions,
         "targets": targets,
-        "backtest": _backtest(fit, per_size),
+        "backtest": _backtest(validation_fit, per_size),
+        "validation": _validation(validation_fit, fit, per_size),
         "per_class": per_class,
         "confusion_matrix": _confusion_at_largest(results, per_size),
         "run": facts,
@@ -524,6 +530,54 @@ def _guard_small_test_set(summary: dict) -> None:
             if low - step / 2 <= row["measured_mean"] <= high + step / 2:
                 row["inside"] = True
                 row["within_test_resolution"] = True
+
+
+def _answer_fit(points: list[dict], validation_fit: Any, n_bootstrap: int, seed: int, n_test: int | None,
+                warnings: list[str]) -> Any:
+    """The fit on every measured size, backtest splits included (the validation fit when there are none)."""
+    if not any(p["backtest"] for p in points):
+        return validation_fit
+    try:
+        fit = fit_learning_curve([p["sample_size"] for p in points], [p["score"] for p in points],
+                                 n_bootstrap=n_bootstrap, seed=seed, n_test=n_test)
+    except CurveFitError as exc:
+        warnings.append(f"the curve could not be refitted on every measured size ({exc}); the answer comes "
+                        "from the fit without the backtest splits")
+        return validation_fit
+    warnings.extend(f"curve fit on all sizes: {w}" for w in fit.warnings if w not in validation_fit.warnings)
+    return fit
+
+
+def _validation(validation_fit: Any, answer_fit: Any, per_size: list[dict]) -> dict | None:
+    """How the curve fitted without the backtest splits did on them, and whether any contradicts it.
+
+    A backtest contradicts the fit when its measured mean lies outside the 80% interval or above the
+    fitted ceiling: then the answer (refitted on all sizes) says so, not only the backtest table."""
+    if validation_fit is None:
+        return None
+    rows = _backtest(validation_fit, per_size)
+    contradictions = []
+    for b in rows:
+        if b["predicted"] is None:
+            continue
+        above_ceiling = b["measured_mean"] > validation_fit.ceiling
+        if above_ceiling or not b["inside"]:
+            contradictions.append({
+                "split": b["split"], "sample_size": b["sample_size"], "measured_mean": b["measured_mean"],
+                "predicted": b["predicted"], "interval": b["interval"], "ceiling": validation_fit.ceiling,
+                "above_ceiling": bool(above_ceiling),
+                "side": "above" if b["measured_mean"] > b["interval"][1] else
+                        ("below" if b["measured_mean"] < b["interval"][0] else "inside"),
+            })
+    return {
+        "fitted_on": "every measured size, backtest splits included" if answer_fit is not validation_fit
+        else "every measured size (no backtest splits finished)",
+        "answer_max_size": answer_fit.max_size,
+        "validation_max_size": validation_fit.max_size,
+        "backtests": sum(b["predicted"] is not None for b in rows),
+        "inside": sum(bool(b["inside"]) for b in rows if b["predicted"] is not None),
+        "contradictions": contradictions,
+    }
 
 
 def _per_size_stats(cfg: SweepConfig, results: dict[int, dict], metric: str) -> list[dict]:
@@ -585,6 +639,9 @@ def _target(fit: Any, target: float, best_measured: float | None) -> dict:
         "far": bool(est.far),
         "reached_in_data": best_measured is not None and best_measured >= target,
         "ceiling": fit.ceiling,
+        # probability that the target is reachable at all; an `inf` interval end means beyond this size
+        "p_reachable": float(est.p_reachable),
+        "reach_horizon": REACH_HORIZON * fit.max_size,
     }
 
 

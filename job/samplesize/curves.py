@@ -12,9 +12,12 @@ trial and returns a `LearningCurveFit`:
   families with a ceiling, weighted by that backtest error (or the single best);
 - intervals combine a bootstrap over trials (noise), the spread between the
   blended families (shape disagreement) and a term that grows with the
-  log-distance beyond the largest measured size, calibrated on synthetic
-  curves by `bench/curve_coverage.py` (see the README, "Learning curves");
-- `size_for(target)` inverts the curve and its band.
+  log-distance beyond the largest measured size, in proportion to the edge
+  slope and to the headroom below 1; beyond the data the band's ends are
+  quantiles of held-out residuals (split-conformal), calibrated on a corpus of
+  real learning curves by `bench/curve_calibration.py` (docs/learning-curves.md);
+- `size_for(target)` inverts the curve and its band, and says how likely the
+  target is reachable at all (`p_reachable`).
 
 Assumptions: scores are "higher is better" metrics in [0, 1] (accuracy,
 balanced accuracy, macro F1, AUC) whose expected value does not decrease as
@@ -24,7 +27,7 @@ the sample size grows.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -34,13 +37,43 @@ from scipy.stats import norm
 
 from .errors import DataError
 
-__all__ = ["FAMILIES", "CurveFitError", "Family", "FamilyFit", "LearningCurveFit", "SizeEstimate",
+__all__ = ["FAMILIES", "Calibration", "CurveFitError", "Family", "FamilyFit", "LearningCurveFit", "SizeEstimate",
            "fit_learning_curve"]
 
-# Width of the extrapolation term, in units of (edge slope x log distance); fitted by
-# bench/curve_coverage.py so that nominal 80% intervals cover the true curve ~80% of
-# the time at 2-4x beyond the data. Re-run the bench after changing the method.
-EXTRAPOLATION_K = 0.25
+
+@dataclass(frozen=True)
+class Calibration:
+    """How the interval widens beyond the data.
+
+    The base spread at n is sqrt(noise + between + (d * (k_slope * edge_slope +
+    k_headroom * (1 - centre)))^2) with d = ln(n / largest size): the headroom part
+    widens curves that look flat at their edge yet may keep rising. Beyond the data the
+    80% band is centre + quantiles[h] * spread, where quantiles[h] = (low, high) are
+    the 10% and 90% quantiles of held-out residuals divided by that spread, at
+    h = log2(n / largest size) = 1, 2, 3 (2x, 4x, 8x); interpolated in between, the 8x
+    pair beyond. Other levels scale the quantiles by z(level) / z(0.8).
+    """
+
+    k_slope: float
+    k_headroom: float
+    quantiles: tuple[tuple[float, float], ...]  # at 2x, 4x, 8x
+
+
+def base_spread(cal: Calibration, centre, noise, between, distance, edge_slope):
+    """The spread that the calibrated quantiles multiply (see `Calibration`); distance = ln(n / largest)."""
+    widen = distance * (cal.k_slope * edge_slope + cal.k_headroom * (1.0 - centre))
+    return np.sqrt(noise + between + widen ** 2)
+
+
+# Calibrated by bench/curve_calibration.py on bench/real_curves/corpus.json.gz (real curves,
+# leave-dataset-out cross-validation; held-out figures in docs/learning-curves.md).
+# Re-run that bench after changing the fit, and paste its "calibration:" line here.
+CALIBRATION = Calibration(k_slope=0.25, k_headroom=0.0, quantiles=((-1.2816, 1.2816),) * 3)
+# Kept for callers of the previous API: the slope multiplier of the distance term.
+EXTRAPOLATION_K = CALIBRATION.k_slope
+# p_reachable: the chance that the score reaches the target within this many times the
+# largest measured size ("with this pipeline": far beyond that, the data is another project).
+REACH_HORIZON = 64.0
 # Test-set size assumed for the binomial noise floor when the caller gives none.
 DEFAULT_N_TEST = 1000
 # Weak pull of shape parameters toward typical values, in standard errors per prior
@@ -261,8 +294,10 @@ class SizeEstimate:
 
     `size` is math.inf when the curve's ceiling is below the target. `interval`
     is (where the upper band reaches the target, where the lower band does); either
-    end is math.inf when that band never reaches it. `far`: size > 4x the largest
-    measured size.
+    end is math.inf when that band does not reach it within `REACH_HORIZON` x the
+    largest measured size. `far`: size > 4x the largest measured size. `p_reachable`:
+    the probability, under the fitted (calibrated) uncertainty, that the expected
+    score reaches the target within that horizon.
     """
 
     target: float
@@ -271,6 +306,7 @@ class SizeEstimate:
     interval: tuple[float, float]
     far: bool
     level: float = 0.8
+    p_reachable: float = math.nan
 
 
 @dataclass
@@ -289,6 +325,7 @@ class LearningCurveFit:
     boot_thetas: dict[str, np.ndarray] = field(repr=False)
     edge_slope: float = 0.0  # d(score)/d(log n) at the largest size, >= 0
     extrapolation_k: float = EXTRAPOLATION_K
+    calibration: Calibration = CALIBRATION
     method: dict = field(default_factory=dict, repr=False)
     _grid_cache: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -319,8 +356,14 @@ class LearningCurveFit:
     # -- intervals
 
     def _sigma(self, n: np.ndarray, k: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Centre and total standard error at sizes n (1-d)."""
-        k = self.extrapolation_k if k is None else k
+        """Centre and base spread at sizes n (1-d); see `Calibration`."""
+        centre, noise, between = self._spread_parts(n)
+        cal = self.calibration if k is None else replace(self.calibration, k_slope=k)
+        return centre, base_spread(cal, centre, noise, between, np.log(np.maximum(n / self.max_size, 1.0)),
+                                   self.edge_slope)
+
+    def _spread_parts(self, n: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Centre, bootstrap (noise) variance and between-family variance at sizes n (1-d)."""
         preds, w = self._family_curves(n)
         centre = w @ preds
         between = w @ (preds - centre) ** 2
@@ -330,15 +373,39 @@ class LearningCurveFit:
             u = n / used[0].scale
             boot = sum(f.weight * np.clip(FAMILIES[f.name].curve(self.boot_thetas[f.name], u), 0.0, 1.0)
                        for f in used)
-        noise = boot.var(axis=0) if boot.shape[0] > 1 else 0.0
-        distance = np.log(np.maximum(n / self.max_size, 1.0))
-        shape = (k * self.edge_slope * distance) ** 2
-        return centre, np.sqrt(noise + between + shape)
+        noise = boot.var(axis=0) if boot.shape[0] > 1 else np.zeros(n.size)
+        return centre, noise, between
+
+    def _multipliers(self, n: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high) multipliers of the spread at sizes n: +-z inside the data, the
+        calibrated residual quantiles beyond it."""
+        z = norm.ppf(0.5 + level / 2)
+        z80 = norm.ppf(0.9)
+        knots = np.array([0.0] + [float(i + 1) for i in range(len(self.calibration.quantiles))])
+        lows = np.array([-z80] + [q[0] for q in self.calibration.quantiles]) * z / z80
+        highs = np.array([z80] + [q[1] for q in self.calibration.quantiles]) * z / z80
+        h = np.log2(np.maximum(n / self.max_size, 1.0))
+        return np.interp(h, knots, lows), np.interp(h, knots, highs)
 
     def _bands(self, n: np.ndarray, level: float, k: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-        z = norm.ppf(0.5 + level / 2)
         centre, sigma = self._sigma(n, k)
-        return np.clip(centre - z * sigma, 0.0, 1.0), np.clip(centre + z * sigma, 0.0, 1.0)
+        low, high = self._multipliers(n, level)
+        return np.clip(centre + low * sigma, 0.0, 1.0), np.clip(centre + high * sigma, 0.0, 1.0)
+
+    def p_reaches(self, target: float, n) -> np.ndarray:
+        """Probability, under the calibrated band, that the expected score at n is >= target.
+
+        The band's ends are read as the 10% and 90% quantiles of a two-piece normal
+        around the centre, so that this agrees with `interval` at level 0.8."""
+        n = np.asarray(n, float).reshape(-1)
+        centre, sigma = self._sigma(n)
+        low, high = self._multipliers(n, 0.8)
+        z80 = norm.ppf(0.9)
+        up = np.maximum(high * sigma / z80, 1e-12)  # spread above the centre
+        down = np.maximum(-low * sigma / z80, 1e-12)
+        gap = float(target) - centre
+        # each half holds half the probability: the median is the centre, continuous at the target
+        return norm.sf(gap / np.where(gap >= 0, up, down))
 
     def interval(self, n, level: float = 0.8, *, k: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(low, high) band at sample size(s) n holding the expected score with
@@ -356,7 +423,7 @@ class LearningCurveFit:
         return np.maximum(low, floor).reshape(n.shape), high.reshape(n.shape)
 
     def _lower_grid(self, level: float, k: float | None) -> tuple[np.ndarray, np.ndarray]:
-        key = (level, k)
+        key = (level, k, self.calibration)
         if key not in self._grid_cache:
             grid = np.geomspace(self.min_size, self.max_size * 1e6, 400)
             self._grid_cache[key] = grid, np.maximum.accumulate(self._bands(grid, level, k)[0])
@@ -371,12 +438,21 @@ class LearningCurveFit:
         size = _first_reach(lambda n: self.predict(n), target, self.max_size)
         if target >= self.ceiling:
             size = math.inf
-        low = _first_reach(lambda n: self.interval(n, level)[1], target, self.max_size)
-        high = _first_reach(lambda n: self.interval(n, level)[0], target, self.max_size)
+        horizon = REACH_HORIZON * self.max_size
+        low = _first_reach(lambda n: self.interval(n, level)[1], target, self.max_size, horizon)
+        high = _first_reach(lambda n: self.interval(n, level)[0], target, self.max_size, horizon)
         low = min(low, size)
         high = max(high, size)
         return SizeEstimate(target=target, reachable=math.isfinite(size), size=size, interval=(low, high),
-                            far=bool(size > FAR_FACTOR * self.max_size), level=level)
+                            far=bool(size > FAR_FACTOR * self.max_size), level=level,
+                            p_reachable=self.p_reachable(target))
+
+    def p_reachable(self, target: float) -> float:
+        """Probability that the expected score reaches `target` within REACH_HORIZON x the
+        largest measured size (0 for a target above 1)."""
+        if target > 1.0:
+            return 0.0
+        return float(self.p_reaches(target, REACH_HORIZON * self.max_size)[0])
 
     # -- serialisation
 
@@ -403,7 +479,10 @@ class LearningCurveFit:
                 for name, f in self.families.items()
             },
             "warnings": list(self.warnings),
-            "method": {**self.method, "edge_slope": self.edge_slope, "extrapolation_k": self.extrapolation_k},
+            "method": {**self.method, "edge_slope": self.edge_slope, "extrapolation_k": self.calibration.k_slope,
+                       "calibration": {"k_slope": self.calibration.k_slope,
+                                       "k_headroom": self.calibration.k_headroom,
+                                       "quantiles_2x_4x_8x": [list(q) for q in self.calibration.quantiles]}},
         })
 
 
@@ -431,9 +510,10 @@ def _check_level(level: float) -> None:
         raise ValueError(f"level must be in (0, 1), got {level!r}")
 
 
-def _first_reach(curve: Callable, target: float, max_size: float) -> float:
-    """Smallest n >= 1 with curve(n) >= target (curve non-decreasing), or inf."""
-    lo, hi = 0.0, math.log(max_size * 1e9)
+def _first_reach(curve: Callable, target: float, max_size: float, horizon: float | None = None) -> float:
+    """Smallest n >= 1 with curve(n) >= target (curve non-decreasing), or inf (also when
+    it is reached only beyond `horizon`)."""
+    lo, hi = 0.0, math.log(max_size * 1e9 if horizon is None else horizon)
 
     def gap(log_n: float) -> float:
         return float(np.asarray(curve(np.array([math.exp(log_n)]))).reshape(-1)[0]) - target
@@ -727,7 +807,8 @@ def fit_learning_curve(sizes: Sequence[float], scores: Sequence[float], families
         method={"selection": select, "n_bootstrap": int(n_bootstrap), "seed": int(seed),
                 "backtest_folds": backtest["folds"], "held_out_noise_var": noise_var, "n_test_floor": n_test,
                 "weights": "n_trials / shrunk variance of each size",
-                "interval": "bootstrap + family spread + k * edge_slope * log(n / max_size)"},
+"interval": "bootstrap + family spread + log(n / max_size) * (k_slope * edge_slope + "
+                            "k_headroom * (1 - centre)), calibrated residual quantiles beyond the data"},
     )
     fit.edge_slope = _edge_slope(fit, data)
     return fit

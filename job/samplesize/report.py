@@ -129,11 +129,32 @@ def family_sentence(curve: dict) -> str:
     return f"The curve family is {curve['family']}, chosen by how well it predicted the larger sizes from the smaller ones."
 
 
+def fmt_chance(p: Any) -> str:
+    """A probability in words: "70% chance", with "<1%" and ">99%" at the ends."""
+    p = float(p)
+    if p < 0.01:
+        return "less than 1% chance"
+    if p > 0.99:
+        return "more than 99% chance"
+    return f"{100 * p:.0f}% chance"
+
+
+def size_interval(target: dict) -> str:
+    """The size interval; an open end reads "more than <the horizon searched>"."""
+    low, high = target["interval"]
+    horizon = target.get("reach_horizon")
+    if _is_inf(high) and horizon is not None:
+        return f"{fmt_size(low) if not _is_inf(low) else 'more than ' + fmt_size(horizon)} to more than {fmt_size(horizon)}"
+    return fmt_interval(target["interval"], fmt_size)
+
+
 def headline(summary: dict, target: dict) -> str:
     """One sentence that answers the user's question for one target."""
     m, goal = metric_name(summary), fmt_pct(target["target"])
     if summary["curve"] is None:
         return f"{goal} {m}: no estimate yet; at least two splits must finish before a curve can be fitted."
+    if target.get("p_reachable") is not None:
+        return _headline_with_chance(summary, target)
     if not target["reachable"]:
         text = (
             f"{goal} {m} is unreachable with this model and pipeline: the fitted ceiling is "
@@ -156,6 +177,51 @@ def headline(summary: dict, target: dict) -> str:
     if target["far"]:
         text += " That is a far extrapolation (more than 4x past the data): treat it as a rough guide."
     return text
+
+
+def _headline_with_chance(summary: dict, target: dict) -> str:
+    """The answer with its size interval and the chance that the target is reachable at all."""
+    m, goal = metric_name(summary), fmt_pct(target["target"])
+    chance = fmt_chance(target["p_reachable"])
+    horizon = fmt_size(target["reach_horizon"]) if target.get("reach_horizon") is not None else None
+    if not target["reachable"]:
+        text = (f"{goal} {m}: probably unreachable with this pipeline ({chance} that it is reachable"
+                f"{f' within {horizon} images' if horizon else ''}); the fitted ceiling is "
+                f"{fmt_score(target['ceiling'])}.")
+        low = target["interval"][0] if target["interval"] else None
+        if low is not None and not _is_inf(low):
+            text += f" Only the optimistic end of the 80% interval reaches it, at about {fmt_size(low)} images."
+        return text
+    size = fmt_size(target["sample_size"])
+    if target.get("reached_in_data"):
+        return (f"{goal} {m}: already reached within the measured sizes; the curve puts it at about {size} "
+                f"labelled images (80% interval {size_interval(target)}).")
+    text = (f"{goal} {m}: about {size} labelled images (80% interval {size_interval(target)}; {chance} that it "
+            f"is reachable with this pipeline), {fmt_times(target['times_past_data'])} the largest measured "
+            "sample size.")
+    if target["far"]:
+        text += " That is a far extrapolation (more than 4x past the data): treat it as a rough guide."
+    return text
+
+
+def validation_sentences(summary: dict) -> list[str]:
+    """What the backtests say about the answer: it is fitted on every size, and where a
+    backtest contradicted the curve fitted without it, the answer says so."""
+    v = summary.get("validation")
+    if not v or not v.get("backtests"):
+        return []
+    m = metric_name(summary)
+    out = [f"The answer is fitted on every measured size, the backtest splits included. Fitted without them, "
+           f"the curve held {v['inside']} of {v['backtests']} backtest mean(s) inside its 80% interval."]
+    for c in v["contradictions"]:
+        where = {"above": "above its 80% interval", "below": "below its 80% interval"}.get(c["side"], "inside its interval")
+        text = (f"CAUTION: at {fmt_size(c['sample_size'])} images the curve fitted without the backtest predicted "
+                f"{fmt_score(c['predicted'])} ({fmt_interval(c['interval'])}), but {fmt_score(c['measured_mean'])} "
+                f"{m} was measured, {where}")
+        if c["above_ceiling"]:
+            text += f" and above its ceiling ({fmt_score(c['ceiling'])})"
+        out.append(text + ". The method missed on this sweep: weigh the answer with that in mind.")
+    return out
 
 
 # ---------------------------------------------------------------- plots
@@ -203,7 +269,7 @@ def plot_learning_curve(summary: dict, fit: Any = None) -> bytes:
                    s=16, alpha=0.45, color="C0", label="trial", zorder=3)
     if backtest:
         ax.scatter([p["sample_size"] for p in backtest], [p["score"] for p in backtest],
-                   s=36, marker="D", color="C3", alpha=0.8, label="backtest trial (not fitted)", zorder=4)
+                   s=36, marker="D", color="C3", alpha=0.8, label="backtest trial (validation; in the answer)", zorder=4)
     for i, row in enumerate(summary["per_size"]):
         ax.errorbar([row["sample_size"]], [row["mean"]], yerr=[row["std"] or 0.0], fmt="s",
                     color="black", ms=5, capsize=4, zorder=5, label="mean ± std per size" if i == 0 else None)
@@ -354,6 +420,7 @@ def render_html(summary: dict, curve_png: bytes, class_png: bytes | None = None)
 
     parts.append("<h2>Answer</h2>")
     parts += [f'<p class="headline">{_e(headline(summary, t))}</p>' for t in summary["targets"]]
+    parts += [f"<p>{_e(text)}</p>" for text in validation_sentences(summary)]
     parts.append(f"<p>{_img(curve_png, f'{m} against sample size')}</p>")
 
     if summary["predictions"]:
@@ -368,10 +435,12 @@ def render_html(summary: dict, curve_png: bytes, class_png: bytes | None = None)
                      "Beyond 4x the prediction is a far extrapolation.</p>")
         rows = [
             [fmt_pct(t["target"]), "yes" if t["reachable"] else "no (unreachable)", fmt_size(t["sample_size"]),
-             fmt_interval(t["interval"], fmt_size), fmt_times(t["times_past_data"])]
+             size_interval(t), fmt_times(t["times_past_data"]),
+             "-" if t.get("p_reachable") is None else fmt_chance(t["p_reachable"])]
             for t in summary["targets"]
         ]
-        parts.append(_table(["Target", "Reachable", "Sample size needed", "80% interval", "Past the data"], rows))
+        parts.append(_table(["Target", "Reachable", "Sample size needed", "80% interval", "Past the data",
+                             "Chance it is reachable"], rows))
 
     if summary["curve"]:
         c = summary["curve"]
@@ -398,7 +467,8 @@ def render_html(summary: dict, curve_png: bytes, class_png: bytes | None = None)
 
     if summary["backtest"]:
         parts.append("<h2>Backtest</h2>")
-        parts.append("<p>Backtest splits ran as trials but were left out of the fit: does the curve predict them?</p>")
+        parts.append("<p>Backtest splits ran as trials and were left out of a validation fit: does that curve "
+                     "predict them? (The answer above is refitted on every size, backtests included.)</p>")
         rows = [
             [f"{b['split']:g}", fmt_size(b["sample_size"]), b["n"], fmt_score(b["measured_mean"]), fmt_score(b["predicted"]),
              fmt_interval(b["interval"]), "-" if b["inside"] is None else ("yes" if b["inside"] else "NO")]
@@ -502,6 +572,7 @@ def render_markdown(summary: dict) -> str:
     if nocurve:
         lines += [f"> **{nocurve}**", ""]
     lines += ["## Answer", ""] + [f"- {headline(summary, t)}" for t in summary["targets"]] + [""]
+    lines += [f"{text}\n" for text in validation_sentences(summary)]
     if summary["predictions"]:
         lines += ["## Predictions (80% intervals)", "",
                   f"| why | sample size | {m} | interval | past the data |", "|---|---:|---:|---|---:|"]

@@ -1,0 +1,211 @@
+"""Calibrate and check the curve intervals on measured learning curves.
+
+A corpus curve holds, for one dataset and learner, the scores of several
+repetitions at each size of a ladder. The protocol mirrors how a sweep is
+used: fit on the sizes up to 1/4 (and, separately, 1/8) of the largest, and on
+every other size up to 1/4 (4 sizes in doubling steps, as a short sweep has), then
+compare the prediction with the mean measured 2x, 4x and 8x beyond the fitted
+range. `held_out_records` turns a fit into one `Record` per horizon;
+`fit_calibration` chooses the widening (k_slope, k_headroom) and the residual
+quantiles per horizon (split-conformal); `cross_validate` does that with one
+dataset left out at a time and returns the held-out outcomes, which
+`summarise` turns into coverage, width, interval score and point errors.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+from dataclasses import dataclass, replace
+from itertools import product
+from typing import Any, Sequence
+
+import numpy as np
+
+from .curves import Calibration, LearningCurveFit, base_spread, fit_learning_curve
+
+LEVEL = 0.8
+HORIZONS = (2, 4, 8)
+# (name, cutoff, step): fit on every `step`-th size up to largest / cutoff, counted down from there
+PROTOCOLS = (("up to 1/4", 4, 1), ("up to 1/8", 8, 1), ("every other up to 1/4", 4, 2))
+GRID_K_SLOPE = (0.0, 0.25, 0.5, 1.0, 2.0)
+GRID_K_HEADROOM = (0.0, 0.02, 0.05, 0.1, 0.2, 0.4)
+
+
+@dataclass
+class Record:
+    """One prediction beyond the fitted range and what was measured there."""
+
+    group: str  # the dataset: cross-validation leaves whole groups out
+    horizon: int  # n / largest fitted size: 2, 4 or 8
+    n: float
+    truth: float  # the measured mean score at n (the true curve, for synthetic sweeps)
+    centre: float
+    noise: float
+    between: float
+    edge_slope: float
+    max_size: float
+    fit: LearningCurveFit | None = None  # for the size answers; None drops them
+
+    @property
+    def distance(self) -> float:
+        return math.log(self.n / self.max_size)
+
+
+def load_corpus(path: str) -> list[dict]:
+    """The curves of a corpus file (gzipped JSON, as bench/real_curves/build.py writes)."""
+    with gzip.open(path, "rt") as fh:
+        return json.load(fh)["curves"]
+
+
+def records_from_fit(fit: LearningCurveFit, group: str, at: Sequence[float], truths: Sequence[float],
+                     horizons: Sequence[int]) -> list[Record]:
+    """Records for predictions of `fit` at sizes `at`, whose true (or measured) scores are `truths`."""
+    at = np.asarray(at, float)
+    centre, noise, between = fit._spread_parts(at)
+    return [Record(group=group, horizon=int(h), n=float(n), truth=float(t), centre=float(c), noise=float(v),
+                   between=float(b), edge_slope=fit.edge_slope, max_size=fit.max_size, fit=fit)
+            for n, t, c, v, b, h in zip(at, truths, centre, noise, between, horizons)]
+
+
+def held_out_records(curve: dict, n_bootstrap: int = 200, seed: int = 0) -> list[Record]:
+    """Fit a corpus curve as each of PROTOCOLS says, and record each horizon of HORIZONS
+    (up to the cutoff) that the curve measured (within 10% of the ratio)."""
+    sizes = np.asarray(curve["sizes"], float)
+    means = np.array([np.mean(s) for s in curve["scores"]])
+    out: list[Record] = []
+    for _, cutoff, step in PROTOCOLS:
+        fitted = sizes <= sizes[-1] / cutoff * 1.05
+        last = int(np.flatnonzero(fitted)[-1]) if fitted.any() else -1
+        fitted &= (last - np.arange(sizes.size)) % step == 0
+        if fitted.sum() < 4:
+            continue
+        top = sizes[fitted][-1]
+        at, truths, horizons = [], [], []
+        for h in HORIZONS:
+            j = int(np.argmin(np.abs(np.log(sizes / (h * top)))))
+            if h <= cutoff and abs(math.log(sizes[j] / (h * top))) < 0.1:
+                at.append(sizes[j])
+                truths.append(means[j])
+                horizons.append(h)
+        if not at:
+            continue
+        x = np.repeat(sizes[fitted], [len(s) for s, f in zip(curve["scores"], fitted) if f])
+        y = np.concatenate([s for s, f in zip(curve["scores"], fitted) if f])
+        fit = fit_learning_curve(x, y, n_bootstrap=n_bootstrap, seed=seed, n_test=curve.get("n_test"))
+        out.extend(records_from_fit(fit, curve["dataset"], at, truths, horizons))
+    return out
+
+
+# --------------------------------------------------------------------------- calibration
+
+def _spread(records: Sequence[Record], k_slope: float, k_headroom: float) -> np.ndarray:
+    cal = Calibration(k_slope, k_headroom, ())
+    return np.array([base_spread(cal, r.centre, r.noise, r.between, r.distance, r.edge_slope) for r in records])
+
+
+def _quantiles(records: Sequence[Record], spread: np.ndarray) -> tuple[tuple[float, float], ...]:
+    resid = np.array([r.truth - r.centre for r in records]) / np.maximum(spread, 1e-9)
+    hz = np.array([r.horizon for r in records])
+    alpha = (1 - LEVEL) / 2
+    out = []
+    for h in HORIZONS:
+        mask = hz == h
+        if not mask.any():  # no data at this horizon: keep the previous pair
+            out.append(out[-1] if out else (-1.2816, 1.2816))
+            continue
+        # split-conformal ranks: the k-th smallest and k-th largest, k = floor(alpha (n + 1)),
+        # hold at least 1 - 2 alpha of a new residual from the same population
+        ranked = np.sort(resid[mask])
+        k = max(1, int(math.floor(alpha * (len(ranked) + 1))))
+        lo, hi = ranked[k - 1], ranked[-k]
+        out.append((round(float(min(lo, 0.0)), 4), round(float(max(hi, 0.0)), 4)))
+    return tuple(out)
+
+
+def fit_calibration(records: Sequence[Record], grid_k_slope=GRID_K_SLOPE,
+                    grid_k_headroom=GRID_K_HEADROOM) -> Calibration:
+    """The widening with the lowest mean interval score, each with its conformal quantiles."""
+    best, best_score = None, math.inf
+    for ks, kh in product(grid_k_slope, grid_k_headroom):
+        spread = _spread(records, ks, kh)
+        cal = Calibration(ks, kh, _quantiles(records, spread))
+        score = float(np.mean(_interval_outcomes(records, cal)["interval_score"]))
+        if score < best_score - 1e-12:
+            best, best_score = cal, score
+    return best
+
+
+def _interval_outcomes(records: Sequence[Record], cal: Calibration) -> dict[str, np.ndarray]:
+    spread = _spread(records, cal.k_slope, cal.k_headroom)
+    idx = np.array([HORIZONS.index(r.horizon) for r in records])
+    q = np.array(cal.quantiles)[idx] if cal.quantiles else np.zeros((len(records), 2))
+    centre = np.array([r.centre for r in records])
+    truth = np.array([r.truth for r in records])
+    low = np.clip(centre + q[:, 0] * spread, 0, 1)
+    high = np.clip(centre + q[:, 1] * spread, 0, 1)
+    alpha = 1 - LEVEL
+    score = (high - low) + 2 / alpha * np.maximum(low - truth, 0) + 2 / alpha * np.maximum(truth - high, 0)
+    return {"covered": (low <= truth) & (truth <= high), "width": high - low, "interval_score": score,
+            "error": centre - truth}
+
+
+def size_outcome(record: Record, cal: Calibration) -> dict[str, Any]:
+    """The size answer for the score measured at the record's size, under `cal`."""
+    fit = replace(record.fit, calibration=cal, _grid_cache={})
+    est = fit.size_for(record.truth, level=LEVEL)
+    return {"covered": est.interval[0] <= record.n <= est.interval[1],
+            "log2_error": abs(math.log2(est.size / record.n)) if math.isfinite(est.size) else math.inf,
+            "unreachable": not est.reachable, "p_reachable": est.p_reachable}
+
+
+def outcomes(records: Sequence[Record], cal: Calibration, sizes: bool = True) -> list[dict[str, Any]]:
+    """Per-record outcomes under `cal`: coverage, width, interval score, error, size answer."""
+    iv = _interval_outcomes(records, cal)
+    out = []
+    for i, r in enumerate(records):
+        row = {"group": r.group, "horizon": r.horizon, **{k: v[i] for k, v in iv.items()}}
+        if r.fit is not None:
+            # how far the target lies above the largest fitted mean, in standard errors of that mean
+            se = float(r.fit.stds[-1]) / math.sqrt(float(r.fit.counts[-1]))
+            row["gain_se"] = (r.truth - float(r.fit.means[-1])) / max(se, 1e-6)
+            if sizes:
+                row["size"] = size_outcome(r, cal)
+        out.append(row)
+    return out
+
+
+def cross_validate(records: Sequence[Record], sizes: bool = True, **grid) -> list[dict[str, Any]]:
+    """Leave-one-group-out: calibrate on the other groups, score the held-out one."""
+    out = []
+    for g in sorted({r.group for r in records}):
+        train = [r for r in records if r.group != g]
+        test = [r for r in records if r.group == g]
+        out.extend(outcomes(test, fit_calibration(train, **grid), sizes))
+    return out
+
+
+def summarise(rows: Sequence[dict[str, Any]]) -> dict[int, dict[str, float]]:
+    """Per horizon: coverage, mean width, interval score, mean/median |error|, mean signed
+    error, and for the size answers their interval coverage, median |log2| of the point
+    (unreachable counts as infinitely wrong), the share called unreachable, mean p_reachable."""
+    table = {}
+    for h in HORIZONS:
+        rs = [r for r in rows if r["horizon"] == h]
+        if not rs:
+            continue
+        err = np.array([r["error"] for r in rs])
+        row = {"n": len(rs), "coverage": float(np.mean([r["covered"] for r in rs])),
+               "width": float(np.mean([r["width"] for r in rs])),
+               "interval_score": float(np.mean([r["interval_score"] for r in rs])),
+               "mae": float(np.mean(np.abs(err))), "median_ae": float(np.median(np.abs(err))),
+               "mean_error": float(np.mean(err))}
+        sz = [r["size"] for r in rs if "size" in r]
+        if sz:
+            row.update({"size_coverage": float(np.mean([s["covered"] for s in sz])),
+                        "size_median_log2": float(np.median([s["log2_error"] for s in sz])),
+                        "size_unreachable": float(np.mean([s["unreachable"] for s in sz])),
+                        "p_reachable": float(np.mean([s["p_reachable"] for s in sz]))})
+        table[h] = row
+    return table
