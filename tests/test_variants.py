@@ -253,3 +253,80 @@ def test_sweep_without_variants_has_the_same_summary_as_before(tmp_path):
     for s in (summary, direct):
         s["run"].pop("generated_at")
     assert summary == direct
+
+
+# ---------------------------------------------------------------- through the CLI
+
+
+TINY_VARIANTS = "variants=[{name: px8, dataset: {image_size: 8}}, {name: px12, dataset: {image_size: 12}}]"
+
+
+def _tiny_sets(*extra):
+    from conftest import TINY_SWEEP
+
+    out = []
+    for item in [*TINY_SWEEP, TINY_VARIANTS, *extra]:
+        out += ["--set", item]
+    return out
+
+
+def test_plan_json_names_each_trials_variant(tmp_path):
+    from conftest import run_cli
+
+    proc = run_cli("plan", "--json", *_tiny_sets(f"output={tmp_path}"))
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    assert [(r["split"], r["variant"], r["repetition"]) for r in rows] == [
+        (0.6, "px8", 0), (0.6, "px8", 1), (0.6, "px12", 0), (0.6, "px12", 1),
+        (0.3, "px8", 0), (0.3, "px8", 1), (0.3, "px12", 0), (0.3, "px12", 1)]
+    assert rows[0]["seed"] == rows[2]["seed"] and rows[0]["sample_size"] == rows[2]["sample_size"]
+    text = run_cli("plan", *_tiny_sets(f"output={tmp_path}"))
+    assert "x 2 variants (paired" in text.stdout and "px12: dataset.image_size=12" in text.stdout
+    plain = json.loads(run_cli("plan", "--json", "--set", f"output={tmp_path}").stdout)
+    assert all(r["variant"] is None for r in plain)
+
+
+@pytest.mark.slow
+def test_two_variant_sweep_runs_end_to_end_and_reports_the_comparison(tmp_path):
+    from conftest import run_cli
+
+    out = tmp_path / "out"
+    proc = run_cli("run", "--workers", "2", *_tiny_sets(f"output={out}", "name=tiny-compare"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = [json.loads(p.read_text()) for p in sorted((out / "trials").glob("trial-*.json"))]
+    assert [r["variant"] for r in results] == ["px8", "px8", "px12", "px12"] * 2
+    by_pair = {}
+    for r in results:
+        by_pair.setdefault((r["split"], r["repetition"]), []).append(r)
+    for a, b in by_pair.values():  # paired: one subsample, two prepared copies (8 and 12 px)
+        assert (a["seed"], a["sample_size"], a["train_size"]) == (b["seed"], b["sample_size"], b["train_size"])
+        assert a["dataset_key"] != b["dataset_key"]
+    assert len(list((out / "cache").glob("dataset-*.npz"))) == 2  # each variant's copy built once
+    summary = json.loads((out / "report" / "summary.json").read_text())
+    assert summary["complete"] and [v["name"] for v in summary["variants"]] == ["px8", "px12"]
+    assert all(v["summary"]["curve"] is not None for v in summary["variants"])
+    cmp = summary["comparison"]
+    assert len(cmp["targets"]) == 3 and len(cmp["paired"][0]["rows"]) == 2
+    assert "## Answer" in proc.stdout and "Paired differences: px8 minus px12" in proc.stdout
+
+
+def test_each_variant_gets_its_own_feature_cache_unless_only_its_training_differs():
+    from samplesize.data import prepared_key
+    from samplesize.features import feature_cache_key
+
+    cfg = make_cfg(dataset={"image_size": 32}, variants=[
+        {"name": "mnv2", "model": {"backbone": "mobilenet_v2"}},
+        {"name": "mnv2-48", "model": {"backbone": "mobilenet_v2"}, "dataset": {"image_size": 48}},
+        {"name": "effb0", "model": {"backbone": "efficientnet_b0"}},
+        {"name": "mnv2-lr", "model": {"backbone": "mobilenet_v2"}, "training": {"learning_rate": 0.01}},
+        {"name": "mnv2-aug", "model": {"backbone": "mobilenet_v2"}, "training": {"augment": "static"}},
+    ])
+
+    def key(name):
+        vcfg = variant_config(cfg, name)
+        return feature_cache_key(vcfg, prepared_key(vcfg), f"none:seed={vcfg.seed}", None, "float32")
+
+    keys = {v.name: key(v.name) for v in cfg.variants}
+    assert len({keys[n] for n in ("mnv2", "mnv2-48", "effb0", "mnv2-aug")}) == 4
+    # A head-only change computes the very same frozen features: one cache, exact for both.
+    assert keys["mnv2-lr"] == keys["mnv2"]
