@@ -330,3 +330,18 @@ def test_each_variant_gets_its_own_feature_cache_unless_only_its_training_differ
     assert len({keys[n] for n in ("mnv2", "mnv2-48", "effb0", "mnv2-aug")}) == 4
     # A head-only change computes the very same frozen features: one cache, exact for both.
     assert keys["mnv2-lr"] == keys["mnv2"]
+
+
+def test_variant_without_any_result_is_named_and_the_other_still_compared(tmp_path):
+    cfg = variant_cfg()
+    storage = _variant_sweep(cfg, tmp_path)
+    for spec in all_trials(cfg):
+        if spec.variant == "cnn-16":
+            (tmp_path / "trials" / f"trial-{spec.index:05d}.json").unlink()
+    summary = aggregate(cfg, storage, n_bootstrap=BOOT)
+    assert not summary["complete"] and summary["variants"][1]["summary"] is None
+    assert summary["variants"][0]["summary"]["curve"] is not None
+    assert "cnn-16: no usable result yet, so no curve" in summary["warnings"]
+    target = summary["comparison"]["targets"][0]
+    assert target["by_variant"]["cnn-16"] is None and target["fewest"] in ("cnn-8", None)
+    assert (tmp_path / "report" / "report.html").read_text().count("No usable result yet") == 1

@@ -390,16 +390,7 @@ def build_summary(
     failed_missing = [i for i in failed if i not in results]
     failed_present = [i for i in failed if i in results]
 
-    partial_reasons = []
-    if loaded.missing:
-        partial_reasons.append(
-            f"{len(loaded.missing)} of {cfg.trial_count} trials have no usable result "
-            f"(indexes {_ranges(loaded.missing)})"
-        )
-    if failed_missing:
-        partial_reasons.append(f"the Job reports indexes {_ranges(failed_missing)} as failed")
-    if job_state is not None and job_state.strip().lower() not in COMPLETE_JOB_STATES:
-        partial_reasons.append(f"the Job's state is {job_state!r}, not complete")
+    partial_reasons = _partial_reasons(loaded.missing, failed_missing, cfg.trial_count, job_state)
     complete = not partial_reasons
     if not complete:
         warnings.append(
@@ -523,7 +514,8 @@ def build_variants_summary(
     Each variant gets the summary a sweep of its own would get (`build_summary`
     on its trials, with the sweep's indexes), under `variants`; `comparison`
     holds the per-target table, the crossings and the paired differences
-    (`compare.compare_curves`). The top level keeps the sweep's status, trials,
+    (`compare.compare_curves`); a variant without any usable result has
+    `summary` null. The top level keeps the sweep's status, trials,
     run facts, every point (with its variant) and the sweep's warnings.
     """
     from .compare import compare_curves
@@ -537,6 +529,10 @@ def build_variants_summary(
         # The variant's own plan numbers its trials 0..n-1 in the same order as the sweep's.
         to_global = [s.index for s in specs if s.variant == variant.name]
         local = {j: {**loaded.results[g], "index": j} for j, g in enumerate(to_global) if g in loaded.results}
+        if not local:  # nothing finished yet for this variant: named, no curve
+            entries.append({"name": variant.name, "changes": describe(cfg, variant.name), "summary": None})
+            fits[variant.name], trials[variant.name] = None, []
+            continue
         summary, fit, _ = build_summary(vcfg, LoadedResults(results=local), n_bootstrap=n_bootstrap,
                                         output_uri=output_uri)
         for point in summary["points"]:
@@ -547,7 +543,7 @@ def build_variants_summary(
         mine = set(to_global)
         missing = [i for i in loaded.missing if i in mine]
         summary["trials"].update(missing=missing, failed=[i for i in failed if i in mine], job_state=job_state)
-        reasons = _variant_partial_reasons(missing, [i for i in failed if i in mine and i not in loaded.results],
+        reasons = _partial_reasons(missing, [i for i in failed if i in mine and i not in loaded.results],
                                            len(to_global), job_state)
         summary.update(complete=not reasons, status="partial" if reasons else "complete", partial_reasons=reasons)
         summary["run"].update(config_hash=cfg.trial_hash(), variant=variant.name)
@@ -556,14 +552,15 @@ def build_variants_summary(
         trials[variant.name] = summary["points"]
         all_points += summary["points"]
 
-    reasons = _variant_partial_reasons(loaded.missing, [i for i in failed if i not in loaded.results],
+    reasons = _partial_reasons(loaded.missing, [i for i in failed if i not in loaded.results],
                                        cfg.trial_count, job_state)
     warnings = []
     if reasons:
         warnings.append("PARTIAL SWEEP: " + "; ".join(reasons)
                         + ". The numbers below will change when the remaining trials finish; re-run aggregate then.")
     warnings.extend(loaded.problems)
-    warnings += [f"{e['name']}: {w}" for e in entries for w in e["summary"]["warnings"]]
+    warnings += [f"{e['name']}: {w}" for e in entries if e["summary"] for w in e["summary"]["warnings"]]
+    warnings += [f"{e['name']}: no usable result yet, so no curve" for e in entries if not e["summary"]]
     comparison = compare_curves(fits, trials, targets=cfg.targets, level=LEVEL)
     facts = _run_facts(cfg, loaded.results, output_uri, warnings) if loaded.results else {}
     facts["variants"] = [e["name"] for e in entries]
@@ -591,9 +588,9 @@ def build_variants_summary(
     return json_safe(summary), fits
 
 
-def _variant_partial_reasons(missing: list[int], failed_missing: list[int], expected: int,
+def _partial_reasons(missing: list[int], failed_missing: list[int], expected: int,
                              job_state: str | None) -> list[str]:
-    """Why a sweep (or one variant of it) is partial, naming the sweep's indexes."""
+    """Why a sweep (or one variant of it) is partial, naming the sweep's indexes; [] when complete."""
     reasons = []
     if missing:
         reasons.append(f"{len(missing)} of {expected} trials have no usable result (indexes {_ranges(missing)})")

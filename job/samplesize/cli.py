@@ -263,7 +263,8 @@ def cmd_trial(args, cfg: SweepConfig, storage: Storage) -> int:
         print(f"trial {index}: a result already exists at {storage.uri}/{result_key(index)}; nothing to do")
         return EXIT_OK
     r = outcome.result
-    print(f"trial {index}: split {r['split']} repetition {r['repetition']}, sample size {r['sample_size']}: "
+    variant = f"variant {r['variant']}, " if "variant" in r else ""
+    print(f"trial {index}: {variant}split {r['split']} repetition {r['repetition']}, sample size {r['sample_size']}: "
           f"{cfg.metric} {r['metrics'][cfg.metric]} in {r['timings']['total_s']:.1f}s -> {storage.uri}/{result_key(index)}")
     return EXIT_OK
 

@@ -631,6 +631,8 @@ def plot_comparison(summary: dict, fits: dict[str, Any]) -> bytes:
     scores = [p["score"] for p in summary["points"]] or [0.5]
     for i, entry in enumerate(summary["variants"]):
         color, name, vs = f"C{i % 10}", entry["name"], entry["summary"]
+        if vs is None:
+            continue
         pts = vs["points"]
         ax.scatter([p["sample_size"] for p in pts], [p["score"] for p in pts], s=10, alpha=0.35, color=color)
         ax.plot([r["sample_size"] for r in vs["per_size"]], [r["mean"] for r in vs["per_size"]], "s", color=color, ms=5)
@@ -753,6 +755,9 @@ def render_comparison_html(summary: dict, curve_png: bytes) -> str:
     for entry in summary["variants"]:
         vs = entry["summary"]
         parts.append(f"<h2>Variant {_e(entry['name'])}</h2><p class=\"muted\">{_e(entry['changes'])}</p>")
+        if vs is None:
+            parts.append("<p>No usable result yet.</p>")
+            continue
         parts += [f"<p>{_e(headline(vs, t))}</p>" for t in vs["targets"]]
         rows = [[f"{r['split']:g}", "backtest" if r["backtest"] else "fitted", fmt_size(r["sample_size"]),
                  f"{r['n']} / {r['expected']}", fmt_score(r["mean"]), fmt_score(r["std"])] for r in vs["per_size"]]
