@@ -561,8 +561,9 @@ def build_variants_summary(
     warnings.extend(loaded.problems)
     warnings += [f"{e['name']}: {w}" for e in entries if e["summary"] for w in e["summary"]["warnings"]]
     warnings += [f"{e['name']}: no usable result yet, so no curve" for e in entries if not e["summary"]]
-    comparison = compare_curves(fits, trials, targets=cfg.targets, level=LEVEL)
     facts = _run_facts(cfg, loaded.results, output_uri, warnings) if loaded.results else {}
+    # As in each variant's summary: no size below the smallest sample a trial draws (one per class, plus one).
+    comparison = compare_curves(fits, trials, targets=cfg.targets, level=LEVEL, min_size=facts.get("classes", 0) + 1)
     facts["variants"] = [e["name"] for e in entries]
     summary = {
         "summary_schema_version": SUMMARY_SCHEMA_VERSION,

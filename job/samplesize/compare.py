@@ -46,6 +46,7 @@ def compare_curves(
     targets: Sequence[float] = (),
     level: float = LEVEL,
     reach: float = CROSSING_REACH,
+    min_size: float = 1.0,
 ) -> dict[str, Any]:
     """The comparison of the variants' curves.
 
@@ -55,6 +56,7 @@ def compare_curves(
         the same (split, repetition) in two variants are a pair.
     targets: scores to reach. level: the intervals' level. reach: crossings of
         the fitted curves are searched up to `reach` x the largest measured size.
+    min_size: the smallest sample a trial can draw; sizes and intervals are never below it.
     """
     names = list(fits)
     trials = trials or {}
@@ -70,13 +72,14 @@ def compare_curves(
     return {
         "variants": names,
         "level": level,
-        "targets": [target_comparison(fits, t, level) for t in targets],
+        "targets": [target_comparison(fits, t, level, min_size) for t in targets],
         "crossings": crossings,
         "paired": paired,
     }
 
 
-def target_comparison(fits: Mapping[str, Any], target: float, level: float = LEVEL) -> dict[str, Any]:
+def target_comparison(fits: Mapping[str, Any], target: float, level: float = LEVEL,
+                      min_size: float = 1.0) -> dict[str, Any]:
     """Each variant's size for `target`, and which one needs the fewest labels.
 
     `fewest` is the reachable variant with the smallest point size (None when
@@ -89,11 +92,11 @@ def target_comparison(fits: Mapping[str, Any], target: float, level: float = LEV
             by_variant[name] = None
             continue
         est = fit.size_for(target, level=level)
-        size = _whole(est.size) if est.reachable else None
+        size = max(_whole(est.size), min_size) if est.reachable else None
         by_variant[name] = {
             "reachable": bool(est.reachable),
             "sample_size": size,
-            "interval": [_whole(est.interval[0]), _whole(est.interval[1])],
+            "interval": [max(_whole(end), min_size) for end in est.interval],
             "p_reachable": float(est.p_reachable),
             "far": bool(est.far),
             "times_past_data": size / fit.max_size if size is not None else None,

@@ -644,10 +644,12 @@ def plot_comparison(summary: dict, fits: dict[str, Any]) -> bytes:
             ax.plot(grid, np.asarray(fit.predict(grid), float), lw=2, color=color, label=f"{label} (80% band)")
         else:
             ax.plot([], [], "s", color=color, label=f"{label} (no curve)")
+    crossed = False
     for c in summary["comparison"]["crossings"]:
         for x in c["fitted"]:
             if xlo <= x["at"] <= xhi:
                 ax.axvline(x["at"], ls=":", lw=1, color="black")
+                crossed = True
     ax.axvspan(max(sizes), xhi, color="grey", alpha=0.08, lw=0, label="extrapolation")
     for goal in [t["target"] for t in summary["comparison"]["targets"]]:
         ax.axhline(goal, ls="--", lw=0.8, color="grey")
@@ -658,7 +660,8 @@ def plot_comparison(summary: dict, fits: dict[str, Any]) -> bytes:
     ax.set_ylabel(metric_name(summary))
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(fontsize=8, loc="lower right")
-    title = f"{metric_name(summary)} by variant: {_mpl_text(summary['run'].get('sweep', ''))} (dotted: curves cross)"
+    title = f"{metric_name(summary)} by variant: {_mpl_text(summary['run'].get('sweep', ''))}"
+    title += " (dotted: the fitted curves cross)" if crossed else ""
     ax.set_title(title, fontsize=10)
     if not summary["complete"]:
         t = summary["trials"]
