@@ -17,7 +17,6 @@ by `config.build_config` itself; an error names the variant and the key.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from typing import Any
 
@@ -132,7 +131,3 @@ def describe(cfg: SweepConfig, name: str | None) -> str:
         return ""
     v = next(v for v in cfg.variants if v.name == name)
     return ", ".join(f"{s}.{k}={val}" for s, values in v.overrides.items() for k, val in values.items()) or "no overrides"
-
-
-def without_variants(cfg: SweepConfig) -> SweepConfig:
-    return dataclasses.replace(cfg, variants=())
