@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install demo test test-fast
+.PHONY: install demo demo-compare test test-fast
 
 install: $(VENV)/.installed
 
@@ -17,6 +17,10 @@ $(VENV)/.installed: pyproject.toml
 # The built-in demo sweep (digits, small CNN): a few minutes on 2 CPU cores.
 demo: install
 	$(VENV)/bin/samplesize run --workers 2
+
+# Two pipelines on the same subsamples (examples/compare.yaml): one curve per variant, where they cross.
+demo-compare: install
+	$(VENV)/bin/samplesize run --workers 2 --config examples/compare.yaml
 
 # Every test; slow ones train real models, docker ones need a Docker engine (see .ci/run).
 test: install

@@ -938,3 +938,61 @@ def test_chart_readme_lists_every_value_and_a_complete_install():
 def test_helm_show_readme_prints_the_chart_readme(helm):
     proc = subprocess.run([helm, "show", "readme", str(CHART)], capture_output=True, text=True)
     assert proc.returncode == 0 and "gpu.accelerator" in proc.stdout and "Autopilot" in proc.stdout
+
+
+# ------------------------------------------------------------- variants
+
+
+VARIANTS = [{"name": "cnn-8", "dataset": {"image_size": 8}}, {"name": "cnn-16", "model": {"dropout": 0.3}}]
+
+
+def test_completions_count_every_variant_and_the_configmap_holds_the_variants(helm, tmp_path):
+    sweep = {"splits": [0.1, 0.3], "backtest_splits": [1.0], "repetitions": 2, "variants": VARIANTS}
+    docs = render(helm, tmp_path, {"sweep": sweep})
+    cfg = build_config(yaml.safe_load(one(docs, "ConfigMap")["data"]["sweep.yaml"]))
+    assert [v.name for v in cfg.variants] == ["cnn-8", "cnn-16"]
+    assert trials_job(docs)["spec"]["completions"] == cfg.trial_count == 3 * 2 * 2
+
+
+def test_set_decimals_inside_a_variant_reach_the_config_as_numbers(helm, tmp_path):
+    docs = render(helm, tmp_path, {"sweep": {"variants": VARIANTS}},
+                  "--set", "sweep.variants[1].model.dropout=0.3", "--set", "sweep.variants[1].training.learning_rate=1e-4")
+    cfg = build_config(yaml.safe_load(one(docs, "ConfigMap")["data"]["sweep.yaml"]))
+    assert cfg.variants[1].overrides["model"]["dropout"] == 0.3
+    assert cfg.variants[1].overrides["training"]["learning_rate"] == 1e-4
+
+
+@pytest.mark.parametrize(
+    ("variants", "complaint"),
+    [
+        ([{"name": "a", "dataset": {"source": "builtin:digits"}}, {"name": "b"}], "dataset"),
+        ([{"name": "a", "splits": [0.5]}, {"name": "b"}], "splits"),
+        ([{"name": "only"}], "variants"),
+        ([{"name": "a b"}, {"name": "c"}], "name"),
+    ],
+    ids=["dataset-source", "top-level-key", "one-variant", "bad-name"],
+)
+def test_schema_refuses_variant_overrides_of_shared_keys(helm, tmp_path, variants, complaint):
+    proc = template(helm, tmp_path, {"sweep": {"variants": variants}})
+    assert proc.returncode != 0 and "schema" in proc.stderr and complaint in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize(
+    "variants",
+    [
+        [{"name": "a"}, {"name": "big", "model": {"backbone": "mobilenet_v2"}}],
+        [{"name": "a"}, {"name": "net", "model": {"weights": "imagenet"}}],
+        [{"name": "a", "model": {"fine_tune_from": "block_1"}}, {"name": "b"}],
+        [{"name": "a"}, {"name": "a", "model": {"dropout": 0.1}}],
+    ],
+    ids=["image-size-below-backbone", "imagenet-with-small-cnn", "fine-tune-small-cnn", "duplicate-name"],
+)
+def test_variant_mistakes_fail_helm_install_with_the_cli_message(helm, tmp_path, variants):
+    from samplesize.errors import ConfigError
+
+    merged = deep_merge(deep_merge(chart_values()["sweep"], REQUIRED["sweep"]), {"variants": variants})
+    with pytest.raises(ConfigError) as refused:
+        build_config(merged)
+    proc = template(helm, tmp_path, {"sweep": {"variants": variants}})
+    assert proc.returncode != 0, f"helm accepted {variants}"
+    assert str(refused.value) in proc.stderr, proc.stderr

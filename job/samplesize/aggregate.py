@@ -234,6 +234,9 @@ def _check_fields(cfg: SweepConfig, r: dict, spec: Any) -> None:
     unknown = [c for c in r["metrics"].get("per_class_recall", {}) if c not in names]
     if unknown:
         raise _Rejected(f"has per_class_recall for {unknown[:3]}, which are not among its class_names")
+    if r.get("variant") != spec.variant:
+        raise _Rejected(f"has variant {str(r.get('variant'))[:40]!r}, but index {spec.index} runs variant "
+                        f"{spec.variant!r} in this sweep")
     for key, expected in (("repetition", spec.repetition), ("seed", spec.seed), ("backtest", spec.backtest)):
         if r.get(key) != expected or isinstance(r.get(key), bool) != isinstance(expected, bool):
             raise _Rejected(f"has {key} {str(r.get(key))[:40]}, but index {spec.index} runs {key} {expected} in this sweep")
@@ -304,10 +307,13 @@ def _drop_other_datasets(storage: Storage, results: dict[int, dict], problems: l
 
     if not results:
         return
-    counts = Counter(data_of(r) for r in results.values())
-    majority = counts.most_common(1)[0][0]
+    # Variants may differ in image size (another prepared copy of the same pool): each its own majority.
+    counts: dict[Any, Counter] = defaultdict(Counter)
+    for r in results.values():
+        counts[r.get("variant")][data_of(r)] += 1
     for index in sorted(results):
         seen = data_of(results[index])
+        majority = counts[results[index].get("variant")].most_common(1)[0][0]
         if seen != majority:
             problems.append(
                 f"{join_uri(storage.uri, result_key(index))}: ran on another pool or test set (prepared copy "
@@ -352,6 +358,13 @@ def aggregate(
             f"(this sweep expects {cfg.trial_count}). Run the trials first (`samplesize run`, or the "
             "Kubernetes Job), and check that the config's output points at the sweep's folder." + rejected
         )
+    if cfg.variants:
+        from .report import write_comparison_report
+
+        summary, fits = build_variants_summary(cfg, loaded, failed_indexes=failed_indexes, job_state=job_state,
+                                               n_bootstrap=n_bootstrap, output_uri=storage.uri)
+        write_comparison_report(storage, summary, fits)
+        return summary
     summary, fit, class_fits = build_summary(
         cfg, loaded, failed_indexes=failed_indexes, job_state=job_state,
         n_bootstrap=n_bootstrap, output_uri=storage.uri,
@@ -377,16 +390,7 @@ def build_summary(
     failed_missing = [i for i in failed if i not in results]
     failed_present = [i for i in failed if i in results]
 
-    partial_reasons = []
-    if loaded.missing:
-        partial_reasons.append(
-            f"{len(loaded.missing)} of {cfg.trial_count} trials have no usable result "
-            f"(indexes {_ranges(loaded.missing)})"
-        )
-    if failed_missing:
-        partial_reasons.append(f"the Job reports indexes {_ranges(failed_missing)} as failed")
-    if job_state is not None and job_state.strip().lower() not in COMPLETE_JOB_STATES:
-        partial_reasons.append(f"the Job's state is {job_state!r}, not complete")
+    partial_reasons = _partial_reasons(loaded.missing, failed_missing, cfg.trial_count, job_state)
     complete = not partial_reasons
     if not complete:
         warnings.append(
@@ -493,6 +497,111 @@ def build_summary(
     }
     _guard_small_test_set(summary)
     return json_safe(summary), fit, class_fits
+
+
+# ---------------------------------------------------------------- variants
+
+
+def build_variants_summary(
+    cfg: SweepConfig,
+    loaded: LoadedResults,
+    *,
+    failed_indexes: Iterable[int] = (),
+    job_state: str | None = None,
+    n_bootstrap: int = 1000,
+    output_uri: str = "",
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The summary of a sweep with `variants`, and each variant's fit (None without a curve).
+
+    Each variant gets the summary a sweep of its own would get (`build_summary`
+    on its trials, with the sweep's indexes), under `variants`; `comparison`
+    holds the per-target table, the crossings and the paired differences
+    (`compare.compare_curves`); a variant without any usable result has
+    `summary` null. The top level keeps the sweep's status, trials,
+    run facts, every point (with its variant) and the sweep's warnings.
+    """
+    from .compare import compare_curves
+    from .variants import describe, variant_config
+
+    failed = sorted({int(i) for i in failed_indexes})
+    specs = [trial_spec(cfg, i) for i in range(cfg.trial_count)]
+    entries, fits, trials, all_points = [], {}, {}, []
+    for variant in cfg.variants:
+        vcfg = variant_config(cfg, variant.name)
+        # The variant's own plan numbers its trials 0..n-1 in the same order as the sweep's.
+        to_global = [s.index for s in specs if s.variant == variant.name]
+        local = {j: {**loaded.results[g], "index": j} for j, g in enumerate(to_global) if g in loaded.results}
+        if not local:  # nothing finished yet for this variant: named, no curve
+            entries.append({"name": variant.name, "changes": describe(cfg, variant.name), "summary": None})
+            fits[variant.name], trials[variant.name] = None, []
+            continue
+        summary, fit, _ = build_summary(vcfg, LoadedResults(results=local), n_bootstrap=n_bootstrap,
+                                        output_uri=output_uri)
+        for point in summary["points"]:
+            point["index"] = to_global[point["index"]]
+            point["variant"] = variant.name
+        for row in summary["per_size"]:
+            row["indexes"] = [to_global[j] for j in row["indexes"]]
+        mine = set(to_global)
+        missing = [i for i in loaded.missing if i in mine]
+        summary["trials"].update(missing=missing, failed=[i for i in failed if i in mine], job_state=job_state)
+        reasons = _partial_reasons(missing, [i for i in failed if i in mine and i not in loaded.results],
+                                           len(to_global), job_state)
+        summary.update(complete=not reasons, status="partial" if reasons else "complete", partial_reasons=reasons)
+        summary["run"].update(config_hash=cfg.trial_hash(), variant=variant.name)
+        entries.append({"name": variant.name, "changes": describe(cfg, variant.name), "summary": summary})
+        fits[variant.name] = fit
+        trials[variant.name] = summary["points"]
+        all_points += summary["points"]
+
+    reasons = _partial_reasons(loaded.missing, [i for i in failed if i not in loaded.results],
+                                       cfg.trial_count, job_state)
+    warnings = []
+    if reasons:
+        warnings.append("PARTIAL SWEEP: " + "; ".join(reasons)
+                        + ". The numbers below will change when the remaining trials finish; re-run aggregate then.")
+    warnings.extend(loaded.problems)
+    warnings += [f"{e['name']}: {w}" for e in entries if e["summary"] for w in e["summary"]["warnings"]]
+    warnings += [f"{e['name']}: no usable result yet, so no curve" for e in entries if not e["summary"]]
+    facts = _run_facts(cfg, loaded.results, output_uri, warnings) if loaded.results else {}
+    # As in each variant's summary: no size below the smallest sample a trial draws (one per class, plus one).
+    comparison = compare_curves(fits, trials, targets=cfg.targets, level=LEVEL, min_size=facts.get("classes", 0) + 1)
+    facts["variants"] = [e["name"] for e in entries]
+    summary = {
+        "summary_schema_version": SUMMARY_SCHEMA_VERSION,
+        "complete": not reasons,
+        "status": "partial" if reasons else "complete",
+        "partial_reasons": reasons,
+        "metric": cfg.metric,
+        "level": LEVEL,
+        "trials": {
+            "expected": cfg.trial_count,
+            "usable": len(loaded.results),
+            "missing": loaded.missing,
+            "failed": failed,
+            "rejected": loaded.problems,
+            "job_state": job_state,
+        },
+        "variants": entries,
+        "comparison": comparison,
+        "run": facts,
+        "points": sorted(all_points, key=lambda p: p["index"]),
+        "warnings": warnings,
+    }
+    return json_safe(summary), fits
+
+
+def _partial_reasons(missing: list[int], failed_missing: list[int], expected: int,
+                             job_state: str | None) -> list[str]:
+    """Why a sweep (or one variant of it) is partial, naming the sweep's indexes; [] when complete."""
+    reasons = []
+    if missing:
+        reasons.append(f"{len(missing)} of {expected} trials have no usable result (indexes {_ranges(missing)})")
+    if failed_missing:
+        reasons.append(f"the Job reports indexes {_ranges(failed_missing)} as failed")
+    if job_state is not None and job_state.strip().lower() not in COMPLETE_JOB_STATES:
+        reasons.append(f"the Job's state is {job_state!r}, not complete")
+    return reasons
 
 
 def _guard_small_test_set(summary: dict) -> None:

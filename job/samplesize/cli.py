@@ -159,7 +159,10 @@ def _planned_trials(cfg: SweepConfig, storage: Storage) -> list[tuple[TrialSpec,
     from .data import prepare_dataset
     from .sampling import draw_subsample, refuse_equal_sample_sizes
 
-    data = prepare_dataset(cfg, storage)
+    from .variants import variant_config
+
+    # Every variant shares the pool (its labels and order), so the first variant's copy sizes them all.
+    data = prepare_dataset(variant_config(cfg, all_trials(cfg)[0].variant), storage)
     refuse_equal_sample_sizes(cfg.all_splits, data.pool_size, len(data.class_names), cfg.sampling)
     return [(spec, len(np.unique(draw_subsample(data.pool_labels, spec.split, spec.seed, cfg.sampling,
                                                 len(data.class_names)))))
@@ -168,10 +171,13 @@ def _planned_trials(cfg: SweepConfig, storage: Storage) -> list[tuple[TrialSpec,
 
 def cmd_plan(args, cfg: SweepConfig, storage: Storage) -> int:
     rows = [{"index": spec.index, "split": spec.split, "repetition": spec.repetition, "sample_size": size,
-             "seed": spec.seed, "backtest": spec.backtest} for spec, size in _planned_trials(cfg, storage)]
+             "seed": spec.seed, "backtest": spec.backtest, "variant": spec.variant}
+            for spec, size in _planned_trials(cfg, storage)]
     if args.json:
         print(json.dumps(rows, indent=1))
         return EXIT_OK
+    if cfg.variants:
+        return _print_variant_plan(cfg, rows)
     print(f"{'index':>5}  {'split':>6}  {'repetition':>10}  {'sample_size':>11}  {'seed':>10}")
     for r in rows:
         mark = "  (backtest)" if r["backtest"] else ""
@@ -180,9 +186,28 @@ def cmd_plan(args, cfg: SweepConfig, storage: Storage) -> int:
     return EXIT_OK
 
 
+def _print_variant_plan(cfg: SweepConfig, rows: list[dict]) -> int:
+    """The plan with a variant column; the same seed (subsample) recurs in every variant."""
+    from .variants import describe
+
+    width = max(7, *(len(v.name) for v in cfg.variants))
+    print(f"{'index':>5}  {'variant':<{width}}  {'split':>6}  {'repetition':>10}  {'sample_size':>11}  {'seed':>10}")
+    for r in rows:
+        mark = "  (backtest)" if r["backtest"] else ""
+        print(f"{r['index']:>5}  {r['variant']:<{width}}  {r['split']:>6g}  {r['repetition']:>10}  "
+              f"{r['sample_size']:>11}  {r['seed']:>10}{mark}")
+    print(f"{len(rows)} trials = {len(cfg.all_splits)} splits x {cfg.repetitions} repetitions x {len(cfg.variants)} "
+          f"variants (paired: each subsample is trained in every variant); output: {cfg.output_uri}")
+    for v in cfg.variants:
+        print(f"  {v.name}: {describe(cfg, v.name)}")
+    return EXIT_OK
+
+
 def cmd_prepare(args, cfg: SweepConfig, storage: Storage) -> int:
     from .data import prepare_dataset
 
+    if cfg.variants:
+        return _prepare_variants(cfg, storage)
     data = prepare_dataset(cfg, storage)
     _warn_other_data(storage, data.key)
     counts = data.skipped["counts"]
@@ -194,7 +219,22 @@ def cmd_prepare(args, cfg: SweepConfig, storage: Storage) -> int:
     return EXIT_OK
 
 
-def _warn_other_data(storage: Storage, dataset_key: str) -> None:
+def _prepare_variants(cfg: SweepConfig, storage: Storage) -> int:
+    """One prepared copy per distinct image size and augmentation among the variants."""
+    from .data import prepare_dataset
+    from .variants import variant_configs
+
+    keys = set()
+    for name, vcfg in variant_configs(cfg).items():
+        data = prepare_dataset(vcfg, storage)
+        keys.add(data.key)
+        print(f"variant {name}: prepared {data.key}: pool {data.pool_size}, test {len(data.test_labels)}, "
+              f"{len(data.class_names)} classes")
+    _warn_other_data(storage, frozenset(keys))
+    return EXIT_OK
+
+
+def _warn_other_data(storage: Storage, dataset_key: str | frozenset[str]) -> None:
     from .results import describe_other_data, results_on_other_data
 
     others = results_on_other_data(storage, dataset_key)
@@ -223,7 +263,8 @@ def cmd_trial(args, cfg: SweepConfig, storage: Storage) -> int:
         print(f"trial {index}: a result already exists at {storage.uri}/{result_key(index)}; nothing to do")
         return EXIT_OK
     r = outcome.result
-    print(f"trial {index}: split {r['split']} repetition {r['repetition']}, sample size {r['sample_size']}: "
+    variant = f"variant {r['variant']}, " if "variant" in r else ""
+    print(f"trial {index}: {variant}split {r['split']} repetition {r['repetition']}, sample size {r['sample_size']}: "
           f"{cfg.metric} {r['metrics'][cfg.metric]} in {r['timings']['total_s']:.1f}s -> {storage.uri}/{result_key(index)}")
     return EXIT_OK
 
@@ -235,7 +276,9 @@ def cmd_run(args, cfg: SweepConfig, storage: Storage) -> int:
     trials = _planned_trials(cfg, storage)  # also prepares the dataset once, before trials race for it
     from .data import prepared_key
 
-    _warn_other_data(storage, prepared_key(cfg))
+    from .variants import variant_configs
+
+    _warn_other_data(storage, frozenset(prepared_key(v) for v in variant_configs(cfg).values()))
     storage.write("sweep.yaml", cfg.to_yaml().encode())
     print(f"sweep {cfg.name}: {len(trials)} trials, {args.workers} worker(s), output {cfg.output_uri}", file=sys.stderr)
     failed = run_sweep(cfg, storage, trials, args.workers)

@@ -94,6 +94,19 @@ class TrainingConfig:
 
 
 @dataclass(frozen=True)
+class Variant:
+    """One pipeline of a comparison sweep: a name and its overrides of trial keys.
+
+    `overrides` holds only what the entry sets, as sections of plain values
+    (`{"model": {"backbone": ...}, "dataset": {"image_size": 32}}`); the
+    `variants` module validates them and builds the variant's trial config.
+    """
+
+    name: str
+    overrides: dict = field(default_factory=dict, hash=False, compare=True)
+
+
+@dataclass(frozen=True)
 class SweepConfig:
     name: str = "demo"
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
@@ -108,6 +121,7 @@ class SweepConfig:
     targets: tuple[float, ...] = (0.9, 0.95, 0.98)
     predict_at: tuple[int, ...] = (2000, 5000)
     output: str | None = None  # None: runs/<name>
+    variants: tuple[Variant, ...] = ()  # empty: one pipeline, the sweep as it always was
 
     @property
     def output_uri(self) -> str:
@@ -120,10 +134,15 @@ class SweepConfig:
 
     @property
     def trial_count(self) -> int:
-        return len(self.all_splits) * self.repetitions
+        return len(self.all_splits) * self.repetitions * max(1, len(self.variants))
 
     def to_dict(self) -> dict[str, Any]:
-        return _plain(dataclasses.asdict(self))
+        d = _plain(dataclasses.asdict(self))
+        # A sweep without variants keeps today's dict (and so its trial hash and sweep.yaml).
+        d.pop("variants")
+        if self.variants:
+            d["variants"] = [{"name": v.name, **_plain(v.overrides)} for v in self.variants]
+        return d
 
     def trial_hash(self) -> str:
         """Hash of everything that changes what a trial computes.
@@ -244,6 +263,10 @@ def build_config(raw: dict[str, Any]) -> SweepConfig:
     values = _convert_section(SweepConfig, raw, prefix="")
     cfg = SweepConfig(**values)
     _check(cfg)
+    if cfg.variants:
+        from .variants import check_variants
+
+        check_variants(cfg)
     return cfg
 
 
@@ -266,7 +289,11 @@ def _convert_section(cls: type, raw: Any, prefix: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, value in raw.items():
         key = prefix + name
-        if name in _SECTIONS and cls is SweepConfig:
+        if name == "variants" and cls is SweepConfig:
+            from .variants import parse_variants  # it builds on this module
+
+            out[name] = parse_variants(value)
+        elif name in _SECTIONS and cls is SweepConfig:
             out[name] = _SECTIONS[name](**_convert_section(_SECTIONS[name], value or {}, key + "."))
         else:
             out[name] = _coerce(key, fields[name], value)
@@ -438,8 +465,9 @@ def _check_limits(cfg: SweepConfig) -> None:
         elif value > high:
             raise ConfigError(f"{dotted}: {value} is too large; at most {high} is allowed")
     if cfg.trial_count > MAX_TRIALS:
+        per = f" x {len(cfg.variants)} variants" if cfg.variants else ""
         raise ConfigError(
-            f"repetitions: {len(cfg.all_splits)} splits x {cfg.repetitions} repetitions = {cfg.trial_count} trials; "
+            f"repetitions: {len(cfg.all_splits)} splits x {cfg.repetitions} repetitions{per} = {cfg.trial_count} trials; "
             f"at most {MAX_TRIALS} (an Indexed Job's limit) are allowed"
         )
     for n in cfg.predict_at:

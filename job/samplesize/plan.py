@@ -1,8 +1,13 @@
 """Map a trial index to its trial: a pure, documented, deterministic function.
 
-Indexes are laid out split-major, largest split first, then repetition:
+Indexes are laid out split-major, largest split first, then variant (in the
+order of `variants`), then repetition:
 
-    index = position_of_split_in_descending_order * repetitions + repetition
+    index = (position_of_split_in_descending_order * variants + variant) * repetitions + repetition
+
+Without `variants` there is one (null) variant, so this is today's
+`position * repetitions + repetition`. The seed, and so the subsample, does
+not depend on the variant: every variant trains on the same images (paired).
 
 Kubernetes starts the pods of an Indexed Job in index order, so running the
 longest trials first shortens the sweep when parallelism < completions.
@@ -26,6 +31,7 @@ class TrialSpec:
     repetition: int
     seed: int
     backtest: bool
+    variant: str | None = None  # the variant's name; None in a sweep without variants
 
 
 def ordered_splits(cfg: SweepConfig) -> list[float]:
@@ -52,14 +58,17 @@ def trial_spec(cfg: SweepConfig, index: int) -> TrialSpec:
             f"trial index {index} is out of range: this sweep has {cfg.trial_count} trials "
             f"(indexes 0..{cfg.trial_count - 1}); check completions in the Job against the config"
         )
-    split = ordered_splits(cfg)[index // cfg.repetitions]
-    repetition = index % cfg.repetitions
+    names = [v.name for v in cfg.variants] or [None]
+    block, repetition = divmod(index, cfg.repetitions)
+    split_position, variant_position = divmod(block, len(names))
+    split = ordered_splits(cfg)[split_position]
     return TrialSpec(
         index=index,
         split=split,
         repetition=repetition,
         seed=trial_seed(cfg.seed, split, repetition),
         backtest=split in cfg.backtest_splits,
+        variant=names[variant_position],
     )
 
 

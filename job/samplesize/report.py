@@ -22,6 +22,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from .compare import CROSSING_REACH
 from .storage import Storage
 
 REPORT_PREFIX = "report/"
@@ -598,4 +599,201 @@ def render_markdown(summary: dict) -> str:
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in listed_warnings(summary)]
     lines += ["", f"Trials: {summary['trials']['usable']} of {summary['trials']['expected']} usable; "
                   f"total trial time {fmt_seconds(run['total_trial_seconds'])}. Full report: report.html", ""]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- comparison of variants
+
+
+def write_comparison_report(storage: Storage, summary: dict[str, Any], fits: dict[str, Any]) -> list[str]:
+    """The report of a sweep with `variants`: the same four files, one curve per variant."""
+    curve_png = plot_comparison(summary, fits)
+    files = {
+        "learning_curve.png": curve_png,
+        "report.html": render_comparison_html(summary, curve_png).encode("utf-8"),
+        "report.md": render_comparison_markdown(summary).encode("utf-8"),
+        "summary.json": json.dumps(summary, indent=1, allow_nan=False, ensure_ascii=False).encode("utf-8"),
+    }
+    keys = []
+    for name in FILES:
+        storage.write(REPORT_PREFIX + name, files[name])
+        keys.append(REPORT_PREFIX + name)
+    return keys
+
+
+def plot_comparison(summary: dict, fits: dict[str, Any]) -> bytes:
+    """Every variant's trials, means and fitted curve with its 80% band, on one plot."""
+    fig = Figure(figsize=(8, 4.8), dpi=90)
+    ax = fig.add_subplot()
+    sizes = [p["sample_size"] for p in summary["points"]] or [1.0]
+    xlo, xhi = min(sizes) / 1.5, max(sizes) * 4
+    grid = np.geomspace(xlo, xhi, 300)
+    scores = [p["score"] for p in summary["points"]] or [0.5]
+    for i, entry in enumerate(summary["variants"]):
+        color, name, vs = f"C{i % 10}", entry["name"], entry["summary"]
+        if vs is None:
+            continue
+        pts = vs["points"]
+        ax.scatter([p["sample_size"] for p in pts], [p["score"] for p in pts], s=10, alpha=0.35, color=color)
+        ax.plot([r["sample_size"] for r in vs["per_size"]], [r["mean"] for r in vs["per_size"]], "s", color=color, ms=5)
+        fit = fits.get(name)
+        label = _mpl_text(name, 30)
+        if fit is not None:
+            low, high = fit.interval(grid, level=0.8)
+            ax.fill_between(grid, np.asarray(low, float), np.asarray(high, float), color=color, alpha=0.15)
+            ax.plot(grid, np.asarray(fit.predict(grid), float), lw=2, color=color, label=f"{label} (80% band)")
+        else:
+            ax.plot([], [], "s", color=color, label=f"{label} (no curve)")
+    crossed = False
+    for c in summary["comparison"]["crossings"]:
+        for x in c["fitted"]:
+            if xlo <= x["at"] <= xhi:
+                ax.axvline(x["at"], ls=":", lw=1, color="black")
+                crossed = True
+    ax.axvspan(max(sizes), xhi, color="grey", alpha=0.08, lw=0, label="extrapolation")
+    for goal in [t["target"] for t in summary["comparison"]["targets"]]:
+        ax.axhline(goal, ls="--", lw=0.8, color="grey")
+    ax.set_xscale("log")
+    ax.set_xlim(xlo, xhi)
+    ax.set_ylim(max(0.0, min(scores) - 0.05), min(1.0, max(scores) + 0.05))
+    ax.set_xlabel("sample size (labelled images drawn from the pool)")
+    ax.set_ylabel(metric_name(summary))
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(fontsize=8, loc="lower right")
+    title = f"{metric_name(summary)} by variant: {_mpl_text(summary['run'].get('sweep', ''))}"
+    title += " (dotted: the fitted curves cross)" if crossed else ""
+    ax.set_title(title, fontsize=10)
+    if not summary["complete"]:
+        t = summary["trials"]
+        fig.suptitle(f"PARTIAL SWEEP: {t['usable']} of {t['expected']} trials usable", color="red", fontweight="bold")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def comparison_sentences(summary: dict) -> list[str]:
+    """Which variant reaches each target with the fewest labels, and where the order changes."""
+    m = metric_name(summary)
+    out = []
+    for t in summary["comparison"]["targets"]:
+        goal = fmt_pct(t["target"])
+        best = t["fewest"]
+        if best is None:
+            out.append(f"{goal} {m}: no variant's curve reaches it.")
+            continue
+        size = t["by_variant"][best]["sample_size"]
+        how = ("clearly: its 80% interval ends before any other variant's begins" if t["clear"]
+               else "but the intervals overlap, so the order is within the uncertainty")
+        out.append(f"{goal} {m}: {best} gets there with the fewest labels (about {fmt_size(size)}), {how}.")
+    for c in summary["comparison"]["crossings"]:
+        a, b = c["variants"]
+        for x in c["measured"]:
+            low, high = (fmt_size(v) for v in x["between"])
+            out.append(f"Measured on the same subsamples: {x['before']} leads up to {low} images and {x['after']} "
+                       f"from {high}: the order changes between {low} and {high} images.")
+        for x in c["fitted"]:
+            where = "beyond the measured sizes (an extrapolation)" if x["beyond_data"] else "within the measured sizes"
+            out.append(f"Fitted curves of {a} and {b} cross at about {fmt_size(x['at'])} images, {where}: "
+                       f"{x['before']} leads below, {x['after']} above.")
+        if not c["measured"] and not c["fitted"]:
+            out.append(f"The curves of {a} and {b} do not cross in the measured range or up to "
+                       f"{CROSSING_REACH:g}x the largest measured size.")
+    return out
+
+
+def _comparison_rows(summary: dict) -> tuple[list[str], list[list[Any]]]:
+    names = summary["comparison"]["variants"]
+    headers = ["Target"] + [f"{n}: size (80% interval; chance reachable)" for n in names] + ["Fewest labels"]
+    rows = []
+    for t in summary["comparison"]["targets"]:
+        row = [fmt_pct(t["target"])]
+        for n in names:
+            v = t["by_variant"].get(n)
+            if v is None:
+                row.append("no curve")
+            else:
+                size = fmt_size(v["sample_size"]) if v["reachable"] else "unreachable"
+                row.append(f"{size} ({fmt_interval(v['interval'], fmt_size)}; {fmt_chance(v['p_reachable'])})")
+        row.append((t["fewest"] or "none") + ("" if t["clear"] or t["fewest"] is None else " (overlapping)"))
+        rows.append(row)
+    return headers, rows
+
+
+def _paired_rows(pair: dict) -> list[list[Any]]:
+    return [[f"{r['split']:g}" + (" (backtest)" if r["backtest"] else ""), fmt_size(r["sample_size"]), r["pairs"],
+             f"{r['mean']:+.3f}", fmt_score(r["std"]),
+             "-" if r["interval"] is None else f"{r['interval'][0]:+.3f} to {r['interval'][1]:+.3f}",
+             f"{r['min']:+.3f} to {r['max']:+.3f}", f"{r['wins']}/{r['pairs']}"] for r in pair["rows"]]
+
+
+_PAIRED_HEADERS = ["Split", "Sample size", "Pairs", "Mean difference", "Std", "80% interval of the mean",
+                   "Range", "Wins"]
+
+
+def render_comparison_html(summary: dict, curve_png: bytes) -> str:
+    """The self-contained HTML report of a comparison sweep."""
+    m = metric_name(summary)
+    sweep = summary["run"].get("sweep", "")
+    partial = not summary["complete"]
+    parts = [
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
+        f"<title>samplesize comparison: {_e(sweep)}{' (PARTIAL)' if partial else ''}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>More labels or another pipeline: {_e(sweep)}{' (partial sweep)' if partial else ''}</h1>",
+    ]
+    banner = partial_banner(summary)
+    if banner:
+        parts.append(f'<div class="banner partial">{_e(banner)}</div>')
+    parts.append("<h2>Answer</h2>")
+    parts += [f'<p class="headline">{_e(s)}</p>' for s in comparison_sentences(summary)]
+    parts.append(f"<p>{_img(curve_png, f'{m} against sample size, one curve per variant')}</p>")
+    headers, rows = _comparison_rows(summary)
+    parts.append("<h2>Sample size needed, by variant</h2>")
+    parts.append(_table(headers, rows))
+    parts.append("<h2>Paired differences (measured)</h2>")
+    parts.append("<p>Each pair is one (split, repetition): the same subsample, trained in both variants. The "
+                 "difference of their scores is the measured comparison, with no curve in between.</p>")
+    for pair in summary["comparison"]["paired"]:
+        parts.append(f"<p><b>{_e(pair['difference'])}</b> ({_e(m)})</p>")
+        parts.append(_table(_PAIRED_HEADERS, _paired_rows(pair)))
+    for entry in summary["variants"]:
+        vs = entry["summary"]
+        parts.append(f"<h2>Variant {_e(entry['name'])}</h2><p class=\"muted\">{_e(entry['changes'])}</p>")
+        if vs is None:
+            parts.append("<p>No usable result yet.</p>")
+            continue
+        parts += [f"<p>{_e(headline(vs, t))}</p>" for t in vs["targets"]]
+        rows = [[f"{r['split']:g}", "backtest" if r["backtest"] else "fitted", fmt_size(r["sample_size"]),
+                 f"{r['n']} / {r['expected']}", fmt_score(r["mean"]), fmt_score(r["std"])] for r in vs["per_size"]]
+        parts.append(_table(["Split", "Role", "Sample size", "Trials", f"Mean {m}", "Std"], rows, left=2))
+        if vs["curve"]:
+            parts.append(f"<p>{_e(family_sentence(vs['curve']))}</p>")
+    parts.append("<h2>Warnings</h2>")
+    shown = listed_warnings(summary)
+    parts.append("<ul>" + "".join(f"<li>{_e(w)}</li>" for w in shown) + "</ul>" if shown else "<p>No warnings.</p>")
+    run = summary["run"]
+    parts.append(f"<p class=\"muted\">Config hash {_e(run.get('config_hash'))}; generated {_e(run.get('generated_at'))} "
+                 f"by samplesize {_e(run.get('aggregated_by'))}.</p></body></html>")
+    return "\n".join(parts)
+
+
+def render_comparison_markdown(summary: dict) -> str:
+    """The comparison in a terminal: the answer, the table per target, the paired differences."""
+    m = metric_name(summary)
+    lines = [f"# samplesize comparison: {summary['run'].get('sweep', '')}"
+             f"{' (PARTIAL SWEEP)' if not summary['complete'] else ''}", ""]
+    banner = partial_banner(summary)
+    if banner:
+        lines += [f"> **{banner}**", ""]
+    lines += ["## Answer", ""] + [f"- {s}" for s in comparison_sentences(summary)] + [""]
+    headers, rows = _comparison_rows(summary)
+    lines += ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows] + [""]
+    for pair in summary["comparison"]["paired"]:
+        lines += [f"## Paired differences: {pair['difference']} ({m})", "",
+                  "| " + " | ".join(_PAIRED_HEADERS) + " |", "|" + "---:|" * len(_PAIRED_HEADERS)]
+        lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in _paired_rows(pair)] + [""]
+    shown = listed_warnings(summary)
+    if shown:
+        lines += ["## Warnings", ""] + [f"- {w}" for w in shown] + [""]
+    lines += [f"Trials: {summary['trials']['usable']} of {summary['trials']['expected']} usable. Full report: report.html", ""]
     return "\n".join(lines)

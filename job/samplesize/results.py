@@ -15,6 +15,7 @@ Schema (version 1), one JSON object per index at `trials/trial-<index:05d>.json`
     dataset_key        the prepared copy it ran on (`cache/dataset-<hash>.npz`)
     accelerator, package_version, config_hash, finished_at
     tensorflow_version, gpu_model   (gpu_model: the device name, or null on CPU)
+    variant            the variant's name; only in a sweep with `variants`
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def result_key(index: int) -> str:
 
 def trial_identity(cfg, spec: TrialSpec) -> dict[str, Any]:
     """The fields that tie a result to its sweep and index (the aggregator checks them)."""
-    return {
+    identity = {
         "schema_version": RESULT_SCHEMA_VERSION,
         "index": spec.index,
         "split": spec.split,
@@ -46,6 +47,42 @@ def trial_identity(cfg, spec: TrialSpec) -> dict[str, Any]:
         "sampling": cfg.sampling,
         "config_hash": cfg.trial_hash(),
     }
+    if spec.variant is not None:  # a sweep without variants writes the same result as before
+        identity["variant"] = spec.variant
+    return identity
+
+
+def results_on_other_data(storage: Storage, dataset_key: str | frozenset[str]) -> dict[str, int]:
+    """Finished results that were computed on another prepared copy: {that copy's key: count}.
+
+    A folder changed mid-sweep gets a new prepared copy (its key holds a
+    fingerprint of the contents); results from the old and the new copy are
+    never fitted together, and `prepare` and `run` say so up front.
+    `dataset_key` may be a set: the prepared copies of a sweep's variants.
+    """
+    current = {dataset_key} if isinstance(dataset_key, str) else set(dataset_key)
+    others: dict[str, int] = {}
+    for key in storage.list(TRIALS_PREFIX):
+        try:
+            result = json.loads(storage.read(key))
+        except (FileNotFoundError, ValueError, RecursionError):
+            continue  # unreadable files are named by aggregate
+        if isinstance(result, dict):
+            used = result.get("dataset_key")
+            if isinstance(used, str) and used not in current:
+                others[used] = others.get(used, 0) + 1
+    return others
+
+
+def describe_other_data(others: dict[str, int], dataset_key: str | frozenset[str]) -> str:
+    n = sum(others.values())
+    if not isinstance(dataset_key, str):
+        dataset_key = ", ".join(sorted(dataset_key))
+    return (
+        f"{n} finished trial{'s' if n != 1 else ''} used another prepared copy ({', '.join(sorted(others))}) than "
+        f"the current {dataset_key}: the dataset folder has changed since they ran. Their results are not fitted "
+        "together with new ones; restore the folder, or move trials/ away to start the sweep over"
+    )
 
 
 def results_on_other_data(storage: Storage, dataset_key: str) -> dict[str, int]:

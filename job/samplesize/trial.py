@@ -22,6 +22,7 @@ from .errors import TransientError
 from .results import TRIALS_PREFIX, refuse_foreign_result, result_key, trial_identity, write_result
 from .sampling import draw_subsample, refuse_equal_sample_sizes, split_validation
 from .storage import Storage
+from .variants import variant_config
 
 
 @dataclass
@@ -83,8 +84,9 @@ def run_trial(cfg: SweepConfig, index: int, storage: Storage, progress=None, exp
     `expect_gpu` a trial that sees no GPU raises TransientError before loading data.
     """
     spec = trial_spec(cfg, index)
+    sweep, cfg = cfg, variant_config(cfg, spec.variant)  # the variant's model and training; the sweep's identity
     if storage.exists(result_key(index)):
-        refuse_foreign_result(storage, cfg, index)
+        refuse_foreign_result(storage, sweep, index)
         return TrialOutcome(index, False, None)
     storage.check_writable(TRIALS_PREFIX)  # fail now, not after training, when the result cannot be written
     started = time.perf_counter()
@@ -117,7 +119,7 @@ def run_trial(cfg: SweepConfig, index: int, storage: Storage, progress=None, exp
     done = time.perf_counter()
 
     result = {
-        **trial_identity(cfg, spec),
+        **trial_identity(sweep, spec),
         "sample_size": int(len(np.unique(drawn))),
         "train_size": int(len(train_idx)),
         "validation_size": int(len(val_idx)),
@@ -142,5 +144,5 @@ def run_trial(cfg: SweepConfig, index: int, storage: Storage, progress=None, exp
     }
     written = write_result(storage, result)
     if not written:
-        refuse_foreign_result(storage, cfg, index)  # another pod got there first: with this config?
+        refuse_foreign_result(storage, sweep, index)  # another pod got there first: with this config?
     return TrialOutcome(index, written, result if written else None)

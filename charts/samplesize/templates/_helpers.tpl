@@ -91,12 +91,13 @@ The image reference; the tag defaults to the chart's appVersion.
 {{- end }}
 
 {{/*
-Number of trials: every split (fitted and backtest) times the repetitions.
-Must match SweepConfig.trial_count in job/samplesize/config.py.
+Number of trials: every split (fitted and backtest) times the repetitions,
+times the variants when there are any. Must match SweepConfig.trial_count in
+job/samplesize/config.py.
 */}}
 {{- define "samplesize.completions" -}}
 {{- $s := .Values.sweep }}
-{{- mul (add (len $s.splits) (len (default (list) $s.backtest_splits))) (int $s.repetitions) }}
+{{- mul (add (len $s.splits) (len (default (list) $s.backtest_splits))) (int $s.repetitions) (max 1 (len (default (list) $s.variants))) }}
 {{- end }}
 
 {{/*

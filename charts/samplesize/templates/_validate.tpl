@@ -55,19 +55,50 @@ Takes the converted sweep (numbers, not strings).
 {{- if $both }}
 {{- fail (printf "backtest_splits: %s are also in splits; a backtest split must be left out of the fit" (include "samplesize.pyFloatList" $both)) }}
 {{- end }}
-{{- $m := $s.model | default dict }}
+{{- include "samplesize.validateModel" (dict "prefix" "" "model" ($s.model | default dict) "dataset" ($s.dataset | default dict)) }}
+{{- include "samplesize.validateVariants" $s }}
+{{- end }}
+
+{{/*
+config._check's model rules for one pipeline: the sweep's (prefix "") or a
+variant's, with its overrides applied (prefix "variants[i] (name): ", as
+job/samplesize/variants.py prefixes the CLI's message).
+*/}}
+{{- define "samplesize.validateModel" -}}
+{{- $prefix := .prefix }}
+{{- $m := .model }}
 {{- $backbone := $m.backbone | default "small_cnn" }}
-{{- $size := int (($s.dataset | default dict).image_size | default 16) }}
+{{- $size := int (.dataset.image_size | default 16) }}
 {{- /* Must equal APPLICATIONS[...].min_size in job/samplesize/backbones.py (a test checks each). */ -}}
 {{- $minSize := dict "mobilenet_v2" 32 "mobilenet_v3_small" 32 "mobilenet_v3_large" 32 "efficientnet_b0" 32 "efficientnet_b1" 32 "efficientnet_b2" 32 "efficientnet_b3" 32 "efficientnet_v2_b0" 32 "resnet50" 32 "resnet50_v2" 32 "densenet121" 32 "convnext_tiny" 32 "inception_v3" 75 "xception" 71 }}
 {{- if and (hasKey $minSize $backbone) (lt $size (int (get $minSize $backbone))) }}
-{{- fail (printf "dataset.image_size: %d is too small for model.backbone %s; use at least %d" $size $backbone (int (get $minSize $backbone))) }}
+{{- fail (printf "%sdataset.image_size: %d is too small for model.backbone %s; use at least %d" $prefix $size $backbone (int (get $minSize $backbone))) }}
 {{- end }}
 {{- if and (eq $backbone "small_cnn") (eq (toString $m.weights) "imagenet") }}
-{{- fail "model.weights: 'imagenet' has no meaning for small_cnn; use none or a weights file" }}
+{{- fail (printf "%smodel.weights: 'imagenet' has no meaning for small_cnn; use none or a weights file" $prefix) }}
 {{- end }}
 {{- if and (eq $backbone "small_cnn") $m.fine_tune_from }}
-{{- fail (printf "model.fine_tune_from: '%s' has no meaning for small_cnn, which trains every layer in one phase; remove it or choose a keras.applications backbone" $m.fine_tune_from) }}
+{{- fail (printf "%smodel.fine_tune_from: '%s' has no meaning for small_cnn, which trains every layer in one phase; remove it or choose a keras.applications backbone" $prefix $m.fine_tune_from) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The rules of job/samplesize/variants.py that the schema cannot express: unique
+names, and each variant's model rules on the sweep with its overrides.
+*/}}
+{{- define "samplesize.validateVariants" -}}
+{{- $s := . }}
+{{- $seen := dict }}
+{{- range $i, $v := $s.variants | default list }}
+{{- if hasKey $seen $v.name }}
+{{- fail (printf "variants[%d].name: '%s' is also the name of variants[%d]; names must be unique" $i $v.name (get $seen $v.name)) }}
+{{- end }}
+{{- $_ := set $seen $v.name $i }}
+{{- end }}
+{{- range $i, $v := $s.variants | default list }}
+{{- $model := merge (deepCopy ($v.model | default dict)) (deepCopy ($s.model | default dict)) }}
+{{- $dataset := merge (deepCopy ($v.dataset | default dict)) (deepCopy ($s.dataset | default dict)) }}
+{{- include "samplesize.validateModel" (dict "prefix" (printf "variants[%d] (%s): " $i $v.name) "model" $model "dataset" $dataset) }}
 {{- end }}
 {{- end }}
 
@@ -110,6 +141,16 @@ decimal in range.
 {{- end }}
 {{- end }}
 {{- range $section, $keys := dict "dataset" (list "test_fraction") "model" (list "dropout") "training" (list "learning_rate" "fine_tune_learning_rate" "validation_fraction") }}
+{{- range $v := $s.variants | default list }}
+{{- $d := get $v $section }}
+{{- if kindIs "map" $d }}
+{{- range $keys }}
+{{- if and (hasKey $d .) (kindIs "string" (get $d .)) }}
+{{- $_ := set $d . (float64 (get $d .)) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- $d := get $s $section }}
 {{- if kindIs "map" $d }}
 {{- range $keys }}
