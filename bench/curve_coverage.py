@@ -13,8 +13,9 @@ families), fits them as `samplesize aggregate` would, and compares strategies at
 - boot-only: the blend with a bootstrap-only interval (what the issue warns about).
 
 Coverage is the share of nominal-80% intervals that hold the true expected score.
-`--calibrate` also searches the extrapolation width k that gives 80% pooled
-coverage on this set (run it on one seed, report coverage on another).
+`--calibrate` also shows coverage over a grid of the slope multiplier k_slope.
+The interval itself is calibrated on real curves, not on these shapes:
+bench/curve_calibration.py (which reuses `make_sweep` for its synthetic rows).
 
     .venv/bin/python bench/curve_coverage.py --curves 240 --seed 1 --jobs 2
 """
