@@ -27,7 +27,7 @@ real image under Docker:
 
 Fields it does not know (probes, GPUs, tolerations, affinity...) are ignored, so the
 chart can grow without breaking it. `logs(pod_name)` returns a finished container's
-output and `exit_codes` its exit code, also after the pod is gone.
+output, `exit_codes` its exit code and `ended_at` when it ended, also after the pod is gone.
 """
 
 from __future__ import annotations
@@ -112,6 +112,7 @@ class PodRunner:
         self._finished: set[str] = set()  # pod uids whose container ran and was reported
         self._logs: dict[str, str] = {}  # pod name -> container output
         self.exit_codes: dict[str, int] = {}  # pod name -> container exit code, kept after the pod is gone
+        self.ended_at: dict[str, float] = {}  # pod name -> time.monotonic() when its container ended
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -247,6 +248,7 @@ class PodRunner:
 
     def _wait_container(self, running: Running) -> None:
         done = subprocess.run([self.docker, "wait", running.container], capture_output=True, text=True)
+        ended = time.monotonic()
         try:
             code = int(done.stdout.strip())
         except ValueError:
@@ -256,6 +258,7 @@ class PodRunner:
         with self._lock:
             self._logs[running.pod_name] = logs.stdout + logs.stderr
             self.exit_codes[running.pod_name] = code
+            self.ended_at[running.pod_name] = ended
         subprocess.run([self.docker, "rm", "-f", running.container], capture_output=True)
         try:
             pod = self.core.read_namespaced_pod(running.pod_name, running.namespace)

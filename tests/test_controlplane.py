@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -23,10 +24,12 @@ import yaml
 from controlplane_fixtures import IMAGE, Kube
 from gcs_emulator import FaultProxy, GcsEmulator, _shared_emulator
 from podrunner import dump_status
+from samplesize.aggregate import _ranges
 from samplesize.cluster import parse_indexes
 from samplesize.config import build_config
-from samplesize.errors import EXIT_DATA, EXIT_TRANSIENT
+from samplesize.errors import EXIT_CONFIG, EXIT_DATA, EXIT_TRANSIENT
 from samplesize.plan import trial_spec
+from samplesize.results import trial_identity
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -186,15 +189,52 @@ def test_helm_install_runs_every_index_and_the_aggregator_writes_the_report(fini
     assert pod_runner.errors == []
 
 
-def test_helm_test_passes_once_the_report_exists(finished_sweep, helm, kube):
+TEST_POD = f"{RELEASE}-samplesize-test-report"
+
+
+def wait_until_gone(kube: Kube, namespace: str, pod: str, timeout: float = 120) -> bool:
+    from kubernetes.client.rest import ApiException
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            kube.core.read_namespaced_pod(pod, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return True
+            raise
+        time.sleep(1)
+    return False
+
+
+def test_helm_test_passes_once_the_report_exists_and_its_pod_is_deleted(finished_sweep, helm, kube, pod_runner):
     ns = finished_sweep["namespace"]
     done = run_helm(helm, kube, "test", RELEASE, "--namespace", ns, "--timeout", "15m")
     assert "Succeeded" in done.stdout, done.stdout
-    test_pod = kube.core.read_namespaced_pod(f"{RELEASE}-samplesize-test-report", ns)
-    assert test_pod.status.phase == "Succeeded" and exit_code(test_pod) == 0
+    assert pod_runner.exit_codes[TEST_POD] == 0, pod_runner.logs(TEST_POD)
+    assert "report: present" in pod_runner.logs(TEST_POD), pod_runner.logs(TEST_POD)
+    # hook-delete-policy hook-succeeded: a passed test leaves no pod behind.
+    assert wait_until_gone(kube, ns, TEST_POD), dump_status(kube.core, ns)
 
 
-def test_aggregator_role_reads_its_trials_job_and_nothing_else(finished_sweep, kube):
+def test_failed_helm_test_keeps_its_pod_for_its_logs(finished_sweep, helm, kube, pod_runner):
+    """Without the report `helm test` fails, and its pod stays (kubectl logs) until the next `helm test`."""
+    ns, gcs, bucket = (finished_sweep[k] for k in ("namespace", "gcs", "bucket"))
+    report = gcs.client().bucket(bucket).blob("sweeps/ok/report/summary.json")
+    saved = report.download_as_bytes()
+    report.delete()
+    try:
+        failed = run_helm(helm, kube, "test", RELEASE, "--namespace", ns, "--timeout", "15m", check=False)
+    finally:
+        report.upload_from_string(saved, content_type="application/json")
+    assert failed.returncode != 0, failed.stdout
+    pod = kube.core.read_namespaced_pod(TEST_POD, ns)
+    assert pod.status.phase == "Failed" and exit_code(pod) == 1, dump_status(kube.core, ns)
+    log = pod_runner.logs(TEST_POD)
+    assert "report: present" in log and "report/summary.json" not in log, log  # the other report files are there
+
+
+def test_aggregator_role_gets_its_trials_job_and_nothing_else(finished_sweep, kube):
     from kubernetes import client
     from kubernetes.client.rest import ApiException
 
@@ -209,10 +249,9 @@ def test_aggregator_role_reads_its_trials_job_and_nothing_else(finished_sweep, k
     batch, core = client.BatchV1Api(as_aggregator), client.CoreV1Api(as_aggregator)
 
     assert batch.read_namespaced_job(trials, ns).metadata.name == trials
-    listed = batch.list_namespaced_job(ns, field_selector=f"metadata.name={trials}").items
-    assert [j.metadata.name for j in listed] == [trials]
 
     forbidden = {
+        "list the trials Job by name": lambda: batch.list_namespaced_job(ns, field_selector=f"metadata.name={trials}"),
         "list pods": lambda: core.list_namespaced_pod(ns),
         "read its own Job": lambda: batch.read_namespaced_job(aggregate, ns),
         "list every Job": lambda: batch.list_namespaced_job(ns),
@@ -245,14 +284,19 @@ def test_uninstall_and_second_install_resume_without_retraining(finished_sweep, 
     before = {i: read_object(gcs, bucket, f"sweeps/ok/trials/trial-{i:05d}.json") for i in (0, 1)}
     summary_before = read_object(gcs, bucket, "sweeps/ok/report/summary.json")[0]
 
-    run_helm(helm, kube, "uninstall", RELEASE, "--namespace", ns, "--wait", "--timeout", "5m")
-    # The garbage collector removes the Jobs' pods. (Helm leaves the `helm test` pod: hooks
-    # are not part of the release's resources; the next `helm test` replaces it.)
     job_pods = "batch.kubernetes.io/job-name"
+    hook_pods = sorted(p.metadata.name for p in kube.core.list_namespaced_pod(ns).items
+                       if job_pods not in (p.metadata.labels or {}))
+    run_helm(helm, kube, "uninstall", RELEASE, "--namespace", ns, "--wait", "--timeout", "5m")
+    # The garbage collector removes the Jobs' pods.
     deadline = time.monotonic() + 300
     while kube.core.list_namespaced_pod(ns, label_selector=job_pods).items and time.monotonic() < deadline:
         time.sleep(1)
     assert kube.core.list_namespaced_pod(ns, label_selector=job_pods).items == [], dump_status(kube.core, ns)
+    # Helm does not delete hooks with the release: a failed `helm test` pod (a passed one
+    # deletes itself) is left, until the next `helm test` replaces it.
+    left = sorted(p.metadata.name for p in kube.core.list_namespaced_pod(ns).items)
+    assert left == hook_pods, dump_status(kube.core, ns)
 
     install_sweep(helm, kube, tmp, ns, finished_sweep["values"])
     jobs = wait_for_jobs(kube, ns, [trials, aggregate], pod_runner)
@@ -270,32 +314,66 @@ def test_uninstall_and_second_install_resume_without_retraining(finished_sweep, 
 # ----------------------------------------------------------------- a sweep with failures
 
 
+FOREIGN_SCORE = 0.987654  # the foreign result's score: it must appear nowhere in the report
+EVICTION_GRACE_S = 30  # the kubelet's default terminationGracePeriodSeconds
+
+
+def foreign_result(cfg, index: int) -> bytes:
+    """A finished result at `index` as an earlier sweep with other training settings left it."""
+    earlier = build_config({**cfg.to_dict(), "training": {**cfg.to_dict()["training"], "head_epochs": 3}})
+    assert earlier.trial_hash() != cfg.trial_hash()
+    result = {**trial_identity(earlier, trial_spec(earlier, index)), "sample_size": 500, "class_names": [],
+              "metrics": {cfg.metric: FOREIGN_SCORE}}
+    return json.dumps(result).encode()
+
+
+def catches_sigterm(pod) -> bool:
+    """Whether the pod's container process has installed its SIGTERM handler (SigCgt in /proc)."""
+    ids = subprocess.run(["docker", "ps", "-q", "--filter", f"label=io.kubernetes.pod.uid={pod.metadata.uid}"],
+                         capture_output=True, text=True).stdout.split()
+    if not ids:
+        return False
+    pid = subprocess.run(["docker", "inspect", "--format", "{{.State.Pid}}", ids[0]],
+                         capture_output=True, text=True).stdout.strip()
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (OSError, ValueError):
+        return False
+    caught = next((line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), "0")
+    return bool(int(caught, 16) & (1 << (signal.SIGTERM - 1)))
+
+
 @pytest.fixture(scope="module")
 def faulty_sweep(request, helm, kube, pod_runner, tmp_path_factory):
-    """Three indexes: one with a data error, one hit by a storage outage, one evicted.
+    """Four indexes: a data error, a result of another config, a storage outage, an eviction.
 
     - the smallest split (0.002 of the pool: 10 images for 10 classes) leaves no
       validation example, a real data error: exit 65, which FailIndex covers;
+    - one index's key already holds a result of another config hash (an earlier sweep
+      at the same output): exit 64, which FailIndex covers;
     - the GCS emulator answers 503 for every request on one index's result until that
       index's first pod has failed: exit 75, retried;
-    - the third index's first pod is evicted through the Eviction API while it runs:
-      the API server marks it DisruptionTarget, the runner stops its container.
+    - the fourth index's first pod is evicted through the Eviction API while it trains,
+      with the kubelet's default 30 s grace period: the API server marks it
+      DisruptionTarget, the runner stops its container with SIGTERM.
     """
     gcs = _shared_emulator(request.config)
     proxy = FaultProxy(gcs)
     bucket = gcs.new_bucket("cp")
     output = f"gs://{bucket}/sweeps/faults"
     namespace = "sweep-faults"
-    sweep = {"name": "cp-faults", "splits": [0.002, 0.3, 0.6]}
+    sweep = {"name": "cp-faults", "splits": [0.002, 0.3, 0.45, 0.6]}
     cfg = build_config({**copy.deepcopy(TINY_SWEEP), **sweep, "output": output})
     by_split = {trial_spec(cfg, i).split: i for i in range(cfg.trial_count)}
-    bad_data, outage, evicted = by_split[0.002], by_split[0.6], by_split[0.3]
+    bad_data, foreign, outage, evicted = by_split[0.002], by_split[0.45], by_split[0.6], by_split[0.3]
+    gcs.client().bucket(bucket).blob(f"sweeps/faults/trials/trial-{foreign:05d}.json").upload_from_string(
+        foreign_result(cfg, foreign), content_type="application/json")
     proxy.fail(503, times=None, path_contains=f"trials/trial-{outage:05d}.json")
     values = chart_values(output, proxy.url, sweep, backoffLimitPerIndex=2)
     tmp = tmp_path_factory.mktemp("helm-faults")
     install_sweep(helm, kube, tmp, namespace, values)
     trials, aggregate = names()
-    seen = {"evicted": None}
+    seen = {"evicted": None, "evicted_at": None}
 
     def on_poll() -> None:
         from kubernetes import client
@@ -304,20 +382,22 @@ def faulty_sweep(request, helm, kube, pod_runner, tmp_path_factory):
         if any(p.status.phase == "Failed" for p in pods.get(outage, [])):
             proxy.clear()
         first = pods.get(evicted, [None])[0]
-        if seen["evicted"] is None and first is not None and first.status.phase == "Running":
-            # A 1 s grace period, as `kubectl drain --grace-period=1` gives: the trial is
-            # still training then, so it is killed, not left to finish.
+        if (seen["evicted"] is None and first is not None and first.status.phase == "Running"
+                and catches_sigterm(first)):
+            # Once the trial runs (its handler is installed; a signal in the interpreter's
+            # first instant would hit PID 1 without one), with a realistic grace period.
             kube.core.create_namespaced_pod_eviction(first.metadata.name, namespace, client.V1Eviction(
                 metadata=client.V1ObjectMeta(name=first.metadata.name, namespace=namespace),
-                delete_options=client.V1DeleteOptions(grace_period_seconds=1)))
-            seen["evicted"] = first.metadata.name
+                delete_options=client.V1DeleteOptions(grace_period_seconds=EVICTION_GRACE_S)))
+            seen["evicted"], seen["evicted_at"] = first.metadata.name, time.monotonic()
 
     try:
         jobs = wait_for_jobs(kube, namespace, [trials, aggregate], pod_runner, on_poll=on_poll)
     finally:
         proxy.close()
     yield {"gcs": gcs, "bucket": bucket, "namespace": namespace, "jobs": jobs, "pods": trial_pods(kube, namespace, trials),
-           "bad_data": bad_data, "outage": outage, "evicted": evicted, "evicted_pod": seen["evicted"]}
+           "bad_data": bad_data, "foreign": foreign, "outage": outage, "evicted": evicted,
+           "evicted_pod": seen["evicted"], "evicted_at": seen["evicted_at"]}
     run_helm(helm, kube, "uninstall", RELEASE, "--namespace", namespace, "--wait", "--timeout", "5m", check=False)
 
 
@@ -326,9 +406,25 @@ def test_data_error_fails_its_index_at_once(faulty_sweep, kube):
     job, pods, index = faulty_sweep["jobs"][trials], faulty_sweep["pods"], faulty_sweep["bad_data"]
     context = dump_status(kube.core, faulty_sweep["namespace"])
     assert [exit_code(p) for p in pods[index]] == [EXIT_DATA], context  # one pod: no retry
-    assert parse_indexes(job.status.failed_indexes) == [index], context
+    assert index in parse_indexes(job.status.failed_indexes), context
     # The Job ran every other index to the end (no maxFailedIndexes) and then failed.
     assert job_finished(job) == "Failed", context
+
+
+def test_result_of_another_config_fails_its_index_at_once(faulty_sweep, kube, pod_runner):
+    trials, _ = names()
+    job, pods, index = faulty_sweep["jobs"][trials], faulty_sweep["pods"], faulty_sweep["foreign"]
+    context = dump_status(kube.core, faulty_sweep["namespace"])
+    assert [exit_code(p) for p in pods[index]] == [EXIT_CONFIG], context  # one pod: FailIndex, no retry
+    log = pod_runner.logs(pods[index][0].metadata.name)
+    assert f"sweeps/faults/trials/trial-{index:05d}.json holds a result made with another sweep config" in log, log
+    # The two indexes that cannot succeed failed; every other index completed.
+    failed = {index, faulty_sweep["bad_data"]}
+    assert parse_indexes(job.status.failed_indexes) == sorted(failed), context
+    assert parse_indexes(job.status.completed_indexes) == sorted(set(range(4)) - failed), context
+    # The foreign result is left as it was.
+    data, _ = read_object(faulty_sweep["gcs"], faulty_sweep["bucket"], f"sweeps/faults/trials/trial-{index:05d}.json")
+    assert json.loads(data)["metrics"] == {"balanced_accuracy": FOREIGN_SCORE}
 
 
 def test_transient_storage_error_is_retried(faulty_sweep, kube):
@@ -345,8 +441,15 @@ def test_evicted_pod_is_not_counted_against_its_index(faulty_sweep, kube, pod_ru
     trials, _ = names()
     context = dump_status(kube.core, faulty_sweep["namespace"]) + str(faulty_sweep["jobs"][trials].status)
     assert faulty_sweep["evicted_pod"] is not None, "no pod of the evicted index was ever seen running"
+    # The evicted trial stopped on SIGTERM with the transient code, well inside its grace
+    # period (137 would be SIGKILL at its end).
+    evicted_pod = faulty_sweep["evicted_pod"]
+    stopped_after = pod_runner.ended_at[evicted_pod] - faulty_sweep["evicted_at"]
+    print(f"evicted trial stopped {stopped_after:.1f} s after its eviction (grace {EVICTION_GRACE_S} s)")
+    assert pod_runner.exit_codes[evicted_pod] == EXIT_TRANSIENT, (pod_runner.exit_codes[evicted_pod],
+                                                                   pod_runner.logs(evicted_pod))
+    assert "stopped by SIGTERM" in pod_runner.logs(evicted_pod), pod_runner.logs(evicted_pod)
     # The evicted pod was deleted by its eviction; its replacement carries the counts.
-    assert pod_runner.exit_codes[faulty_sweep["evicted_pod"]] != 0, "the evicted pod was not stopped"
     assert index in pods, context
     replacement = pods[index][-1]
     assert replacement.metadata.name != faulty_sweep["evicted_pod"]
@@ -362,9 +465,16 @@ def test_aggregator_names_the_failed_index_in_a_partial_report(faulty_sweep, kub
     summary = json.loads(read_object(gcs, bucket, "sweeps/faults/report/summary.json")[0])
     assert summary["complete"] is False
     partial = next(w for w in summary["warnings"] if w.startswith("PARTIAL SWEEP"))
-    assert f"indexes {faulty_sweep['bad_data']} as failed" in partial, partial
+    failed = _ranges([faulty_sweep["bad_data"], faulty_sweep["foreign"]])
+    assert f"the Job reports indexes {failed} as failed" in partial, partial
     report = read_object(gcs, bucket, "sweeps/faults/report/report.md")[0].decode()
     assert "PARTIAL SWEEP" in report
+    # The foreign result is named and left out of every number.
+    foreign = faulty_sweep["foreign"]
+    assert any(f"trial-{foreign:05d}.json" in w and "belongs to another sweep" in w for w in summary["warnings"]), \
+        summary["warnings"]
+    assert foreign not in [p["index"] for p in summary["points"]]
+    assert str(FOREIGN_SCORE) not in json.dumps(summary)
 
 
 # ----------------------------------------------------------------- plain manifests
