@@ -345,3 +345,15 @@ def test_variant_without_any_result_is_named_and_the_other_still_compared(tmp_pa
     target = summary["comparison"]["targets"][0]
     assert target["by_variant"]["cnn-16"] is None and target["fewest"] in ("cnn-8", None)
     assert (tmp_path / "report" / "report.html").read_text().count("No usable result yet") == 1
+
+
+def test_results_on_any_variants_prepared_copy_are_not_called_other_data(tmp_path):
+    from samplesize.results import describe_other_data, results_on_other_data
+
+    storage = LocalStorage(str(tmp_path))
+    for index, used in enumerate(["dataset-a.npz", "dataset-b.npz", "dataset-old.npz"]):
+        storage.write_once(f"trials/trial-{index:05d}.json", json.dumps({"dataset_key": used}).encode())
+    current = frozenset({"dataset-a.npz", "dataset-b.npz"})  # two variants, two image sizes
+    others = results_on_other_data(storage, current)
+    assert others == {"dataset-old.npz": 1}
+    assert "dataset-a.npz, dataset-b.npz" in describe_other_data(others, current)

@@ -85,35 +85,6 @@ def describe_other_data(others: dict[str, int], dataset_key: str | frozenset[str
     )
 
 
-def results_on_other_data(storage: Storage, dataset_key: str) -> dict[str, int]:
-    """Finished results that were computed on another prepared copy: {that copy's key: count}.
-
-    A folder changed mid-sweep gets a new prepared copy (its key holds a
-    fingerprint of the contents); results from the old and the new copy are
-    never fitted together, and `prepare` and `run` say so up front.
-    """
-    others: dict[str, int] = {}
-    for key in storage.list(TRIALS_PREFIX):
-        try:
-            result = json.loads(storage.read(key))
-        except (FileNotFoundError, ValueError, RecursionError):
-            continue  # unreadable files are named by aggregate
-        if isinstance(result, dict):
-            used = result.get("dataset_key")
-            if isinstance(used, str) and used != dataset_key:
-                others[used] = others.get(used, 0) + 1
-    return others
-
-
-def describe_other_data(others: dict[str, int], dataset_key: str) -> str:
-    n = sum(others.values())
-    return (
-        f"{n} finished trial{'s' if n != 1 else ''} used another prepared copy ({', '.join(sorted(others))}) than "
-        f"the current {dataset_key}: the dataset folder has changed since they ran. Their results are not fitted "
-        "together with new ones; restore the folder, or move trials/ away to start the sweep over"
-    )
-
-
 def encode_result(result: dict[str, Any]) -> bytes:
     # allow_nan=False: a NaN metric is a bug upstream, never something to store.
     return json.dumps(result, indent=1, sort_keys=True, allow_nan=False).encode("utf-8")
