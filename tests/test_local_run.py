@@ -1,7 +1,5 @@
 """The local runner's progress line and the `status` command, tested directly."""
 
-import io
-
 from samplesize.config import load_config
 from samplesize.local_run import SweepProgress
 from samplesize.aggregate import aggregate

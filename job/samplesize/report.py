@@ -402,19 +402,27 @@ def _img(png: bytes, alt: str) -> str:
     return f'<img alt="{_e(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">'
 
 
-def render_html(summary: dict, curve_png: bytes, class_png: bytes | None = None) -> str:
-    """The self-contained HTML report (plots embedded as base64)."""
-    m = metric_name(summary)
-    run = summary["run"]
+def _page_start(summary: dict, title: str, heading: str) -> list[str]:
+    """The HTML page's head, its title line and the PARTIAL banner, shared by both kinds of report."""
+    sweep = summary["run"].get("sweep", "")
+    partial = not summary["complete"]
     parts = [
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
-        f"<title>samplesize report: {_e(run['sweep'])}{' (PARTIAL)' if not summary['complete'] else ''}</title>",
+        f"<title>{title}: {_e(sweep)}{' (PARTIAL)' if partial else ''}</title>",
         f"<style>{_CSS}</style></head><body>",
-        f"<h1>How many labelled images: {_e(run['sweep'])}{' (partial sweep)' if not summary['complete'] else ''}</h1>",
+        f"<h1>{heading}: {_e(sweep)}{' (partial sweep)' if partial else ''}</h1>",
     ]
     banner = partial_banner(summary)
     if banner:
         parts.append(f'<div class="banner partial">{_e(banner)}</div>')
+    return parts
+
+
+def render_html(summary: dict, curve_png: bytes, class_png: bytes | None = None) -> str:
+    """The self-contained HTML report (plots embedded as base64)."""
+    m = metric_name(summary)
+    run = summary["run"]
+    parts = _page_start(summary, "samplesize report", "How many labelled images")
     nocurve = no_curve_warning(summary)
     if nocurve:
         parts.append(f'<div class="banner nocurve">{_e(nocurve)}</div>')
@@ -732,17 +740,7 @@ _PAIRED_HEADERS = ["Split", "Sample size", "Pairs", "Mean difference", "Std", "8
 def render_comparison_html(summary: dict, curve_png: bytes) -> str:
     """The self-contained HTML report of a comparison sweep."""
     m = metric_name(summary)
-    sweep = summary["run"].get("sweep", "")
-    partial = not summary["complete"]
-    parts = [
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
-        f"<title>samplesize comparison: {_e(sweep)}{' (PARTIAL)' if partial else ''}</title>",
-        f"<style>{_CSS}</style></head><body>",
-        f"<h1>More labels or another pipeline: {_e(sweep)}{' (partial sweep)' if partial else ''}</h1>",
-    ]
-    banner = partial_banner(summary)
-    if banner:
-        parts.append(f'<div class="banner partial">{_e(banner)}</div>')
+    parts = _page_start(summary, "samplesize comparison", "More labels or another pipeline")
     parts.append("<h2>Answer</h2>")
     parts += [f'<p class="headline">{_e(s)}</p>' for s in comparison_sentences(summary)]
     parts.append(f"<p>{_img(curve_png, f'{m} against sample size, one curve per variant')}</p>")
