@@ -93,7 +93,8 @@ def worker(kind: str, sets: list[str], index: int, weights_path: str | None) -> 
                 "epochs": r["epochs"], "peak_rss_mb": _peak_rss_mb()}
 
     from samplesize.data import prepare_dataset
-    from samplesize.models import build_classifier, calibrate_batchnorm
+    from calibrated_weights import calibrate_batchnorm
+    from samplesize.models import build_classifier
     from samplesize.plan import trial_spec
     from samplesize.trial import configure_runtime
 
@@ -106,7 +107,7 @@ def worker(kind: str, sets: list[str], index: int, weights_path: str | None) -> 
         clf.base.save_weights(weights_path)
         return {"weights": weights_path}
     if kind == "cache":  # the one-off cost: the frozen part over pool and test set, stored
-        from samplesize.features import trial_inputs
+        from samplesize.phases import trial_inputs
 
         clf = build_classifier(cfg.model, cfg.dataset.image_size, len(data.class_names),
                                backbone_seed=cfg.seed, head_seed=spec.seed)

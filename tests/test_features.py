@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from samplesize.config import load_config
-from samplesize.features import config_refusal
+from samplesize.phases import config_refusal
 
 SIZE = 32
 N_CLASSES = 3
@@ -47,7 +47,8 @@ def images():
 
 
 def _classifier(images, seed=7):  # images: uint8 pixels
-    from samplesize.models import build_classifier, calibrate_batchnorm
+    from calibrated_weights import calibrate_batchnorm
+    from samplesize.models import build_classifier
 
     cfg = _cfg("model.dropout=0.3")
     clf = build_classifier(cfg.model, SIZE, N_CLASSES, backbone_seed=1, head_seed=seed)
@@ -57,7 +58,7 @@ def _classifier(images, seed=7):  # images: uint8 pixels
 
 
 def _boundary(clf):
-    from samplesize.features import fine_tune_boundary
+    from samplesize.phases import fine_tune_boundary
     from samplesize.models import fine_tune_start
 
     return fine_tune_boundary(clf.base, fine_tune_start(clf.base, "block_10"))
@@ -71,7 +72,8 @@ def _assert_close(a, b):
 def test_cached_pooled_features_give_the_whole_networks_probabilities_and_loss(images):
     import keras
 
-    from samplesize.features import extract, head_model
+    from samplesize.feature_cache import extract
+    from samplesize.phases import head_model
 
     x, y = images
     clf = _classifier(x)
@@ -86,7 +88,8 @@ def test_cached_pooled_features_give_the_whole_networks_probabilities_and_loss(i
 
 
 def test_block_10_boundary_is_block_9_add_and_the_layers_above_reproduce_the_base(images):
-    from samplesize.features import extract, fine_tune_model
+    from samplesize.feature_cache import extract
+    from samplesize.phases import fine_tune_model
 
     x, y = images
     clf = _classifier(x)
@@ -100,7 +103,7 @@ def test_block_10_boundary_is_block_9_add_and_the_layers_above_reproduce_the_bas
 
 
 def test_a_boundary_crossed_by_a_skip_connection_is_refused_with_a_reason(images):
-    from samplesize.features import fine_tune_boundary
+    from samplesize.phases import fine_tune_boundary
     from samplesize.models import fine_tune_start
 
     clf = _classifier(images[0])
@@ -112,7 +115,8 @@ def test_a_boundary_crossed_by_a_skip_connection_is_refused_with_a_reason(images
 @pytest.mark.slow
 def test_training_from_the_cache_matches_training_the_whole_network(images):
     """Both phases, same seeds: the same losses epoch by epoch, the same final probabilities."""
-    from samplesize.features import extract, fine_tune_model, head_model
+    from samplesize.feature_cache import extract
+    from samplesize.phases import fine_tune_model, head_model
     from samplesize.train import PhaseInputs, train_classifier
 
     x, y = images
@@ -141,7 +145,7 @@ def test_training_from_the_cache_matches_training_the_whole_network(images):
 def test_concurrent_writers_leave_one_valid_cache(tmp_path):
     from types import SimpleNamespace
 
-    from samplesize.features import store
+    from samplesize.feature_cache import store
     from samplesize.storage import LocalStorage
 
     storage = LocalStorage(tmp_path)

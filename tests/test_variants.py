@@ -312,7 +312,7 @@ def test_two_variant_sweep_runs_end_to_end_and_reports_the_comparison(tmp_path):
 
 def test_each_variant_gets_its_own_feature_cache_unless_only_its_training_differs():
     from samplesize.data import prepared_key
-    from samplesize.features import feature_cache_key
+    from samplesize.feature_cache import feature_cache_key
 
     cfg = make_cfg(dataset={"image_size": 32}, variants=[
         {"name": "mnv2", "model": {"backbone": "mobilenet_v2"}},

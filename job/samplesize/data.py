@@ -28,7 +28,6 @@ from .text import safe_name
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 PREPARED_FORMAT = 1  # bump when the stored arrays' layout changes
 # What np.load and NpzFile raise for a truncated, foreign or incomplete .npz.
 UNREADABLE_NPZ = (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile)

@@ -38,7 +38,7 @@ class Classifier:
     head: list  # layers applied to the backbone's feature map, in order
     two_phase: bool  # head on a frozen base, then optional fine-tuning
     preprocess: keras.layers.Layer | None = None  # pixels -> the backbone's input
-    weights_identity: str = ""  # what fixes the base's weights: imagenet, a file hash, or none+seed
+    weights_identity: str = ""  # what fixes the base's weights: imagenet, a file hash, or none+seed; "": nothing
 
 
 def build_classifier(m: ModelConfig, image_size: int, n_classes: int, *, online_augment_seed: int | None = None,
@@ -102,11 +102,11 @@ def _small_cnn(inputs, x, n_classes: int, dropout: float) -> Classifier:
 
 
 def _load_backbone(m: ModelConfig, constructor: str, image_size: int) -> tuple[keras.Model, str]:
-    """The backbone without its top, and a string naming what fixed its weights."""
+    """The backbone without its top, and a string naming what fixed its weights ("" for unseeded random ones)."""
     build = getattr(keras.applications, constructor)
     weights = m.weights
     if weights == "none":
-        return build(include_top=False, weights=None, input_shape=(image_size, image_size, 3)), "none:unseeded"
+        return build(include_top=False, weights=None, input_shape=(image_size, image_size, 3)), ""
     if weights == "imagenet":
         return _download_imagenet(build, m.backbone, image_size), "imagenet"
     path = _local_weights_file(weights)
@@ -206,34 +206,3 @@ def unfreeze_from(clf: Classifier, name: str) -> None:
     base.trainable = True
     for i, layer in enumerate(base.layers):
         layer.trainable = i >= start and not isinstance(layer, layers.BatchNormalization)
-
-
-def calibrate_batchnorm(clf: Classifier, images) -> None:
-    """Set every BatchNormalization's moving statistics in the base from `images` (uint8 pixels).
-
-    A randomly initialised backbone (`weights: none`) passes almost nothing
-    through its 50-odd layers: activations shrink to ~1e-12 and every image
-    gets the same features. Calibrating its BatchNormalization on a batch of
-    real images gives useful random features, so benchmarks and tests can
-    train something meaningful without downloading weights. It makes one
-    pass through the base, layer by layer, in graph order.
-    """
-    import numpy as np
-    from keras import ops
-
-    base = clf.base
-    values = {id(base.inputs[0]): clf.preprocess(np.asarray(images, "float32"))}
-    for depth in sorted(base._nodes_by_depth, reverse=True):
-        for node in base._nodes_by_depth[depth]:
-            if node.is_input:
-                continue
-            args, kwargs = node.arguments.fill_in(values)
-            layer = node.operation
-            if isinstance(layer, layers.BatchNormalization):
-                axes = [a for a in range(len(args[0].shape)) if a != len(args[0].shape) - 1]
-                layer.moving_mean.assign(ops.mean(args[0], axis=axes))
-                layer.moving_variance.assign(ops.var(args[0], axis=axes))
-            outputs = layer(*args, **kwargs)
-            outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-            for tensor, value in zip(node.outputs, outputs):
-                values[id(tensor)] = value

@@ -6,10 +6,10 @@ BatchNormalization kept frozen and trains at the lower learning rate. Each
 phase restores its best weights by validation AUC.
 
 Each phase trains a `PhaseInputs`: a model and the pool and test arrays it
-reads. For the whole network those are pixels; with the feature cache they are
-the frozen part's cached outputs and a model of only the layers above them,
-built from the very same layer objects, so the classifier's full model ends up
-with the trained weights either way. Each phase shuffles with its own seed,
+reads (`phases` decides which). For the whole network those are pixels; with
+the feature cache they are the frozen part's cached outputs and a model of
+only the layers above them, built from the very same layer objects, so the
+classifier's full model ends up with the trained weights either way. Each phase shuffles with its own seed,
 derived from the trial seed, so both routes see the same batches in the same
 order (and the same Dropout masks, which come from the shared Dropout layer).
 """
@@ -88,10 +88,6 @@ class PhaseInputs:
 def whole_network(clf: Classifier, data) -> PhaseInputs:
     """The full model on the prepared dataset's pixels (loading them, if not yet loaded)."""
     return PhaseInputs(clf.model, data.pool_images, data.test_images, "pixels")
-
-
-def fine_tunes(clf: Classifier, cfg: SweepConfig) -> bool:
-    return clf.two_phase and bool(cfg.model.fine_tune_from) and cfg.training.fine_tune_epochs > 0
 
 
 def train_classifier(clf: Classifier, cfg: SweepConfig, head: PhaseInputs, fine_tune: PhaseInputs | None,

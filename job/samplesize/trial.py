@@ -102,7 +102,7 @@ def run_trial(cfg: SweepConfig, index: int, storage: Storage, progress=None, exp
     loaded = time.perf_counter()
 
     from .evaluate import score_predictions
-    from .features import trial_inputs
+    from .phases import trial_inputs
     from .models import build_classifier
     from .train import predict_probabilities, train_classifier
 

@@ -21,8 +21,7 @@ One trial computes it while the others wait for it (`lease`); should two
 compute it anyway, the first write wins and the other reads the stored copy,
 so every trial trains on identical bytes.
 
-`auto` uses the cache only when it is exact; otherwise the trial runs the
-whole network and its result's `feature_cache` says why.
+Whether a trial may use the cache at all is decided in `phases`.
 """
 
 from __future__ import annotations
@@ -47,23 +46,6 @@ FEATURES_FORMAT = 1  # bump when the stored arrays' layout changes
 EXTRACT_BATCH = 64
 
 
-def config_refusal(cfg: SweepConfig) -> str | None:
-    """Why the configuration makes cached features inexact or meaningless; None when it allows them."""
-    if cfg.training.feature_cache == "off":
-        return "off: training.feature_cache=off"
-    if not _has_frozen_backbone(cfg):
-        return f"off: {cfg.model.backbone} has no frozen backbone"
-    if cfg.training.augment == "online":
-        return "off: augment=online makes cached features inexact"
-    return None
-
-
-def _has_frozen_backbone(cfg: SweepConfig) -> bool:
-    from .backbones import APPLICATIONS
-
-    return cfg.model.backbone in APPLICATIONS
-
-
 @dataclass
 class FeatureCache:
     """Cached activations of the frozen part, for the pool and the test set (pool order)."""
@@ -77,42 +59,6 @@ class FeatureCache:
     built_s: float = 0.0  # seconds this process spent computing it (0 when read from storage)
 
 
-# ---------------------------------------------------------------- the boundary
-
-
-def fine_tune_boundary(base, start: int):
-    """The single tensor entering `base.layers[start:]` from the layers before, or (None, reason).
-
-    Only a single crossing tensor lets the layers above be run from cached
-    activations; a skip connection over the boundary would need several.
-    """
-    before = {id(layer) for layer in base.layers[:start]}
-    after = {id(layer) for layer in base.layers[start:]}
-    crossing = {}
-    for depth_nodes in base._nodes_by_depth.values():  # only the nodes of this graph
-        for node in depth_nodes:
-            if id(node.operation) not in after:
-                continue
-            for tensor in node.arguments.keras_tensors:
-                producer = tensor._keras_history.operation
-                if id(producer) in before:
-                    crossing[id(tensor)] = tensor
-    for tensor in base.outputs:
-        if id(tensor._keras_history.operation) in before:
-            crossing[id(tensor)] = tensor
-    if len(crossing) != 1:
-        names = sorted(t._keras_history.operation.name for t in crossing.values())
-        return None, f"{len(crossing)} tensors cross the fine-tuning boundary ({', '.join(names) or 'none'}), not one"
-    return next(iter(crossing.values())), ""
-
-
-def upper_model(base, boundary_tensor):
-    """The base from `boundary_tensor` to its output, sharing the base's layer objects (and weights)."""
-    import keras
-
-    return keras.Model(boundary_tensor, base.output, name=f"{base.name}_above_{boundary_tensor._keras_history.operation.name}")
-
-
 # ---------------------------------------------------------------- the cache
 
 
@@ -120,6 +66,9 @@ def feature_cache_key(cfg: SweepConfig, prepared_key: str, weights_identity: str
                       compute_dtype: str) -> str:
     """Storage key naming everything that fixes the cached values."""
     import keras
+
+    if not weights_identity:  # a bug: trials always seed a `weights: none` backbone from the sweep seed
+        raise ValueError("a feature cache needs backbone weights that something fixes; seed a `weights: none` backbone")
 
     identity = {
         "format": FEATURES_FORMAT,
@@ -223,68 +172,3 @@ def _decode(storage: Storage, key: str, boundary_layer: str | None, data) -> Fea
         raise DataError(f"feature cache {key} does not match the prepared dataset ({', '.join(wrong)}); delete it and run again")
     return FeatureCache(arrays["pool_pooled"], arrays["test_pooled"], arrays.get("pool_boundary"),
                         arrays.get("test_boundary"), key, boundary_layer)
-
-
-# ---------------------------------------------------------------- models over cached inputs
-
-
-def head_model(clf, pooled_shape):
-    """Pooled features -> probabilities through the classifier's own head layers (after pooling)."""
-    import keras
-
-    features = keras.Input(shape=pooled_shape, name="pooled_features")
-    y = features
-    for layer in clf.head[1:]:
-        y = layer(y)
-    return keras.Model(features, y, name="head_from_pooled_features")
-
-
-def fine_tune_model(clf, boundary_tensor):
-    """Boundary activations -> probabilities: the layers above the boundary, then the whole head."""
-    import keras
-
-    upper = upper_model(clf.base, boundary_tensor)
-    activations = keras.Input(shape=boundary_tensor.shape[1:], name="boundary_activations")
-    # training=False: BatchNormalization stays in inference mode, as in the whole network.
-    y = upper(activations, training=False)
-    for layer in clf.head:
-        y = layer(y)
-    return keras.Model(activations, y, name="fine_tune_from_boundary")
-
-
-# ---------------------------------------------------------------- what a trial trains on
-
-
-def trial_inputs(cfg: SweepConfig, storage: Storage, data, clf):
-    """(head inputs, fine-tuning inputs or None, note) for one trial, using the cache when exact.
-
-    The note goes into the result's `feature_cache`: "used: ..." or "off: <reason>".
-    """
-    from .models import fine_tune_start
-    from .train import PhaseInputs, fine_tunes, whole_network
-
-    fine_tuning = fine_tunes(clf, cfg)
-    refusal = config_refusal(cfg)
-    if refusal is None and clf.weights_identity == "none:unseeded":
-        refusal = "off: weights none without a fixed backbone seed differ in every trial"
-    if refusal is not None:
-        log.info("feature cache %s; training the whole network", refusal)
-        whole = whole_network(clf, data)
-        return whole, (whole if fine_tuning else None), refusal
-    boundary, why = None, ""
-    if fine_tuning:
-        boundary, why = fine_tune_boundary(clf.base, fine_tune_start(clf.base, cfg.model.fine_tune_from))
-    cache = load_or_build(cfg, storage, data, clf, boundary)
-    head = PhaseInputs(head_model(clf, cache.pool_pooled.shape[1:]), cache.pool_pooled, cache.test_pooled,
-                       "pooled features")
-    note = "used: head phase from cached pooled features"
-    fine = None
-    if fine_tuning and boundary is not None:
-        fine = PhaseInputs(fine_tune_model(clf, boundary), cache.pool_boundary, cache.test_boundary,
-                           f"{cache.boundary_layer} activations")
-        note += f"; fine-tuning from cached {cache.boundary_layer} activations"
-    elif fine_tuning:
-        fine = whole_network(clf, data)
-        note += f"; fine-tuning runs the whole network: {why}"
-    log.info("feature cache %s (%s)", note, cache.key)
-    return head, fine, note
