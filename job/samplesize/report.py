@@ -299,7 +299,8 @@ def plot_learning_curve(summary: dict, fit: Any = None) -> bytes:
         if summary["curve"] is None:
             label = f"target {fmt_pct(goal)}"
         elif not t["reachable"]:
-            label = f"target {fmt_pct(goal)}: unreachable"
+            chance = f" ({fmt_chance(t['p_reachable'])})" if t.get("p_reachable") is not None else ""
+            label = f"target {fmt_pct(goal)}: probably unreachable{chance}"
         elif size is not None and not _is_inf(size) and size <= xhi:
             ax.plot([size], [goal], marker="v", ms=9, color="C2", zorder=6)
             ax.axvline(size, ymin=0, ymax=(goal - ylo) / (yhi - ylo), ls=":", lw=0.8, color="C2")
@@ -443,7 +444,7 @@ def render_html(summary: dict, curve_png: bytes, class_png: bytes | None = None)
         parts.append('<p class="muted">"Past the data" is the sample size divided by the largest fitted sample size. '
                      "Beyond 4x the prediction is a far extrapolation.</p>")
         rows = [
-            [fmt_pct(t["target"]), "yes" if t["reachable"] else "no (unreachable)", fmt_size(t["sample_size"]),
+            [fmt_pct(t["target"]), "yes" if t["reachable"] else "probably not", fmt_size(t["sample_size"]),
              size_interval(t), fmt_times(t["times_past_data"]),
              "-" if t.get("p_reachable") is None else fmt_chance(t["p_reachable"])]
             for t in summary["targets"]
@@ -719,7 +720,7 @@ def _comparison_rows(summary: dict) -> tuple[list[str], list[list[Any]]]:
             if v is None:
                 row.append("no curve")
             else:
-                size = fmt_size(v["sample_size"]) if v["reachable"] else "unreachable"
+                size = fmt_size(v["sample_size"]) if v["reachable"] else "probably unreachable"
                 row.append(f"{size} ({fmt_interval(v['interval'], fmt_size)}; {fmt_chance(v['p_reachable'])})")
         row.append((t["fewest"] or "none") + ("" if t["clear"] or t["fewest"] is None else " (overlapping)"))
         rows.append(row)
