@@ -319,6 +319,11 @@ def plot_learning_curve(summary: dict, fit: Any = None) -> bytes:
     title = f"{m} against sample size: {_mpl_text(summary['run']['sweep'])}"
     if fit is None:
         title += " (no curve yet: fewer than two splits finished)"
+    return _finish_plot(fig, ax, summary, title)
+
+
+def _finish_plot(fig, ax, summary: dict, title: str) -> bytes:
+    """Title the plot, mark a partial sweep across the top, and return the PNG."""
     ax.set_title(title, fontsize=10)
     if not summary["complete"]:
         t = summary["trials"]
@@ -671,12 +676,7 @@ def plot_comparison(summary: dict, fits: dict[str, Any]) -> bytes:
     ax.legend(fontsize=8, loc="lower right")
     title = f"{metric_name(summary)} by variant: {_mpl_text(summary['run'].get('sweep', ''))}"
     title += " (dotted: the fitted curves cross)" if crossed else ""
-    ax.set_title(title, fontsize=10)
-    if not summary["complete"]:
-        t = summary["trials"]
-        fig.suptitle(f"PARTIAL SWEEP: {t['usable']} of {t['expected']} trials usable", color="red", fontweight="bold")
-    fig.tight_layout()
-    return _png(fig)
+    return _finish_plot(fig, ax, summary, title)
 
 
 def comparison_sentences(summary: dict) -> list[str]:
