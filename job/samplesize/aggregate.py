@@ -25,7 +25,7 @@ import numpy as np
 
 from . import __version__
 from .config import SweepConfig
-from .curves import FAMILIES, REACH_HORIZON, CurveFitError, fit_learning_curve
+from .curves import DEFAULT_BOOTSTRAP, FAMILIES, REACH_HORIZON, CurveFitError, fit_learning_curve
 from .errors import DataError
 from .plan import trial_spec
 from .results import RESULT_SCHEMA_VERSION, TRIALS_PREFIX, result_key
@@ -333,7 +333,7 @@ def aggregate(
     *,
     failed_indexes: Iterable[int] = (),
     job_state: str | None = None,
-    n_bootstrap: int = 1000,
+    n_bootstrap: int = DEFAULT_BOOTSTRAP,
 ) -> dict[str, Any]:
     """Fit the curves, write `report/` through `storage`, and return the summary.
 
@@ -379,7 +379,7 @@ def build_summary(
     *,
     failed_indexes: Iterable[int] = (),
     job_state: str | None = None,
-    n_bootstrap: int = 1000,
+    n_bootstrap: int = DEFAULT_BOOTSTRAP,
     output_uri: str = "",
 ) -> tuple[dict[str, Any], Any, dict[str, Any]]:
     """The summary dict (JSON-safe), the metric's fit (or None) and the per-class fits."""
@@ -508,7 +508,7 @@ def build_variants_summary(
     *,
     failed_indexes: Iterable[int] = (),
     job_state: str | None = None,
-    n_bootstrap: int = 1000,
+    n_bootstrap: int = DEFAULT_BOOTSTRAP,
     output_uri: str = "",
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The summary of a sweep with `variants`, and each variant's fit (None without a curve).

@@ -57,7 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     agg = sub.add_parser("aggregate", parents=[common], help="fit the learning curve and write the report")
     agg.add_argument("--wait-for-job", metavar="NAME", help="first wait for this Kubernetes Job (the trials) to finish")
     agg.add_argument("--namespace", default=os.environ.get("POD_NAMESPACE", "default"), help="namespace of that Job")
-    agg.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for intervals (default 1000)")
+    agg.add_argument("--bootstrap", type=int, default=None,
+                     help="bootstrap resamples for intervals (default: curves.DEFAULT_BOOTSTRAP, 1000)")
 
     status = sub.add_parser("status", parents=[common], help="show finished and missing trials, and whether the report exists")
     status.add_argument("--require-report", action="store_true", help="exit 1 unless report/summary.json exists")
@@ -315,7 +316,10 @@ def cmd_aggregate(args, cfg: SweepConfig, storage: Storage) -> int:
 def _aggregate(args, cfg: SweepConfig, storage: Storage, failed_indexes, job_state) -> int:
     from .aggregate import aggregate
 
-    aggregate(cfg, storage, failed_indexes=failed_indexes, job_state=job_state, n_bootstrap=getattr(args, "bootstrap", 1000))
+    # `run` has no --bootstrap; without the flag the fit's own default applies.
+    boot = getattr(args, "bootstrap", None)
+    aggregate(cfg, storage, failed_indexes=failed_indexes, job_state=job_state,
+              **({} if boot is None else {"n_bootstrap": boot}))
     try:
         print(storage.read("report/report.md").decode("utf-8"))
     except FileNotFoundError:

@@ -77,6 +77,7 @@ EXTRAPOLATION_K = CALIBRATION.k_slope
 REACH_HORIZON = 64.0
 # Test-set size assumed for the binomial noise floor when the caller gives none.
 DEFAULT_N_TEST = 1000
+DEFAULT_BOOTSTRAP = 1000  # resamples for intervals: the CLI's and every fit's default
 # Weak pull of shape parameters toward typical values, in standard errors per prior
 # scale: it only matters where the data cannot decide (a 4-parameter family on 3-4 sizes).
 PRIOR_WEIGHT = 0.1
@@ -724,7 +725,7 @@ def _edge_slope(fit: LearningCurveFit, data: _Data) -> float:
 
 
 def fit_learning_curve(sizes: Sequence[float], scores: Sequence[float], families: Sequence[str] | None = None,
-                       n_bootstrap: int = 1000, seed: int = 0, *, select: str = "blend",
+                       n_bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0, *, select: str = "blend",
                        n_test: int | None = None) -> LearningCurveFit:
     """Fit learning-curve families to per-trial (sample size, score) pairs.
 
