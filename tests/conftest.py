@@ -12,8 +12,11 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# The `controlplane` tests' fixtures: a real kube-apiserver and Job controller, and a test pod runner.
-pytest_plugins = ["controlplane_fixtures"]
+# Fixtures from helper modules: the GCS emulator's, and the `controlplane` tests' (a real kube-apiserver
+# and Job controller, and a test pod runner).
+pytest_plugins = ["gcs_emulator", "controlplane_fixtures"]
+# fake_sweep's asserts explain their failures as a test's would.
+pytest.register_assert_rewrite("fake_sweep")
 
 # A sweep small enough to train in seconds on two CPU cores.
 TINY_SWEEP = [
@@ -23,6 +26,11 @@ TINY_SWEEP = [
     "training.head_epochs=2",
     "dataset.image_size=12",
 ]
+
+
+def tiny_sweep_sets(*extra: str) -> list[str]:
+    """CLI arguments `--set ITEM` for each item of TINY_SWEEP, then of `extra`."""
+    return [arg for item in [*TINY_SWEEP, *extra] for arg in ("--set", item)]
 
 
 def image_bytes(rng: np.random.Generator, size: int = 20, fmt: str = "PNG", tint: int = 0) -> bytes:

@@ -106,9 +106,6 @@ def kube(control_plane) -> Kube:
 
 @pytest.fixture(scope="session")
 def cluster_helm(request: pytest.FixtureRequest) -> str:
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
     from render_k8s import find_helm
 
     found = find_helm()

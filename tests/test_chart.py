@@ -26,9 +26,7 @@ import pytest
 import yaml
 from kubernetes_validate.utils import all_versions
 from packaging.version import Version
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from render_k8s import find_helm  # noqa: E402  (one helm lookup for the script and the tests)
+from render_k8s import find_helm  # one helm lookup for the script and the tests
 
 from samplesize import config as sweep_config
 from samplesize.backbones import BACKBONE_NAMES

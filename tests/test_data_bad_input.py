@@ -15,7 +15,6 @@ import pytest
 from PIL import Image
 
 from conftest import image_bytes, run_cli, write_image_folder
-from gcs_emulator import gcs_emulator  # noqa: F401
 from samplesize.config import load_config
 from samplesize.data import decode_image, prepare_dataset, scan_folder, split_test
 from samplesize.errors import DataError

@@ -8,11 +8,11 @@ import sys
 
 import pytest
 
-from conftest import ROOT, TINY_SWEEP
+from conftest import ROOT, tiny_sweep_sets
 
 pytestmark = pytest.mark.slow
 
-SETS = [a for item in [*TINY_SWEEP, "training.head_epochs=6"] for a in ("--set", item)]
+SETS = tiny_sweep_sets("training.head_epochs=6")
 VOLATILE = ("timings", "finished_at")
 
 

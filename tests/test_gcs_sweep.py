@@ -7,19 +7,11 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, TINY_SWEEP, run_cli, write_image_folder
-from gcs_emulator import gcs_emulator  # noqa: F401
+from conftest import ROOT, run_cli, tiny_sweep_sets, write_image_folder
 
 pytestmark = pytest.mark.slow
 
 REPORT_FILES = ("report.html", "learning_curve.png", "summary.json", "report.md")
-
-
-def _sets(*extra: str) -> list[str]:
-    out = []
-    for item in [*TINY_SWEEP, *extra]:
-        out += ["--set", item]
-    return out
 
 
 def _objects(emulator, bucket: str, prefix: str) -> dict[str, int]:
@@ -29,7 +21,8 @@ def _objects(emulator, bucket: str, prefix: str) -> dict[str, int]:
 
 def test_sweep_with_gcs_output_writes_every_result_and_the_report_to_the_bucket(gcs_emulator, tmp_path):
     bucket = gcs_emulator.new_bucket()
-    proc = run_cli("run", "--workers", "2", *_sets(f"output=gs://{bucket}/sweeps/tiny", "name=tiny"), cwd=tmp_path)
+    proc = run_cli("run", "--workers", "2", *tiny_sweep_sets(f"output=gs://{bucket}/sweeps/tiny", "name=tiny"),
+                   cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
     objects = _objects(gcs_emulator, bucket, "sweeps/tiny/")
@@ -44,7 +37,7 @@ def test_sweep_with_gcs_output_writes_every_result_and_the_report_to_the_bucket(
     assert not list(tmp_path.iterdir()), "nothing may be written locally when the output is a bucket"
 
     # A retried pod of a finished index exits 0 and leaves the stored result untouched.
-    again = run_cli("trial", "--index", "3", *_sets(f"output=gs://{bucket}/sweeps/tiny", "name=tiny"))
+    again = run_cli("trial", "--index", "3", *tiny_sweep_sets(f"output=gs://{bucket}/sweeps/tiny", "name=tiny"))
     assert again.returncode == 0, again.stderr
     assert "already exists" in again.stdout
     assert _objects(gcs_emulator, bucket, "sweeps/tiny/trials/") == {n: objects[n] for n in trials}
@@ -56,7 +49,7 @@ def test_folder_dataset_in_a_bucket_feeds_trials_and_racing_pods_leave_one_resul
     folder = write_image_folder(tmp_path / "images", per_class=16)
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         raw.blob(f"datasets/pets/{path.relative_to(folder).as_posix()}").upload_from_filename(str(path))
-    sets = _sets(f"output=gs://{bucket}/sweeps/pets", f"dataset.source=folder:gs://{bucket}/datasets/pets")
+    sets = tiny_sweep_sets(f"output=gs://{bucket}/sweeps/pets", f"dataset.source=folder:gs://{bucket}/datasets/pets")
 
     prepared = run_cli("prepare", *sets)
     assert prepared.returncode == 0, prepared.stdout + prepared.stderr

@@ -16,7 +16,6 @@ import tracemalloc
 import numpy as np
 import pytest
 from conftest import write_image_folder
-from gcs_emulator import gcs_emulator  # noqa: F401
 
 from samplesize.config import load_config
 from samplesize.errors import DataError

@@ -7,7 +7,7 @@ from samplesize.results import encode_result, result_key
 from samplesize.storage import open_storage
 
 from conftest import run_cli
-from test_aggregate import fake_result
+from fake_sweep import fake_result
 
 
 def test_progress_line_before_any_trial_finishes_says_when_the_eta_comes():

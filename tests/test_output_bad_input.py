@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, TINY_SWEEP, run_cli
+from conftest import ROOT, run_cli, tiny_sweep_sets
 from samplesize.aggregate import aggregate
 from samplesize.config import build_config
 from samplesize.errors import DataError
@@ -22,7 +22,7 @@ from samplesize.plan import trial_spec
 from samplesize.results import encode_result, result_key, trial_identity
 from samplesize.storage import LocalStorage
 
-SETS = [a for item in TINY_SWEEP for a in ("--set", item)]
+SETS = tiny_sweep_sets()
 
 
 # ---------------------------------------------------------------- the output folder

@@ -6,11 +6,11 @@ import json
 
 import pytest
 
+from fake_sweep import BOOT, CLASSES, fake_result, make_cfg, write_sweep
 from samplesize.aggregate import aggregate
 from samplesize.report import FILES, headline, render_html, render_markdown
 from samplesize.results import write_result
 from samplesize.storage import LocalStorage
-from test_aggregate import BOOT, CLASSES, fake_result, make_cfg, write_sweep
 
 SCRIPT = "<script>alert(1)</script>"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

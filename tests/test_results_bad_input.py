@@ -1,7 +1,7 @@
 """Hostile or broken result files: none may stop the report, and none may be fitted in silently.
 
 Anyone who can write to the output can drop a file into trials/. Each test
-is named after the case it guards; results are synthetic (see test_aggregate).
+is named after the case it guards; results are synthetic (see fake_sweep).
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import json
 import pytest
 
 from conftest import run_cli
+from fake_sweep import BOOT, fake_result, make_cfg, write_sweep
 from samplesize.aggregate import aggregate, load_results
 from samplesize.results import encode_result, result_key
 from samplesize.storage import LocalStorage
-from test_aggregate import BOOT, fake_result, make_cfg, write_sweep
 
 REPORT = ("report/report.html", "report/learning_curve.png", "report/summary.json", "report/report.md")
 

@@ -19,7 +19,6 @@ import threading
 from pathlib import Path
 
 import pytest
-from gcs_emulator import gcs_emulator, gcs_fault_proxy, gcs_restartable_emulator  # noqa: F401
 
 from samplesize.errors import (
     EXIT_PERMISSION,

@@ -4,21 +4,14 @@ import json
 
 import pytest
 
-from conftest import TINY_SWEEP, run_cli
+from conftest import run_cli, tiny_sweep_sets
 
 pytestmark = pytest.mark.slow
 
 
-def _sets(*extra):
-    out = []
-    for item in [*TINY_SWEEP, *extra]:
-        out += ["--set", item]
-    return out
-
-
 def test_tiny_sweep_writes_every_result_and_the_report(tmp_path):
     out = tmp_path / "run out"  # a space in the path must work
-    proc = run_cli("run", "--workers", "2", *_sets(f"output={out}", "name=tiny"))
+    proc = run_cli("run", "--workers", "2", *tiny_sweep_sets(f"output={out}", "name=tiny"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     trials = sorted((out / "trials").glob("trial-*.json"))
     assert [p.name for p in trials] == [f"trial-{i:05d}.json" for i in range(4)]
@@ -39,11 +32,11 @@ def test_tiny_sweep_writes_every_result_and_the_report(tmp_path):
 
 def test_second_run_of_a_finished_index_writes_nothing(tmp_path):
     out = tmp_path / "out"
-    first = run_cli("trial", "--index", "3", *_sets(f"output={out}"))
+    first = run_cli("trial", "--index", "3", *tiny_sweep_sets(f"output={out}"))
     assert first.returncode == 0, first.stderr
     path = out / "trials" / "trial-00003.json"
     before = (path.read_bytes(), path.stat().st_mtime_ns)
-    second = run_cli("trial", *_sets(f"output={out}"), env={"JOB_COMPLETION_INDEX": "3"})
+    second = run_cli("trial", *tiny_sweep_sets(f"output={out}"), env={"JOB_COMPLETION_INDEX": "3"})
     assert second.returncode == 0, second.stderr
     assert "already exists" in second.stdout
     assert (path.read_bytes(), path.stat().st_mtime_ns) == before
@@ -52,17 +45,17 @@ def test_second_run_of_a_finished_index_writes_nothing(tmp_path):
 
 def test_folder_dataset_sweep_reports_skipped_files(tmp_path, image_folder):
     out = tmp_path / "out"
-    proc = run_cli("prepare", *_sets(f"output={out}", f"dataset.source=folder:{image_folder}"))
+    proc = run_cli("prepare", *tiny_sweep_sets(f"output={out}", f"dataset.source=folder:{image_folder}"))
     assert proc.returncode == 0, proc.stderr
     assert "skipped files: 3" in proc.stdout and "truncated.jpg" in proc.stdout
-    proc = run_cli("trial", "--index", "0", *_sets(f"output={out}", f"dataset.source=folder:{image_folder}"))
+    proc = run_cli("trial", "--index", "0", *tiny_sweep_sets(f"output={out}", f"dataset.source=folder:{image_folder}"))
     assert proc.returncode == 0, proc.stderr
     result = json.loads((out / "trials" / "trial-00000.json").read_text())
     assert result["class_names"] == ["birds", "cats", "dogs"]
 
 
 def test_plan_json_lists_every_trial_with_its_sample_size(tmp_path):
-    proc = run_cli("plan", "--json", *_sets(f"output={tmp_path}"))
+    proc = run_cli("plan", "--json", *tiny_sweep_sets(f"output={tmp_path}"))
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)
     assert [r["index"] for r in rows] == [0, 1, 2, 3]

@@ -11,18 +11,11 @@ import json
 
 import pytest
 
-from conftest import TINY_SWEEP, run_cli
+from conftest import TINY_SWEEP, run_cli, tiny_sweep_sets
 from samplesize.config import load_config
 from samplesize.errors import EXIT_CONFIG, EXIT_TRANSIENT
 from samplesize.plan import trial_spec
 from samplesize.results import encode_result, result_key, trial_identity
-
-
-def _sets(*extra):
-    out = []
-    for item in [*TINY_SWEEP, *extra]:
-        out += ["--set", item]
-    return out
 
 
 def _write_result_of_another_config(out, index=0):
@@ -36,7 +29,7 @@ def _write_result_of_another_config(out, index=0):
 
 def test_trial_expecting_a_gpu_that_sees_none_exits_75_before_loading_data(tmp_path):
     out = tmp_path / "out"
-    proc = run_cli("trial", "--index", "0", *_sets(f"output={out}"), env={"SAMPLESIZE_EXPECT_GPU": "1"})
+    proc = run_cli("trial", "--index", "0", *tiny_sweep_sets(f"output={out}"), env={"SAMPLESIZE_EXPECT_GPU": "1"})
     assert proc.returncode == EXIT_TRANSIENT, proc.stdout + proc.stderr
     assert "sees none" in proc.stderr and "/usr/local/nvidia/lib64" in proc.stderr
     assert not out.exists() or not any(out.rglob("*")), "nothing may be prepared or written"
@@ -46,7 +39,7 @@ def test_trial_over_a_result_of_another_config_exits_64_naming_the_output(tmp_pa
     out = tmp_path / "out"
     path, theirs = _write_result_of_another_config(out)
     before = path.read_bytes()
-    proc = run_cli("trial", "--index", "0", *_sets(f"output={out}"))
+    proc = run_cli("trial", "--index", "0", *tiny_sweep_sets(f"output={out}"))
     assert proc.returncode == EXIT_CONFIG, proc.stdout + proc.stderr
     assert str(out / "trials" / "trial-00000.json") in proc.stderr
     assert theirs in proc.stderr and "new prefix" in proc.stderr
@@ -58,7 +51,7 @@ def test_run_over_results_of_another_config_changes_nothing(tmp_path):
     out = tmp_path / "out"
     path, _ = _write_result_of_another_config(out, index=1)
     (out / "sweep.yaml").write_text("the old sweep.yaml\n")
-    proc = run_cli("run", *_sets(f"output={out}"))
+    proc = run_cli("run", *tiny_sweep_sets(f"output={out}"))
     assert proc.returncode == EXIT_CONFIG, proc.stdout + proc.stderr
     assert "another sweep config" in proc.stderr and str(out) in proc.stderr
     assert (out / "sweep.yaml").read_text() == "the old sweep.yaml\n"
@@ -71,7 +64,7 @@ def test_result_records_the_tensorflow_version_and_gpu_model(tmp_path):
     import tensorflow as tf
 
     out = tmp_path / "out"
-    proc = run_cli("trial", "--index", "3", *_sets(f"output={out}"))
+    proc = run_cli("trial", "--index", "3", *tiny_sweep_sets(f"output={out}"))
     assert proc.returncode == 0, proc.stderr
     result = json.loads((out / result_key(3)).read_text())
     assert result["tensorflow_version"] == tf.__version__

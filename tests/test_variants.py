@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pytest
 
+from fake_sweep import BOOT, fake_result, make_cfg, write_sweep
 from samplesize.aggregate import aggregate, build_summary, load_results
 from samplesize.compare import compare_curves
 from samplesize.config import build_config
@@ -19,7 +20,6 @@ from samplesize.results import trial_identity, write_result
 from samplesize.sampling import draw_subsample
 from samplesize.storage import LocalStorage
 from samplesize.variants import variant_config
-from test_aggregate import BOOT, fake_result, make_cfg, write_sweep
 
 TWO = [{"name": "cnn-8", "dataset": {"image_size": 8}}, {"name": "cnn-16", "dataset": {"image_size": 16}}]
 
