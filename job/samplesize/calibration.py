@@ -23,14 +23,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .curves import Calibration, LearningCurveFit, base_spread, fit_learning_curve
+from .curves import LEVEL, Calibration, LearningCurveFit, base_spread, fit_learning_curve
 
-LEVEL = 0.8
 HORIZONS = (2, 4, 8)
 # (name, cutoff, step): fit on every `step`-th size up to largest / cutoff, counted down from there
 PROTOCOLS = (("up to 1/4", 4, 1), ("up to 1/8", 8, 1), ("every other up to 1/4", 4, 2))
 GRID_K_SLOPE = (0.0, 0.25, 0.5, 1.0, 2.0)
 GRID_K_HEADROOM = (0.0, 0.02, 0.05, 0.1, 0.2, 0.4)
+# Resamples per corpus fit: the calibration protocol's own value (thousands of fits), not a sweep's default.
+PROTOCOL_BOOTSTRAP = 200
 
 
 @dataclass
@@ -69,7 +70,7 @@ def records_from_fit(fit: LearningCurveFit, group: str, at: Sequence[float], tru
             for n, t, c, v, b, h in zip(at, truths, centre, noise, between, horizons)]
 
 
-def held_out_records(curve: dict, n_bootstrap: int = 200, seed: int = 0) -> list[Record]:
+def held_out_records(curve: dict, n_bootstrap: int = PROTOCOL_BOOTSTRAP, seed: int = 0) -> list[Record]:
     """Fit a corpus curve as each of PROTOCOLS says, and record each horizon of HORIZONS
     (up to the cutoff) that the curve measured (within 10% of the ratio)."""
     sizes = np.asarray(curve["sizes"], float)

@@ -36,6 +36,7 @@ from scipy.special import expit
 from scipy.stats import norm
 
 from .errors import DataError
+from .jsonsafe import json_safe
 
 __all__ = ["FAMILIES", "Calibration", "CurveFitError", "Family", "FamilyFit", "LearningCurveFit", "SizeEstimate",
            "fit_learning_curve"]
@@ -85,7 +86,9 @@ N_STARTS = 16
 MAX_BACKTEST_FOLDS = 2
 # Families lighter than this keep their full-data fit in every bootstrap replicate.
 MIN_BOOTSTRAP_WEIGHT = 0.01
+# A prediction more than this many times the largest fitted size is a far extrapolation.
 FAR_FACTOR = 4.0
+LEVEL = 0.8  # the nominal level of every interval the package reports (curves, comparison, calibration)
 
 
 class CurveFitError(DataError, ValueError):
@@ -307,7 +310,7 @@ class SizeEstimate:
     size: float
     interval: tuple[float, float]
     far: bool
-    level: float = 0.8
+    level: float = LEVEL
     p_reachable: float = math.nan
 
 
@@ -409,7 +412,7 @@ class LearningCurveFit:
         # each half holds half the probability: the median is the centre, continuous at the target
         return norm.sf(gap / np.where(gap >= 0, up, down))
 
-    def interval(self, n, level: float = 0.8, *, k: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def interval(self, n, level: float = LEVEL, *, k: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(low, high) band at sample size(s) n holding the expected score with
         probability ~`level`. The lower band never falls as n grows: the expected
         score at n is at least the one at any smaller size."""
@@ -433,7 +436,7 @@ class LearningCurveFit:
 
     # -- inversion
 
-    def size_for(self, target: float, level: float = 0.8) -> SizeEstimate:
+    def size_for(self, target: float, level: float = LEVEL) -> SizeEstimate:
         """Sample size at which the predicted score reaches `target`, with an interval."""
         _check_level(level)
         target = float(target)
@@ -464,7 +467,7 @@ class LearningCurveFit:
 
     def to_dict(self) -> dict:
         """JSON-ready summary: no NaN or inf (None and "inf" instead)."""
-        return _jsonable({
+        return json_safe({
             "family": self.family,
             "ceiling": self.ceiling,
             "max_size": self.max_size,
@@ -490,25 +493,6 @@ class LearningCurveFit:
                                        "k_headroom": self.calibration.k_headroom,
                                        "quantiles_2x_4x_8x": [list(q) for q in self.calibration.quantiles]}},
         })
-
-
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, (bool, np.bool_)):
-        return bool(x)
-    if isinstance(x, (int, np.integer)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        x = float(x)
-        if math.isnan(x):
-            return None
-        if math.isinf(x):
-            return "inf" if x > 0 else "-inf"
-        return x
-    return x
 
 
 def _check_level(level: float) -> None:
