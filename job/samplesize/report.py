@@ -42,19 +42,22 @@ def write_report(storage: Storage, summary: dict[str, Any], *, fit: Any = None, 
     """Write the four report files under `report/`; return their keys."""
     curve_png = plot_learning_curve(summary, fit)
     class_png = plot_class_curves(summary, class_fits or {})
+    return _write_files(storage, summary, curve_png, render_html(summary, curve_png, class_png),
+                        render_markdown(summary))
+
+
+def _write_files(storage: Storage, summary: dict[str, Any], curve_png: bytes, page: str, text: str) -> list[str]:
+    """Write the plot, the HTML page, summary.json and the Markdown, in that order; return their keys."""
     files = {
         "learning_curve.png": curve_png,
-        "report.html": render_html(summary, curve_png, class_png).encode("utf-8"),
-        "report.md": render_markdown(summary).encode("utf-8"),
+        "report.html": page.encode("utf-8"),
         # allow_nan=False: the summary is already JSON-safe; this guards it.
         "summary.json": json.dumps(summary, indent=1, allow_nan=False, ensure_ascii=False).encode("utf-8"),
+        "report.md": text.encode("utf-8"),
     }
-    keys = []
-    for name in FILES:
-        key = REPORT_PREFIX + name
-        storage.write(key, files[name])
-        keys.append(key)
-    return keys
+    for name, data in files.items():
+        storage.write(REPORT_PREFIX + name, data)
+    return [REPORT_PREFIX + name for name in files]
 
 
 # ---------------------------------------------------------------- words and numbers
@@ -285,66 +288,84 @@ def plot_learning_curve(summary: dict, fit: Any = None) -> bytes:
     ax = fig.add_subplot()
     m = metric_name(summary)
     points = summary["points"]
+    xlo, xhi = _x_range(summary)
+    _plot_measured(ax, points, summary["per_size"])
+    if fit is not None:
+        _plot_fit(ax, summary, fit, xlo, xhi)
+    scores = [p["score"] for p in points]
+    goals = [t["target"] for t in summary["targets"]]
+    ylo = max(0.0, min(scores) - 0.05)
+    yhi = min(1.0, max(scores + goals) + 0.04)
+    for t in summary["targets"]:
+        _plot_target(ax, summary, t, (xlo, xhi), (ylo, yhi))
+    _set_axes(ax, (xlo, xhi), (ylo, yhi), m, fontsize=7, ncol=2)
+    title = f"{m} against sample size: {_mpl_text(summary['run']['sweep'])}"
+    if fit is None:
+        title += " (no curve yet: fewer than two splits finished)"
+    return _finish_plot(fig, ax, summary, title)
+
+
+def _plot_measured(ax, points: list[dict], per_size: list[dict]) -> None:
+    """Every trial (backtest trials marked apart) and the mean ± std at each size."""
     fitted = [p for p in points if not p["backtest"]]
     backtest = [p for p in points if p["backtest"]]
-    xlo, xhi = _x_range(summary)
-
     if fitted:
         ax.scatter([p["sample_size"] for p in fitted], [p["score"] for p in fitted],
                    s=16, alpha=0.45, color="C0", label="trial", zorder=3)
     if backtest:
         ax.scatter([p["sample_size"] for p in backtest], [p["score"] for p in backtest],
                    s=36, marker="D", color="C3", alpha=0.8, label="backtest trial (validation; in the answer)", zorder=4)
-    for i, row in enumerate(summary["per_size"]):
+    for i, row in enumerate(per_size):
         ax.errorbar([row["sample_size"]], [row["mean"]], yerr=[row["std"] or 0.0], fmt="s",
                     color="black", ms=5, capsize=4, zorder=5, label="mean ± std per size" if i == 0 else None)
 
-    if fit is not None:
-        grid = np.geomspace(xlo, xhi, 300)
-        for name, f in fit.families.items():
-            if name != fit.family:
-                role = f"weight {f.weight:.2f} in the blend" if fit.family == "blend" and f.weight > 0 else "not chosen"
-                ax.plot(grid, np.asarray(f.predict(grid), float), lw=0.9, alpha=0.35, label=f"{name} ({role})")
-        low, high = fit.interval(grid, level=interval_level(summary))
-        ax.fill_between(grid, np.asarray(low, float), np.asarray(high, float), color="C1", alpha=0.2, label=f"{level_pct(summary)} interval")
-        ax.plot(grid, np.asarray(fit.predict(grid), float), lw=2.4, color="C1", label=f"chosen: {_mpl_text(fit.family)}")
-        ax.axvspan(fit.max_size, xhi, color="grey", alpha=0.08, lw=0, label="extrapolation")
-        far = far_factor(summary) * fit.max_size
-        if far < xhi:
-            ax.axvspan(far, xhi, color="grey", alpha=0.10, lw=0, label=f"far extrapolation (>{far_text(summary)})")
 
-    scores = [p["score"] for p in points]
-    goals = [t["target"] for t in summary["targets"]]
-    ylo = max(0.0, min(scores) - 0.05)
-    yhi = min(1.0, max(scores + goals) + 0.04)
-    for t in summary["targets"]:
-        goal = t["target"]
-        ax.axhline(goal, ls="--", lw=0.9, color="C2")
-        size = t.get("sample_size")
-        if summary["curve"] is None:
-            label = f"target {fmt_pct(goal)}"
-        elif not t["reachable"]:
-            chance = f" ({fmt_chance(t['p_reachable'])})" if t.get("p_reachable") is not None else ""
-            label = f"target {fmt_pct(goal)}: probably unreachable{chance}"
-        elif size is not None and not _is_inf(size) and size <= xhi:
-            ax.plot([size], [goal], marker="v", ms=9, color="C2", zorder=6)
-            ax.axvline(size, ymin=0, ymax=(goal - ylo) / (yhi - ylo), ls=":", lw=0.8, color="C2")
-            label = f"target {fmt_pct(goal)}: {fmt_size(size)}"
-        else:
-            label = f"target {fmt_pct(goal)}: {fmt_size(size)} (off the chart)"
-        ax.annotate(label, xy=(xlo, goal), xytext=(4, 3), textcoords="offset points", fontsize=8, color="C2")
+def _plot_fit(ax, summary: dict, fit: Any, xlo: float, xhi: float) -> None:
+    """The chosen curve with its interval band, the other families faintly, and the extrapolation zones."""
+    grid = np.geomspace(xlo, xhi, 300)
+    for name, f in fit.families.items():
+        if name != fit.family:
+            role = f"weight {f.weight:.2f} in the blend" if fit.family == "blend" and f.weight > 0 else "not chosen"
+            ax.plot(grid, np.asarray(f.predict(grid), float), lw=0.9, alpha=0.35, label=f"{name} ({role})")
+    low, high = fit.interval(grid, level=interval_level(summary))
+    ax.fill_between(grid, np.asarray(low, float), np.asarray(high, float), color="C1", alpha=0.2,
+                    label=f"{level_pct(summary)} interval")
+    ax.plot(grid, np.asarray(fit.predict(grid), float), lw=2.4, color="C1", label=f"chosen: {_mpl_text(fit.family)}")
+    ax.axvspan(fit.max_size, xhi, color="grey", alpha=0.08, lw=0, label="extrapolation")
+    far = far_factor(summary) * fit.max_size
+    if far < xhi:
+        ax.axvspan(far, xhi, color="grey", alpha=0.10, lw=0, label=f"far extrapolation (>{far_text(summary)})")
 
+
+def _plot_target(ax, summary: dict, t: dict, xlim: tuple[float, float], ylim: tuple[float, float]) -> None:
+    """A target's line, its size marked where it is on the chart, and a label that says it."""
+    (xlo, xhi), (ylo, yhi) = xlim, ylim
+    goal = t["target"]
+    ax.axhline(goal, ls="--", lw=0.9, color="C2")
+    size = t.get("sample_size")
+    if summary["curve"] is None:
+        label = f"target {fmt_pct(goal)}"
+    elif not t["reachable"]:
+        chance = f" ({fmt_chance(t['p_reachable'])})" if t.get("p_reachable") is not None else ""
+        label = f"target {fmt_pct(goal)}: probably unreachable{chance}"
+    elif size is not None and not _is_inf(size) and size <= xhi:
+        ax.plot([size], [goal], marker="v", ms=9, color="C2", zorder=6)
+        ax.axvline(size, ymin=0, ymax=(goal - ylo) / (yhi - ylo), ls=":", lw=0.8, color="C2")
+        label = f"target {fmt_pct(goal)}: {fmt_size(size)}"
+    else:
+        label = f"target {fmt_pct(goal)}: {fmt_size(size)} (off the chart)"
+    ax.annotate(label, xy=(xlo, goal), xytext=(4, 3), textcoords="offset points", fontsize=8, color="C2")
+
+
+def _set_axes(ax, xlim: tuple[float, float], ylim: tuple[float, float], ylabel: str, **legend: Any) -> None:
+    """Log sample-size axis, limits, labels, grid and legend, as every score plot has them."""
     ax.set_xscale("log")
-    ax.set_xlim(xlo, xhi)
-    ax.set_ylim(ylo, yhi)
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*ylim)
     ax.set_xlabel("sample size (labelled images drawn from the pool)")
-    ax.set_ylabel(m)
+    ax.set_ylabel(ylabel)
     ax.grid(True, which="both", alpha=0.25)
-    ax.legend(fontsize=7, loc="lower right", ncol=2)
-    title = f"{m} against sample size: {_mpl_text(summary['run']['sweep'])}"
-    if fit is None:
-        title += " (no curve yet: fewer than two splits finished)"
-    return _finish_plot(fig, ax, summary, title)
+    ax.legend(loc="lower right", **legend)
 
 
 def _finish_plot(fig, ax, summary: dict, title: str) -> bytes:
@@ -588,10 +609,7 @@ def _per_class_html(summary: dict, class_png: bytes | None) -> str:
     if class_png:
         out.append(f"<p>{_img(class_png, 'per-class recall against sample size')}</p>")
     predictions = summary["predictions"] or []
-    # The largest multiple of the pool answers "what would that much of our data buy this class";
-    # without a pool size, the largest size asked for.
-    pooled = [i for i, p in enumerate(predictions) if p.get("pool_multiple")]
-    at = max(pooled, key=lambda i: predictions[i]["pool_multiple"]) if pooled else len(predictions) - 1
+    at = _class_prediction_column(predictions)
     last = predictions[at] if predictions else None
     headers = ["Class", "Recall at largest fitted size", "Fitted ceiling"]
     if last:
@@ -606,6 +624,13 @@ def _per_class_html(summary: dict, class_png: bytes | None) -> str:
         rows.append(row)
     out.append(_table(headers, rows))
     return "\n".join(out)
+
+
+def _class_prediction_column(predictions: list[dict]) -> int:
+    """Which prediction the per-class table shows: the largest multiple of the pool answers "what
+    would that much more of our data buy this class"; without a pool size, the largest size asked for."""
+    pooled = [i for i, p in enumerate(predictions) if p.get("pool_multiple")]
+    return max(pooled, key=lambda i: predictions[i]["pool_multiple"]) if pooled else len(predictions) - 1
 
 
 def _confusion_html(summary: dict) -> str:
@@ -627,26 +652,38 @@ def _confusion_html(summary: dict) -> str:
 
 def render_markdown(summary: dict) -> str:
     """A short text report that reads well in a terminal."""
-    m = metric_name(summary)
     run = summary["run"]
     lines = [f"# samplesize report: {run['sweep']}{' (PARTIAL SWEEP)' if not summary['complete'] else ''}", ""]
-    banner = partial_banner(summary)
-    if banner:
-        lines += [f"> **{banner}**", ""]
-    nocurve = no_curve_warning(summary)
-    if nocurve:
-        lines += [f"> **{nocurve}**", ""]
+    for banner in (partial_banner(summary), no_curve_warning(summary)):
+        if banner:
+            lines += [f"> **{banner}**", ""]
     lines += ["## Answer", ""] + [f"- {headline(summary, t)}" for t in summary["targets"]] + [""]
     lines += [f"{text}\n" for text in validation_sentences(summary)]
     if summary["predictions"]:
-        lines += [f"## Predictions ({level_pct(summary)} intervals)", "",
-                  f"| why | sample size | {m} | interval | past the data |", "|---|---:|---:|---|---:|"]
-        for p in summary["predictions"]:
-            far = " (far)" if p["far"] else ""
-            lines.append(f"| {p['label']} | {fmt_size(p['sample_size'])} | {fmt_score(p['predicted'])} | "
-                         f"{fmt_interval(p['interval'])} | {fmt_times(p['times_past_data'])}{far} |")
-        lines.append("")
-    lines += ["## Measured", "", f"| split | sample size | trials | mean {m} | std |", "|---:|---:|---:|---:|---:|"]
+        lines += _predictions_markdown(summary)
+    lines += _measured_markdown(summary)
+    shown = listed_warnings(summary)
+    if shown:
+        lines += ["", "## Warnings", ""] + [f"- {w}" for w in shown]
+    lines += ["", f"Trials: {summary['trials']['usable']} of {summary['trials']['expected']} usable; "
+                  f"total trial time {fmt_seconds(run['total_trial_seconds'])}. Full report: report.html", ""]
+    return "\n".join(lines)
+
+
+def _predictions_markdown(summary: dict) -> list[str]:
+    lines = [f"## Predictions ({level_pct(summary)} intervals)", "",
+             f"| why | sample size | {metric_name(summary)} | interval | past the data |", "|---|---:|---:|---|---:|"]
+    for p in summary["predictions"]:
+        far = " (far)" if p["far"] else ""
+        lines.append(f"| {p['label']} | {fmt_size(p['sample_size'])} | {fmt_score(p['predicted'])} | "
+                     f"{fmt_interval(p['interval'])} | {fmt_times(p['times_past_data'])}{far} |")
+    return lines + [""]
+
+
+def _measured_markdown(summary: dict) -> list[str]:
+    """The measured table, the curve family and what each backtest says."""
+    lines = ["## Measured", "", f"| split | sample size | trials | mean {metric_name(summary)} | std |",
+             "|---:|---:|---:|---:|---:|"]
     for r in summary["per_size"]:
         tag = " (backtest)" if r["backtest"] else ""
         lines.append(f"| {r['split']:g}{tag} | {fmt_size(r['sample_size'])} | {r['n']}/{r['expected']} | "
@@ -659,11 +696,7 @@ def render_markdown(summary: dict) -> str:
             verdict = "inside" if b["inside"] else "OUTSIDE"
             lines.append(f"Backtest at split {b['split']:g}: measured {fmt_score(b['measured_mean'])}, predicted "
                          f"{fmt_score(b['predicted'])} ({fmt_interval(b['interval'])}): {verdict} the interval.")
-    if listed_warnings(summary):
-        lines += ["", "## Warnings", ""] + [f"- {w}" for w in listed_warnings(summary)]
-    lines += ["", f"Trials: {summary['trials']['usable']} of {summary['trials']['expected']} usable; "
-                  f"total trial time {fmt_seconds(run['total_trial_seconds'])}. Full report: report.html", ""]
-    return "\n".join(lines)
+    return lines
 
 
 # ---------------------------------------------------------------- comparison of variants
@@ -672,17 +705,8 @@ def render_markdown(summary: dict) -> str:
 def write_comparison_report(storage: Storage, summary: dict[str, Any], fits: dict[str, Any]) -> list[str]:
     """The report of a sweep with `variants`: the same four files, one curve per variant."""
     curve_png = plot_comparison(summary, fits)
-    files = {
-        "learning_curve.png": curve_png,
-        "report.html": render_comparison_html(summary, curve_png).encode("utf-8"),
-        "report.md": render_comparison_markdown(summary).encode("utf-8"),
-        "summary.json": json.dumps(summary, indent=1, allow_nan=False, ensure_ascii=False).encode("utf-8"),
-    }
-    keys = []
-    for name in FILES:
-        storage.write(REPORT_PREFIX + name, files[name])
-        keys.append(REPORT_PREFIX + name)
-    return keys
+    return _write_files(storage, summary, curve_png, render_comparison_html(summary, curve_png),
+                        render_comparison_markdown(summary))
 
 
 def plot_comparison(summary: dict, fits: dict[str, Any]) -> bytes:
@@ -694,20 +718,8 @@ def plot_comparison(summary: dict, fits: dict[str, Any]) -> bytes:
     grid = np.geomspace(xlo, xhi, 300)
     scores = [p["score"] for p in summary["points"]] or [0.5]
     for i, entry in enumerate(summary["variants"]):
-        color, name, vs = f"C{i % 10}", entry["name"], entry["summary"]
-        if vs is None:
-            continue
-        pts = vs["points"]
-        ax.scatter([p["sample_size"] for p in pts], [p["score"] for p in pts], s=10, alpha=0.35, color=color)
-        ax.plot([r["sample_size"] for r in vs["per_size"]], [r["mean"] for r in vs["per_size"]], "s", color=color, ms=5)
-        fit = fits.get(name)
-        label = _mpl_text(name, 30)
-        if fit is not None:
-            low, high = fit.interval(grid, level=interval_level(summary))
-            ax.fill_between(grid, np.asarray(low, float), np.asarray(high, float), color=color, alpha=0.15)
-            ax.plot(grid, np.asarray(fit.predict(grid), float), lw=2, color=color, label=f"{label} ({level_pct(summary)} band)")
-        else:
-            ax.plot([], [], "s", color=color, label=f"{label} (no curve)")
+        if entry["summary"] is not None:
+            _plot_variant(ax, summary, entry, fits.get(entry["name"]), grid, f"C{i % 10}")
     crossed = False
     for c in summary["comparison"]["crossings"]:
         for x in c["fitted"]:
@@ -717,16 +729,26 @@ def plot_comparison(summary: dict, fits: dict[str, Any]) -> bytes:
     ax.axvspan(max(sizes), xhi, color="grey", alpha=0.08, lw=0, label="extrapolation")
     for goal in [t["target"] for t in summary["comparison"]["targets"]]:
         ax.axhline(goal, ls="--", lw=0.8, color="grey")
-    ax.set_xscale("log")
-    ax.set_xlim(xlo, xhi)
-    ax.set_ylim(max(0.0, min(scores) - 0.05), min(1.0, max(scores) + 0.05))
-    ax.set_xlabel("sample size (labelled images drawn from the pool)")
-    ax.set_ylabel(metric_name(summary))
-    ax.grid(True, which="both", alpha=0.25)
-    ax.legend(fontsize=8, loc="lower right")
+    _set_axes(ax, (xlo, xhi), (max(0.0, min(scores) - 0.05), min(1.0, max(scores) + 0.05)), metric_name(summary),
+              fontsize=8)
     title = f"{metric_name(summary)} by variant: {_mpl_text(summary['run'].get('sweep', ''))}"
     title += " (dotted: the fitted curves cross)" if crossed else ""
     return _finish_plot(fig, ax, summary, title)
+
+
+def _plot_variant(ax, summary: dict, entry: dict, fit: Any, grid: np.ndarray, color: str) -> None:
+    """One variant's trials, its means and, with a fit, its curve and interval band."""
+    vs = entry["summary"]
+    pts = vs["points"]
+    ax.scatter([p["sample_size"] for p in pts], [p["score"] for p in pts], s=10, alpha=0.35, color=color)
+    ax.plot([r["sample_size"] for r in vs["per_size"]], [r["mean"] for r in vs["per_size"]], "s", color=color, ms=5)
+    label = _mpl_text(entry["name"], 30)
+    if fit is None:
+        ax.plot([], [], "s", color=color, label=f"{label} (no curve)")
+        return
+    low, high = fit.interval(grid, level=interval_level(summary))
+    ax.fill_between(grid, np.asarray(low, float), np.asarray(high, float), color=color, alpha=0.15)
+    ax.plot(grid, np.asarray(fit.predict(grid), float), lw=2, color=color, label=f"{label} ({level_pct(summary)} band)")
 
 
 def comparison_sentences(summary: dict) -> list[str]:
