@@ -204,9 +204,14 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[int, dict[str, float]]:
                "mean_error": float(np.mean(err))}
         sz = [r["size"] for r in rs if "size" in r]
         if sz:
-            row.update({"size_coverage": float(np.mean([s["covered"] for s in sz])),
-                        "size_median_log2": float(np.median([s["log2_error"] for s in sz])),
-                        "size_unreachable": float(np.mean([s["unreachable"] for s in sz])),
-                        "p_reachable": float(np.mean([s["p_reachable"] for s in sz]))})
+            row.update(_summarise_sizes(sz))
         table[h] = row
     return table
+
+
+def _summarise_sizes(sz: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """The size answers of one horizon: interval coverage, median |log2| error, share unreachable, mean p_reachable."""
+    return {"size_coverage": float(np.mean([s["covered"] for s in sz])),
+            "size_median_log2": float(np.median([s["log2_error"] for s in sz])),
+            "size_unreachable": float(np.mean([s["unreachable"] for s in sz])),
+            "p_reachable": float(np.mean([s["p_reachable"] for s in sz]))}

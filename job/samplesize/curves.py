@@ -722,6 +722,57 @@ def fit_learning_curve(sizes: Sequence[float], scores: Sequence[float], families
     Raises CurveFitError for unusable input.
     """
     warnings: list[str] = []
+    names, sizes, scores = _checked_input(sizes, scores, families, select, warnings)
+    distinct = np.unique(sizes)
+    n_test = DEFAULT_N_TEST if n_test is None else int(n_test)
+    data = _prepare(sizes, scores, n_test, warnings)
+    if np.ptp(scores) == 0:
+        warnings.append("All scores are equal: the curve is flat, and its spread comes from the binomial "
+                        "noise floor only.")
+    for name in names:
+        if FAMILIES[name].n_params > distinct.size:
+            warnings.append(f"{name} has {FAMILIES[name].n_params} parameters but there are only "
+                            f"{distinct.size} sizes: its fit is underdetermined and rests on a weak prior.")
+
+    rng = np.random.default_rng(seed)
+    scale = float(distinct[-1])
+    thetas, converged = {}, {}
+    for name in names:
+        thetas[name], converged[name] = _fit_family(FAMILIES[name], data, scale, rng)
+        if not converged[name]:
+            warnings.append(f"{name}: the least-squares fit did not converge; its numbers are unreliable.")
+
+    errors, backtest = _backtest(data, names, rng)
+    if not backtest["folds"]:
+        warnings.append(f"Only {distinct.size} sizes: too few to backtest the families (need 4), so the "
+                        "families with a ceiling are averaged with equal weights.")
+    noise_var = backtest["held_out_noise_var"] if backtest["folds"] else 0.0
+    weights = _weights(names, errors, noise_var, select)
+    fams = {name: _family_fit(name, thetas[name], converged[name], errors[name], weights[name], data, scale)
+            for name in names}
+    boot = _family_bootstrap(data, thetas, weights, scale, n_bootstrap, seed)
+
+    chosen = max(weights, key=weights.get) if max(weights.values()) > 0.999 else "blend"
+    fit = LearningCurveFit(
+        family=chosen, families=fams, max_size=scale, min_size=float(distinct[0]), warnings=warnings,
+        sizes=data.sizes, means=data.means, stds=data.stds, counts=data.counts, boot_thetas=boot,
+        method={"selection": select, "n_bootstrap": int(n_bootstrap), "seed": int(seed),
+                "backtest_folds": backtest["folds"], "held_out_noise_var": noise_var, "n_test_floor": n_test,
+                "weights": "n_trials / shrunk variance of each size",
+                "interval": "bootstrap + family spread + log(n / max_size) * (k_slope * edge_slope + "
+                            "k_headroom * (1 - centre)), calibrated residual quantiles beyond the data"},
+    )
+    fit.edge_slope = _edge_slope(fit, data)
+    return fit
+
+
+def _checked_input(sizes: Sequence[float], scores: Sequence[float], families: Sequence[str] | None, select: str,
+                   warnings: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The family names (all by default), and sizes and scores as flat arrays with the trials whose
+    score is NaN dropped (with a warning).
+
+    Raises CurveFitError unless the sizes are finite and positive, the families known, the scores
+    in [0, 1] and at least two distinct sizes remain; ValueError for an unknown `select`."""
     sizes = np.asarray(sizes, float).reshape(-1)
     scores = np.asarray(scores, float).reshape(-1)
     if sizes.shape != scores.shape:
@@ -748,57 +799,29 @@ def fit_learning_curve(sizes: Sequence[float], scores: Sequence[float], families
     if distinct.size < 2:
         raise CurveFitError(f"need trials at 2 or more distinct sample sizes to fit a learning curve; "
                             f"got only sample size {distinct[0]:g}")
+    return names, sizes, scores
 
-    n_test = DEFAULT_N_TEST if n_test is None else int(n_test)
-    data = _prepare(sizes, scores, n_test, warnings)
-    if np.ptp(scores) == 0:
-        warnings.append("All scores are equal: the curve is flat, and its spread comes from the binomial "
-                        "noise floor only.")
-    for name in names:
-        if FAMILIES[name].n_params > distinct.size:
-            warnings.append(f"{name} has {FAMILIES[name].n_params} parameters but there are only "
-                            f"{distinct.size} sizes: its fit is underdetermined and rests on a weak prior.")
 
-    rng = np.random.default_rng(seed)
-    scale = float(distinct[-1])
-    thetas, converged = {}, {}
-    for name in names:
-        thetas[name], converged[name] = _fit_family(FAMILIES[name], data, scale, rng)
-        if not converged[name]:
-            warnings.append(f"{name}: the least-squares fit did not converge; its numbers are unreliable.")
+def _family_fit(name: str, theta: np.ndarray, converged: bool, error: float, weight: float, data: _Data,
+                scale: float) -> FamilyFit:
+    """One family's full-data fit, in natural parameters, with its fit and backtest errors."""
+    fam = FAMILIES[name]
+    fitted = np.clip(fam.curve(theta, data.sizes / scale), -1, 2)
+    return FamilyFit(
+        name=name, params={k: float(v) for k, v in fam.natural(theta, scale).items()},
+        in_sample_rmse=float(np.sqrt(np.mean((fitted - data.means) ** 2))),
+        extrapolation_error=error, weight=float(weight), ceiling=float(fam.limit(theta)),
+        converged=bool(converged), theta=theta, scale=scale,
+    )
 
-    errors, backtest = _backtest(data, names, rng)
-    if not backtest["folds"]:
-        warnings.append(f"Only {distinct.size} sizes: too few to backtest the families (need 4), so the "
-                        "families with a ceiling are averaged with equal weights.")
-    noise_var = backtest["held_out_noise_var"] if backtest["folds"] else 0.0
-    weights = _weights(names, errors, noise_var, select)
 
-    fams = {}
-    for name in names:
-        fam, theta = FAMILIES[name], thetas[name]
-        fitted = np.clip(fam.curve(theta, data.sizes / scale), -1, 2)
-        fams[name] = FamilyFit(
-            name=name, params={k: float(v) for k, v in fam.natural(theta, scale).items()},
-            in_sample_rmse=float(np.sqrt(np.mean((fitted - data.means) ** 2))),
-            extrapolation_error=errors[name], weight=float(weights[name]), ceiling=float(fam.limit(theta)),
-            converged=bool(converged[name]), theta=theta, scale=scale,
-        )
+def _family_bootstrap(data: _Data, thetas: dict[str, np.ndarray], weights: dict[str, float], scale: float,
+                      n_bootstrap: int, seed: int) -> dict[str, np.ndarray]:
+    """Bootstrap refits of the families that carry weight; the light ones ride along at their full-data fit."""
+    names = list(thetas)
     heavy = {n: thetas[n] for n in names if weights[n] >= MIN_BOOTSTRAP_WEIGHT}
     boot = _bootstrap(data, heavy, scale, n_bootstrap, np.random.default_rng([seed, 1])) if n_bootstrap > 0 else {}
-    for name in names:  # light families ride along at their full-data fit
+    for name in names:
         if boot and name not in boot:
             boot[name] = np.broadcast_to(thetas[name], (n_bootstrap, len(thetas[name])))
-
-    chosen = max(weights, key=weights.get) if max(weights.values()) > 0.999 else "blend"
-    fit = LearningCurveFit(
-        family=chosen, families=fams, max_size=scale, min_size=float(distinct[0]), warnings=warnings,
-        sizes=data.sizes, means=data.means, stds=data.stds, counts=data.counts, boot_thetas=boot,
-        method={"selection": select, "n_bootstrap": int(n_bootstrap), "seed": int(seed),
-                "backtest_folds": backtest["folds"], "held_out_noise_var": noise_var, "n_test_floor": n_test,
-                "weights": "n_trials / shrunk variance of each size",
-"interval": "bootstrap + family spread + log(n / max_size) * (k_slope * edge_slope + "
-                            "k_headroom * (1 - centre)), calibrated residual quantiles beyond the data"},
-    )
-    fit.edge_slope = _edge_slope(fit, data)
-    return fit
+    return boot
