@@ -376,19 +376,13 @@ def aggregate(
     return summary
 
 
-def build_summary(
-    cfg: SweepConfig,
-    loaded: LoadedResults,
-    *,
-    failed_indexes: Iterable[int] = (),
-    job_state: str | None = None,
-    n_bootstrap: int = DEFAULT_BOOTSTRAP,
-    output_uri: str = "",
-) -> tuple[dict[str, Any], Any, dict[str, Any]]:
+def build_summary(cfg: SweepConfig, loaded: LoadedResults, *, failed_indexes: Iterable[int] = (),
+                  job_state: str | None = None, n_bootstrap: int = DEFAULT_BOOTSTRAP,
+                  output_uri: str = "") -> tuple[dict[str, Any], Any, dict[str, Any]]:
     """The summary dict (JSON-safe), the metric's fit (or None) and the per-class fits."""
     results = loaded.results
-    failed = sorted({int(i) for i in failed_indexes})
-    head, partial_warning = _summary_head(cfg, loaded, failed, job_state)
+    head, partial_warning = _summary_head(cfg, loaded, failed_indexes, job_state)
+    failed = head["trials"]["failed"]
     warnings = [partial_warning] if partial_warning else []
     failed_present = [i for i in failed if i in results]
     if failed_present:
@@ -428,10 +422,11 @@ def build_summary(
     return json_safe(summary), fit, class_fits
 
 
-def _summary_head(cfg: SweepConfig, loaded: LoadedResults, failed: list[int],
+def _summary_head(cfg: SweepConfig, loaded: LoadedResults, failed_indexes: Iterable[int],
                   job_state: str | None) -> tuple[dict[str, Any], str | None]:
     """The fields every summary opens with (status, metric, level, trials) and the PARTIAL warning
     (None when the sweep is complete), which its warnings start with."""
+    failed = sorted({int(i) for i in failed_indexes})
     reasons = _partial_reasons(loaded.missing, [i for i in failed if i not in loaded.results],
                                cfg.trial_count, job_state)
     partial_warning = None
@@ -540,15 +535,9 @@ def _answer(cfg: SweepConfig, fit: Any, per_size: list[dict], prediction_sizes: 
 # ---------------------------------------------------------------- variants
 
 
-def build_variants_summary(
-    cfg: SweepConfig,
-    loaded: LoadedResults,
-    *,
-    failed_indexes: Iterable[int] = (),
-    job_state: str | None = None,
-    n_bootstrap: int = DEFAULT_BOOTSTRAP,
-    output_uri: str = "",
-) -> tuple[dict[str, Any], dict[str, Any]]:
+def build_variants_summary(cfg: SweepConfig, loaded: LoadedResults, *, failed_indexes: Iterable[int] = (),
+                           job_state: str | None = None, n_bootstrap: int = DEFAULT_BOOTSTRAP,
+                           output_uri: str = "") -> tuple[dict[str, Any], dict[str, Any]]:
     """The summary of a sweep with `variants`, and each variant's fit (None without a curve).
 
     Each variant gets the summary a sweep of its own would get (`build_summary`
@@ -560,7 +549,8 @@ def build_variants_summary(
     """
     from .compare import compare_curves
 
-    failed = sorted({int(i) for i in failed_indexes})
+    head, partial_warning = _summary_head(cfg, loaded, failed_indexes, job_state)
+    failed = head["trials"]["failed"]
     specs = [trial_spec(cfg, i) for i in range(cfg.trial_count)]
     entries, fits = [], {}
     for variant in cfg.variants:
@@ -570,11 +560,8 @@ def build_variants_summary(
         entries.append(entry)
     trials = {e["name"]: e["summary"]["points"] if e["summary"] else [] for e in entries}
 
-    head, partial_warning = _summary_head(cfg, loaded, failed, job_state)
     warnings = [partial_warning] if partial_warning else []
-    warnings.extend(loaded.problems)
-    warnings += [f"{e['name']}: {w}" for e in entries if e["summary"] for w in e["summary"]["warnings"]]
-    warnings += [f"{e['name']}: no usable result yet, so no curve" for e in entries if not e["summary"]]
+    warnings += loaded.problems + _variants_warnings(entries)
     facts = _run_facts(cfg, loaded.results, output_uri, warnings) if loaded.results else {}
     # As in each variant's summary: no size below the smallest sample a trial draws (one per class, plus one).
     comparison = compare_curves(fits, trials, targets=cfg.targets, level=LEVEL, min_size=facts.get("classes", 0) + 1)
@@ -588,6 +575,12 @@ def build_variants_summary(
         "warnings": warnings,
     }
     return json_safe(summary), fits
+
+
+def _variants_warnings(entries: list[dict]) -> list[str]:
+    """Every variant's warnings, named by the variant, then the variants without a result."""
+    warnings = [f"{e['name']}: {w}" for e in entries if e["summary"] for w in e["summary"]["warnings"]]
+    return warnings + [f"{e['name']}: no usable result yet, so no curve" for e in entries if not e["summary"]]
 
 
 def _variant_entry(cfg: SweepConfig, name: str, to_global: list[int], loaded: LoadedResults, failed: list[int],
