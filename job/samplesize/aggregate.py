@@ -703,8 +703,9 @@ def _answer_fit(points: list[dict], validation_fit: Any, n_bootstrap: int, seed:
 def _validation(validation_fit: Any, answer_fit: Any, per_size: list[dict]) -> dict | None:
     """How the curve fitted without the backtest splits did on them, and whether any contradicts it.
 
-    A backtest contradicts the fit when its measured mean lies outside its interval (at the summary's level) or above the
-    fitted ceiling: then the answer (refitted on all sizes) says so, not only the backtest table."""
+    A backtest contradicts the fit when its measured mean lies outside its interval (at the summary's
+    level) or above the fitted ceiling: then the answer (refitted on all sizes) says so, not only the
+    backtest table."""
     if validation_fit is None:
         return None
     rows = _backtest(validation_fit, per_size)
