@@ -8,7 +8,7 @@ import pytest
 
 from fake_sweep import BOOT, CLASSES, fake_result, make_cfg, write_sweep
 from samplesize.aggregate import aggregate
-from samplesize.report import FILES, headline, render_html, render_markdown
+from samplesize.report import FILES, headline, listed_warnings, render_html, render_markdown
 from samplesize.results import write_result
 from samplesize.storage import LocalStorage
 
@@ -185,3 +185,28 @@ def test_unreachable_is_said_only_with_its_probability():
     assert text.startswith("95% balanced accuracy: probably unreachable with this pipeline (less than 1% chance "
                            "that it is reachable within 64,000 images); the fitted ceiling is 0.942.")
     assert "optimistic end of the 80% interval reaches it, at about 5,000" in text
+
+
+def test_report_reads_the_interval_level_and_far_factor_from_the_summary():
+    target = {"target": 0.9, "reachable": True, "sample_size": 12001.0, "interval": [8000.0, 20000.0],
+              "times_past_data": 6.0, "far": True, "ceiling": 0.97, "reached_in_data": False}
+    summary = {"metric": "accuracy", "level": 0.9, "curve": {"family": "blend", "far_factor": 5.0},
+               "targets": [target]}
+
+    text = headline(summary, target)
+
+    assert "(90% interval 8,000 to 20,000)" in text and "more than 5x past the data" in text
+
+
+def test_banners_are_not_listed_again_among_the_warnings(finished):
+    _, summary = finished
+    banner = "PARTIAL SWEEP: any text at all"
+    partial = {**summary, "warnings": [banner, "another warning"], "run": {**summary["run"], "partial_warning": banner}}
+
+    assert listed_warnings(partial) == ["another warning"]
+
+
+def test_per_class_table_predicts_at_the_largest_multiple_of_the_pool(finished):
+    root, summary = finished
+    largest = max((p for p in summary["predictions"] if p["pool_multiple"]), key=lambda p: p["pool_multiple"])
+    assert f"Predicted at {largest['label']} ({int(largest['sample_size']):,}" in read(root, "report.html")

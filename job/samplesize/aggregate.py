@@ -25,8 +25,10 @@ import numpy as np
 
 from . import __version__
 from .config import SweepConfig
-from .curves import DEFAULT_BOOTSTRAP, FAMILIES, REACH_HORIZON, CurveFitError, fit_learning_curve
+from .curves import (DEFAULT_BOOTSTRAP, FAMILIES, FAR_FACTOR, LEVEL, REACH_HORIZON, CurveFitError,
+                     fit_learning_curve)
 from .errors import DataError
+from .jsonsafe import json_safe
 from .plan import trial_spec
 from .results import RESULT_SCHEMA_VERSION, TRIALS_PREFIX, result_key
 from .sampling import drawn_size
@@ -34,12 +36,13 @@ from .storage import Storage, join_uri
 from .text import safe_name
 
 SUMMARY_SCHEMA_VERSION = 1
-LEVEL = 0.8  # every interval in the report is a nominal 80% interval
 COMPLETE_JOB_STATES = ("complete", "completed", "succeeded")
 # Per-class curves rank classes by how short of data they are; one robust family
 # with a ceiling does that well and keeps aggregation fast with many classes.
 CLASS_FAMILIES = ("pow3",)
 SCORE_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "auc")
+# Predictions at these multiples of the pool answer "what would more of our kind of data buy".
+POOL_MULTIPLES = (2, 4)
 # A trial file is `trial-*.json` directly under trials/; copies such as
 # `trial-00003 (1).json` are read too, so that a duplicate is named, not missed.
 _TRIAL_FILE = re.compile(r"^trial-[^/]*\.json$")
@@ -373,115 +376,35 @@ def aggregate(
     return summary
 
 
-def build_summary(
-    cfg: SweepConfig,
-    loaded: LoadedResults,
-    *,
-    failed_indexes: Iterable[int] = (),
-    job_state: str | None = None,
-    n_bootstrap: int = DEFAULT_BOOTSTRAP,
-    output_uri: str = "",
-) -> tuple[dict[str, Any], Any, dict[str, Any]]:
+def build_summary(cfg: SweepConfig, loaded: LoadedResults, *, failed_indexes: Iterable[int] = (),
+                  job_state: str | None = None, n_bootstrap: int = DEFAULT_BOOTSTRAP,
+                  output_uri: str = "") -> tuple[dict[str, Any], Any, dict[str, Any]]:
     """The summary dict (JSON-safe), the metric's fit (or None) and the per-class fits."""
     results = loaded.results
-    metric = cfg.metric
-    warnings: list[str] = []
-    failed = sorted({int(i) for i in failed_indexes})
-    failed_missing = [i for i in failed if i not in results]
+    head, partial_warning = _summary_head(cfg, loaded, failed_indexes, job_state)
+    failed = head["trials"]["failed"]
+    warnings = [partial_warning] if partial_warning else []
     failed_present = [i for i in failed if i in results]
-
-    partial_reasons = _partial_reasons(loaded.missing, failed_missing, cfg.trial_count, job_state)
-    complete = not partial_reasons
-    if not complete:
-        warnings.append(
-            "PARTIAL SWEEP: " + "; ".join(partial_reasons)
-            + ". The numbers below will change when the remaining trials finish; re-run aggregate then."
-        )
     if failed_present:
         warnings.append(f"indexes {_ranges(failed_present)} are marked failed by the Job but have a usable result, which is used")
     warnings.extend(loaded.problems)
 
-    points = [
-        {
-            "index": i,
-            "split": r["split"],
-            "repetition": r.get("repetition"),
-            "sample_size": r["sample_size"],
-            "score": r["metrics"][metric],
-            "backtest": trial_spec(cfg, i).backtest,
-        }
-        for i, r in sorted(results.items())
-    ]
-    per_size = _per_size_stats(cfg, results, metric)
-    fitted = [p for p in points if not p["backtest"]]
-    fitted_splits = sorted({p["split"] for p in fitted})
-
+    points = _points(cfg, results)
+    per_size = _per_size_stats(cfg, results, cfg.metric)
+    fitted_splits = sorted({p["split"] for p in points if not p["backtest"]})
     facts = _run_facts(cfg, results, output_uri, warnings)
-    fit = None
-    if len(fitted_splits) < 2:
-        if fitted_splits:
-            only = next(row for row in per_size if row["split"] == fitted_splits[0])
-            finished = f"only split {fitted_splits[0]:g} (sample size {only['sample_size']:g}) has finished trials"
-        else:
-            finished = "no split outside backtest_splits has finished trials"
-        warnings.insert(0, (
-            f"NO CURVE: {finished}, so no learning curve can be fitted until at least two splits finish. "
-            "This report shows the measured scores only; re-run `samplesize aggregate` when more trials finish."
-        ))
-    else:
-        try:
-            fit = fit_learning_curve(
-                [p["sample_size"] for p in fitted], [p["score"] for p in fitted],
-                n_bootstrap=n_bootstrap, seed=cfg.seed, n_test=facts["test_size"],
-            )
-        except CurveFitError as exc:
-            warnings.insert(0, f"NO CURVE: the {metric} curve could not be fitted: {exc}")
-    # The backtest splits validate the method (`fit` never saw them); the answer is then
-    # refitted on every measured size, since the largest trials are the most informative.
-    validation_fit = fit
-    if fit is not None:
-        fit = _answer_fit(points, fit, n_bootstrap, cfg.seed, facts["test_size"], warnings)
-        warnings.extend(f"curve fit: {w}" for w in fit.warnings)
-        if fit is not validation_fit:
-            warnings.extend(f"validation fit (without the backtest splits): {w}"
-                            for w in validation_fit.warnings if w not in fit.warnings)
-
-    prediction_sizes = [(int(n), "predict_at") for n in cfg.predict_at]
-    if facts["pool_size"]:
-        prediction_sizes += [(2 * facts["pool_size"], "2x pool"), (4 * facts["pool_size"], "4x pool")]
-    prediction_sizes.sort()  # tables read best in size order
-
-    best_measured = max((row["mean"] for row in per_size), default=None)
-    curve = predictions = None
-    targets = [{"target": t, "reachable": None, "sample_size": None, "interval": None} for t in cfg.targets]
-    if fit is not None:
-        curve = _curve_section(fit)
-        predictions = [_prediction(fit, n, label) for n, label in prediction_sizes]
-        targets = [_target(fit, t, best_measured) for t in cfg.targets]
-        if any(p["far"] for p in predictions):
-            warnings.append(
-                f"predictions more than 4x beyond the largest fitted sample size ({fit.max_size:g}) are far "
-                "extrapolations: their intervals are wide for a reason"
-            )
+    fit, validation_fit, no_curve = _fit_metric(cfg, points, per_size, fitted_splits, n_bootstrap,
+                                                facts["test_size"], warnings)
+    # The banners' texts, so that the report can leave them out of the list of warnings.
+    facts.update(partial_warning=partial_warning, no_curve=no_curve)
+    prediction_sizes = _prediction_sizes(cfg, facts["pool_size"])
+    curve, predictions, targets = _answer(cfg, fit, per_size, prediction_sizes, warnings)
 
     class_boot = max(50, n_bootstrap // 10) if n_bootstrap > 0 else 0
     per_class, class_fits = _per_class(cfg, results, fitted_splits, prediction_sizes, class_boot, warnings)
 
     summary = {
-        "summary_schema_version": SUMMARY_SCHEMA_VERSION,
-        "complete": complete,
-        "status": "complete" if complete else "partial",
-        "partial_reasons": partial_reasons,
-        "metric": metric,
-        "level": LEVEL,
-        "trials": {
-            "expected": cfg.trial_count,
-            "usable": len(results),
-            "missing": loaded.missing,
-            "failed": failed,
-            "rejected": loaded.problems,
-            "job_state": job_state,
-        },
+        **head,
         "per_size": per_size,
         "chosen_family": fit.family if fit is not None else None,
         "curve": curve,
@@ -499,75 +422,18 @@ def build_summary(
     return json_safe(summary), fit, class_fits
 
 
-# ---------------------------------------------------------------- variants
-
-
-def build_variants_summary(
-    cfg: SweepConfig,
-    loaded: LoadedResults,
-    *,
-    failed_indexes: Iterable[int] = (),
-    job_state: str | None = None,
-    n_bootstrap: int = DEFAULT_BOOTSTRAP,
-    output_uri: str = "",
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The summary of a sweep with `variants`, and each variant's fit (None without a curve).
-
-    Each variant gets the summary a sweep of its own would get (`build_summary`
-    on its trials, with the sweep's indexes), under `variants`; `comparison`
-    holds the per-target table, the crossings and the paired differences
-    (`compare.compare_curves`); a variant without any usable result has
-    `summary` null. The top level keeps the sweep's status, trials,
-    run facts, every point (with its variant) and the sweep's warnings.
-    """
-    from .compare import compare_curves
-    from .variants import describe, variant_config
-
+def _summary_head(cfg: SweepConfig, loaded: LoadedResults, failed_indexes: Iterable[int],
+                  job_state: str | None) -> tuple[dict[str, Any], str | None]:
+    """The fields every summary opens with (status, metric, level, trials) and the PARTIAL warning
+    (None when the sweep is complete), which its warnings start with."""
     failed = sorted({int(i) for i in failed_indexes})
-    specs = [trial_spec(cfg, i) for i in range(cfg.trial_count)]
-    entries, fits, trials, all_points = [], {}, {}, []
-    for variant in cfg.variants:
-        vcfg = variant_config(cfg, variant.name)
-        # The variant's own plan numbers its trials 0..n-1 in the same order as the sweep's.
-        to_global = [s.index for s in specs if s.variant == variant.name]
-        local = {j: {**loaded.results[g], "index": j} for j, g in enumerate(to_global) if g in loaded.results}
-        if not local:  # nothing finished yet for this variant: named, no curve
-            entries.append({"name": variant.name, "changes": describe(cfg, variant.name), "summary": None})
-            fits[variant.name], trials[variant.name] = None, []
-            continue
-        summary, fit, _ = build_summary(vcfg, LoadedResults(results=local), n_bootstrap=n_bootstrap,
-                                        output_uri=output_uri)
-        for point in summary["points"]:
-            point["index"] = to_global[point["index"]]
-            point["variant"] = variant.name
-        for row in summary["per_size"]:
-            row["indexes"] = [to_global[j] for j in row["indexes"]]
-        mine = set(to_global)
-        missing = [i for i in loaded.missing if i in mine]
-        summary["trials"].update(missing=missing, failed=[i for i in failed if i in mine], job_state=job_state)
-        reasons = _partial_reasons(missing, [i for i in failed if i in mine and i not in loaded.results],
-                                           len(to_global), job_state)
-        summary.update(complete=not reasons, status="partial" if reasons else "complete", partial_reasons=reasons)
-        summary["run"].update(config_hash=cfg.trial_hash(), variant=variant.name)
-        entries.append({"name": variant.name, "changes": describe(cfg, variant.name), "summary": summary})
-        fits[variant.name] = fit
-        trials[variant.name] = summary["points"]
-        all_points += summary["points"]
-
     reasons = _partial_reasons(loaded.missing, [i for i in failed if i not in loaded.results],
-                                       cfg.trial_count, job_state)
-    warnings = []
+                               cfg.trial_count, job_state)
+    partial_warning = None
     if reasons:
-        warnings.append("PARTIAL SWEEP: " + "; ".join(reasons)
-                        + ". The numbers below will change when the remaining trials finish; re-run aggregate then.")
-    warnings.extend(loaded.problems)
-    warnings += [f"{e['name']}: {w}" for e in entries if e["summary"] for w in e["summary"]["warnings"]]
-    warnings += [f"{e['name']}: no usable result yet, so no curve" for e in entries if not e["summary"]]
-    facts = _run_facts(cfg, loaded.results, output_uri, warnings) if loaded.results else {}
-    # As in each variant's summary: no size below the smallest sample a trial draws (one per class, plus one).
-    comparison = compare_curves(fits, trials, targets=cfg.targets, level=LEVEL, min_size=facts.get("classes", 0) + 1)
-    facts["variants"] = [e["name"] for e in entries]
-    summary = {
+        partial_warning = ("PARTIAL SWEEP: " + "; ".join(reasons)
+                           + ". The numbers below will change when the remaining trials finish; re-run aggregate then.")
+    head = {
         "summary_schema_version": SUMMARY_SCHEMA_VERSION,
         "complete": not reasons,
         "status": "partial" if reasons else "complete",
@@ -582,17 +448,171 @@ def build_variants_summary(
             "rejected": loaded.problems,
             "job_state": job_state,
         },
+    }
+    return head, partial_warning
+
+
+def _points(cfg: SweepConfig, results: dict[int, dict]) -> list[dict]:
+    """One point per usable trial: its size, its score and whether its split is a backtest split."""
+    return [
+        {
+            "index": i,
+            "split": r["split"],
+            "repetition": r.get("repetition"),
+            "sample_size": r["sample_size"],
+            "score": r["metrics"][cfg.metric],
+            "backtest": trial_spec(cfg, i).backtest,
+        }
+        for i, r in sorted(results.items())
+    ]
+
+
+def _fit_metric(cfg: SweepConfig, points: list[dict], per_size: list[dict], fitted_splits: list[float],
+                n_bootstrap: int, n_test: int | None, warnings: list[str]) -> tuple[Any, Any, str | None]:
+    """The answer's fit, the validation fit (without the backtest splits) and why there is no curve.
+
+    Without a curve both fits are None and the reason (also the first warning) says why."""
+    if len(fitted_splits) < 2:
+        no_curve = _too_few_splits(fitted_splits, per_size)
+        warnings.insert(0, no_curve)
+        return None, None, no_curve
+    fitted = [p for p in points if not p["backtest"]]
+    try:
+        validation_fit = fit_learning_curve(
+            [p["sample_size"] for p in fitted], [p["score"] for p in fitted],
+            n_bootstrap=n_bootstrap, seed=cfg.seed, n_test=n_test,
+        )
+    except CurveFitError as exc:
+        no_curve = f"NO CURVE: the {cfg.metric} curve could not be fitted: {exc}"
+        warnings.insert(0, no_curve)
+        return None, None, no_curve
+    # The backtest splits validate the method (`validation_fit` never saw them); the answer is then
+    # refitted on every measured size, since the largest trials are the most informative.
+    fit = _answer_fit(points, validation_fit, n_bootstrap, cfg.seed, n_test, warnings)
+    warnings.extend(f"curve fit: {w}" for w in fit.warnings)
+    if fit is not validation_fit:
+        warnings.extend(f"validation fit (without the backtest splits): {w}"
+                        for w in validation_fit.warnings if w not in fit.warnings)
+    return fit, validation_fit, None
+
+
+def _too_few_splits(fitted_splits: list[float], per_size: list[dict]) -> str:
+    """The NO CURVE reason when fewer than two fitted splits have finished trials."""
+    if fitted_splits:
+        only = next(row for row in per_size if row["split"] == fitted_splits[0])
+        finished = f"only split {fitted_splits[0]:g} (sample size {only['sample_size']:g}) has finished trials"
+    else:
+        finished = "no split outside backtest_splits has finished trials"
+    return (f"NO CURVE: {finished}, so no learning curve can be fitted until at least two splits finish. "
+            "This report shows the measured scores only; re-run `samplesize aggregate` when more trials finish.")
+
+
+def _prediction_sizes(cfg: SweepConfig, pool_size: int | None) -> list[tuple[int, str, int | None]]:
+    """(sample size, label, pool multiple or None) of every prediction, in size order."""
+    sizes = [(int(n), "predict_at", None) for n in cfg.predict_at]
+    if pool_size:
+        sizes += [(multiple * pool_size, f"{multiple}x pool", multiple) for multiple in POOL_MULTIPLES]
+    return sorted(sizes, key=lambda s: s[:2])  # tables read best in size order
+
+
+def _answer(cfg: SweepConfig, fit: Any, per_size: list[dict], prediction_sizes: list[tuple],
+            warnings: list[str]) -> tuple[dict | None, list[dict] | None, list[dict]]:
+    """The curve section, the predictions and the targets (unanswered without a fit)."""
+    if fit is None:
+        targets = [{"target": t, "reachable": None, "sample_size": None, "interval": None} for t in cfg.targets]
+        return None, None, targets
+    best_measured = max((row["mean"] for row in per_size), default=None)
+    predictions = [_prediction(fit, n, label, multiple) for n, label, multiple in prediction_sizes]
+    targets = [_target(fit, t, best_measured) for t in cfg.targets]
+    if any(p["far"] for p in predictions):
+        warnings.append(
+            f"predictions more than {FAR_FACTOR:g}x beyond the largest fitted sample size ({fit.max_size:g}) are far "
+            "extrapolations: their intervals are wide for a reason"
+        )
+    return _curve_section(fit), predictions, targets
+
+
+# ---------------------------------------------------------------- variants
+
+
+def build_variants_summary(cfg: SweepConfig, loaded: LoadedResults, *, failed_indexes: Iterable[int] = (),
+                           job_state: str | None = None, n_bootstrap: int = DEFAULT_BOOTSTRAP,
+                           output_uri: str = "") -> tuple[dict[str, Any], dict[str, Any]]:
+    """The summary of a sweep with `variants`, and each variant's fit (None without a curve).
+
+    Each variant gets the summary a sweep of its own would get (`build_summary`
+    on its trials, with the sweep's indexes), under `variants`; `comparison`
+    holds the per-target table, the crossings and the paired differences
+    (`compare.compare_curves`); a variant without any usable result has
+    `summary` null. The top level keeps the sweep's status, trials,
+    run facts, every point (with its variant) and the sweep's warnings.
+    """
+    from .compare import compare_curves
+
+    head, partial_warning = _summary_head(cfg, loaded, failed_indexes, job_state)
+    failed = head["trials"]["failed"]
+    specs = [trial_spec(cfg, i) for i in range(cfg.trial_count)]
+    entries, fits = [], {}
+    for variant in cfg.variants:
+        to_global = [s.index for s in specs if s.variant == variant.name]
+        entry, fits[variant.name] = _variant_entry(cfg, variant.name, to_global, loaded, failed, job_state,
+                                                   n_bootstrap, output_uri)
+        entries.append(entry)
+    trials = {e["name"]: e["summary"]["points"] if e["summary"] else [] for e in entries}
+
+    warnings = [partial_warning] if partial_warning else []
+    warnings += loaded.problems + _variants_warnings(entries)
+    facts = _run_facts(cfg, loaded.results, output_uri, warnings) if loaded.results else {}
+    # As in each variant's summary: no size below the smallest sample a trial draws (one per class, plus one).
+    comparison = compare_curves(fits, trials, targets=cfg.targets, level=LEVEL, min_size=facts.get("classes", 0) + 1)
+    facts.update(variants=[e["name"] for e in entries], partial_warning=partial_warning)
+    summary = {
+        **head,
         "variants": entries,
         "comparison": comparison,
         "run": facts,
-        "points": sorted(all_points, key=lambda p: p["index"]),
+        "points": sorted((p for points in trials.values() for p in points), key=lambda p: p["index"]),
         "warnings": warnings,
     }
     return json_safe(summary), fits
 
 
+def _variants_warnings(entries: list[dict]) -> list[str]:
+    """Every variant's warnings, named by the variant, then the variants without a result."""
+    warnings = [f"{e['name']}: {w}" for e in entries if e["summary"] for w in e["summary"]["warnings"]]
+    return warnings + [f"{e['name']}: no usable result yet, so no curve" for e in entries if not e["summary"]]
+
+
+def _variant_entry(cfg: SweepConfig, name: str, to_global: list[int], loaded: LoadedResults, failed: list[int],
+                   job_state: str | None, n_bootstrap: int, output_uri: str) -> tuple[dict, Any]:
+    """One variant's entry (its name, its changes and the summary of its own trials) and its fit.
+
+    `to_global` maps the variant's own trial numbers (its plan numbers them 0..n-1 in the sweep's
+    order) to the sweep's indexes, which its summary names."""
+    from .variants import describe, variant_config
+
+    local = {j: {**loaded.results[g], "index": j} for j, g in enumerate(to_global) if g in loaded.results}
+    if not local:  # nothing finished yet for this variant: named, no curve
+        return {"name": name, "changes": describe(cfg, name), "summary": None}, None
+    summary, fit, _ = build_summary(variant_config(cfg, name), LoadedResults(results=local),
+                                    n_bootstrap=n_bootstrap, output_uri=output_uri)
+    for point in summary["points"]:
+        point["index"] = to_global[point["index"]]
+        point["variant"] = name
+    for row in summary["per_size"]:
+        row["indexes"] = [to_global[j] for j in row["indexes"]]
+    mine = set(to_global)
+    missing = [i for i in loaded.missing if i in mine]
+    summary["trials"].update(missing=missing, failed=[i for i in failed if i in mine], job_state=job_state)
+    reasons = _partial_reasons(missing, [i for i in failed if i in mine and i not in loaded.results],
+                               len(to_global), job_state)
+    summary.update(complete=not reasons, status="partial" if reasons else "complete", partial_reasons=reasons)
+    summary["run"].update(config_hash=cfg.trial_hash(), variant=name)
+    return {"name": name, "changes": describe(cfg, name), "summary": summary}, fit
+
+
 def _partial_reasons(missing: list[int], failed_missing: list[int], expected: int,
-                             job_state: str | None) -> list[str]:
+                     job_state: str | None) -> list[str]:
     """Why a sweep (or one variant of it) is partial, naming the sweep's indexes; [] when complete."""
     reasons = []
     if missing:
@@ -614,10 +634,16 @@ def _guard_small_test_set(summary: dict) -> None:
       interval of 0.99999999 to 0.99999999 is agreement, not a miss.
     """
     run = summary["run"]
-    test, k = run["test_size"], run["classes"]
+    test = run["test_size"]
     if not isinstance(test, int) or test <= 0:
         return
     step = 1 / test
+    _warn_small_test_set(summary, test, step)
+    _floor_targets(summary, run["classes"] + 1)
+    _accept_backtests_within_resolution(summary, step)
+
+
+def _warn_small_test_set(summary: dict, test: int, step: float) -> None:
     unresolved = [t["target"] for t in summary["targets"] if 1 - t["target"] < step]
     if test < MIN_TEST_SIZE or unresolved:
         why = f"; targets {unresolved} lie within one step of a perfect score" if unresolved else ""
@@ -626,7 +652,10 @@ def _guard_small_test_set(summary: dict) -> None:
             f"Sizes and backtests below are only as precise as that; use at least {MIN_TEST_SIZE} test images "
             "(a larger dataset.test_fraction or more data)"
         )
-    smallest = k + 1
+
+
+def _floor_targets(summary: dict, smallest: int) -> None:
+    """No target size (or interval end) below `smallest`, the smallest sample a trial draws."""
     for target in summary["targets"]:
         if target["sample_size"] is not None and target["sample_size"] < smallest:
             target["sample_size"] = float(smallest)
@@ -635,6 +664,10 @@ def _guard_small_test_set(summary: dict) -> None:
                 target["times_past_data"] = smallest / summary["curve"]["max_fitted_size"]
         if target["interval"]:
             target["interval"] = [max(v, float(smallest)) for v in target["interval"]]
+
+
+def _accept_backtests_within_resolution(summary: dict, step: float) -> None:
+    """A backtest within half a test-score step of its interval counts as inside it, in the table and the answer."""
     resolved = set()
     for row in summary["backtest"]:
         if row["inside"] is False and row["interval"]:
@@ -670,8 +703,9 @@ def _answer_fit(points: list[dict], validation_fit: Any, n_bootstrap: int, seed:
 def _validation(validation_fit: Any, answer_fit: Any, per_size: list[dict]) -> dict | None:
     """How the curve fitted without the backtest splits did on them, and whether any contradicts it.
 
-    A backtest contradicts the fit when its measured mean lies outside the 80% interval or above the
-    fitted ceiling: then the answer (refitted on all sizes) says so, not only the backtest table."""
+    A backtest contradicts the fit when its measured mean lies outside its interval (at the summary's
+    level) or above the fitted ceiling: then the answer (refitted on all sizes) says so, not only the
+    backtest table."""
     if validation_fit is None:
         return None
     rows = _backtest(validation_fit, per_size)
@@ -728,11 +762,12 @@ def _at(values: Any) -> float:
     return float(np.asarray(values, float).reshape(-1)[0])
 
 
-def _prediction(fit: Any, n: float, label: str) -> dict:
+def _prediction(fit: Any, n: float, label: str, pool_multiple: int | None = None) -> dict:
     low, high = fit.interval(np.array([n], float), level=LEVEL)
     return {
         "sample_size": n,
         "label": label,
+        "pool_multiple": pool_multiple,  # n is this many times the pool; None for other sizes
         "predicted": _at(fit.predict(np.array([n], float))),
         "interval": [_at(low), _at(high)],
         "times_past_data": n / fit.max_size,
@@ -786,8 +821,10 @@ def _curve_section(fit: Any) -> dict:
         "family": fit.family,
         "ceiling": fit.ceiling,
         "max_fitted_size": fit.max_size,
+        "far_factor": FAR_FACTOR,  # predictions beyond this many times max_fitted_size are far extrapolations
         "families": families,
-        "details": fit.to_dict(),
+        # The families are listed once, above; the details keep the rest of the fit's own record.
+        "details": {k: v for k, v in fit.to_dict().items() if k != "families"},
     }
 
 
@@ -824,7 +861,7 @@ def _per_class(
     cfg: SweepConfig,
     results: dict[int, dict],
     fitted_splits: list[float],
-    prediction_sizes: list[tuple[int, str]],
+    prediction_sizes: list[tuple[int, str, int | None]],
     n_bootstrap: int,
     warnings: list[str],
 ) -> tuple[list[dict], dict[str, Any]]:
@@ -839,19 +876,7 @@ def _per_class(
     for name in class_names:
         rows = [(r["split"], r["sample_size"], r["metrics"].get("per_class_recall", {}).get(name)) for r in fitted]
         rows = [row for row in rows if row[2] is not None]
-        by_split: dict[float, list[tuple[float, float]]] = defaultdict(list)
-        for split, size, recall in rows:
-            by_split[split].append((size, recall))
-        measured = []
-        for split in sorted(by_split):
-            arr = np.array(by_split[split], float)
-            measured.append({
-                "split": split,
-                "sample_size": float(arr[:, 0].mean()),
-                "n": len(arr),
-                "mean": float(arr[:, 1].mean()),
-                "std": float(arr[:, 1].std(ddof=1)) if len(arr) > 1 else None,
-            })
+        measured = _class_measured(rows)
         entry: dict[str, Any] = {
             "class": name,
             "measured": measured,
@@ -861,7 +886,7 @@ def _per_class(
             "predictions": None,
             "targets": None,
         }
-        if len(by_split) >= 2 and len(fitted_splits) >= 2:
+        if len(measured) >= 2 and len(fitted_splits) >= 2:
             try:
                 f = fit_learning_curve(
                     [r[1] for r in rows], [r[2] for r in rows], families=CLASS_FAMILIES,
@@ -871,20 +896,43 @@ def _per_class(
                 warnings.append(f"class {name!r}: no recall curve ({exc})")
             else:
                 fits[name] = f
-                entry.update(
-                    family=f.family,
-                    ceiling=f.ceiling,
-                    predictions=[
-                        {k: v for k, v in _prediction(f, n, label).items() if k != "times_past_data"}
-                        for n, label in prediction_sizes
-                    ],
-                    targets=[
-                        {k: v for k, v in _target(f, t, None).items() if k in ("target", "reachable", "sample_size", "interval")}
-                        for t in cfg.targets
-                    ],
-                )
+                entry.update(_class_answer(f, prediction_sizes, cfg.targets))
         out.append(entry)
     return out, fits
+
+
+def _class_measured(rows: list[tuple[float, float, float]]) -> list[dict]:
+    """Mean and spread of one class's recall per split, from (split, sample size, recall) rows."""
+    by_split: dict[float, list[tuple[float, float]]] = defaultdict(list)
+    for split, size, recall in rows:
+        by_split[split].append((size, recall))
+    measured = []
+    for split in sorted(by_split):
+        arr = np.array(by_split[split], float)
+        measured.append({
+            "split": split,
+            "sample_size": float(arr[:, 0].mean()),
+            "n": len(arr),
+            "mean": float(arr[:, 1].mean()),
+            "std": float(arr[:, 1].std(ddof=1)) if len(arr) > 1 else None,
+        })
+    return measured
+
+
+def _class_answer(f: Any, prediction_sizes: list[tuple[int, str, int | None]], targets: Iterable[float]) -> dict:
+    """A class's fitted family, ceiling, predictions (at the metric's sizes) and targets."""
+    return {
+        "family": f.family,
+        "ceiling": f.ceiling,
+        "predictions": [
+            {k: v for k, v in _prediction(f, n, label, multiple).items() if k != "times_past_data"}
+            for n, label, multiple in prediction_sizes
+        ],
+        "targets": [
+            {k: v for k, v in _target(f, t, None).items() if k in ("target", "reachable", "sample_size", "interval")}
+            for t in targets
+        ],
+    }
 
 
 def _class_test_sizes(results: dict[int, dict], class_names: list[str]) -> dict[str, int]:
@@ -978,21 +1026,3 @@ def _ranges(indexes: Iterable[int]) -> str:
     if run:
         out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
     return ", ".join(out)
-
-
-def json_safe(value: Any) -> Any:
-    """Plain JSON types only: numpy scalars unwrapped, NaN -> null, inf -> "inf"."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return json_safe(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float):
-        if math.isnan(value):
-            return None
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-    return value

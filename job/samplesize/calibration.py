@@ -23,14 +23,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .curves import Calibration, LearningCurveFit, base_spread, fit_learning_curve
+from .curves import LEVEL, Calibration, LearningCurveFit, base_spread, fit_learning_curve
 
-LEVEL = 0.8
 HORIZONS = (2, 4, 8)
 # (name, cutoff, step): fit on every `step`-th size up to largest / cutoff, counted down from there
 PROTOCOLS = (("up to 1/4", 4, 1), ("up to 1/8", 8, 1), ("every other up to 1/4", 4, 2))
 GRID_K_SLOPE = (0.0, 0.25, 0.5, 1.0, 2.0)
 GRID_K_HEADROOM = (0.0, 0.02, 0.05, 0.1, 0.2, 0.4)
+# Resamples per corpus fit: the calibration protocol's own value (thousands of fits), not a sweep's default.
+PROTOCOL_BOOTSTRAP = 200
 
 
 @dataclass
@@ -69,7 +70,7 @@ def records_from_fit(fit: LearningCurveFit, group: str, at: Sequence[float], tru
             for n, t, c, v, b, h in zip(at, truths, centre, noise, between, horizons)]
 
 
-def held_out_records(curve: dict, n_bootstrap: int = 200, seed: int = 0) -> list[Record]:
+def held_out_records(curve: dict, n_bootstrap: int = PROTOCOL_BOOTSTRAP, seed: int = 0) -> list[Record]:
     """Fit a corpus curve as each of PROTOCOLS says, and record each horizon of HORIZONS
     (up to the cutoff) that the curve measured (within 10% of the ratio)."""
     sizes = np.asarray(curve["sizes"], float)
@@ -203,9 +204,14 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[int, dict[str, float]]:
                "mean_error": float(np.mean(err))}
         sz = [r["size"] for r in rs if "size" in r]
         if sz:
-            row.update({"size_coverage": float(np.mean([s["covered"] for s in sz])),
-                        "size_median_log2": float(np.median([s["log2_error"] for s in sz])),
-                        "size_unreachable": float(np.mean([s["unreachable"] for s in sz])),
-                        "p_reachable": float(np.mean([s["p_reachable"] for s in sz]))})
+            row.update(_summarise_sizes(sz))
         table[h] = row
     return table
+
+
+def _summarise_sizes(sz: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """The size answers of one horizon: interval coverage, median |log2| error, share unreachable, mean p_reachable."""
+    return {"size_coverage": float(np.mean([s["covered"] for s in sz])),
+            "size_median_log2": float(np.median([s["log2_error"] for s in sz])),
+            "size_unreachable": float(np.mean([s["unreachable"] for s in sz])),
+            "p_reachable": float(np.mean([s["p_reachable"] for s in sz]))}

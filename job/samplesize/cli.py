@@ -28,7 +28,6 @@ from .text import terminal_safe
 # Set to 1 by the chart when the trial pod requests a GPU: a trial that then sees
 # none exits 75 before loading data, instead of training on the node's CPU.
 EXPECT_GPU_ENV = "SAMPLESIZE_EXPECT_GPU"
-REPORT_FILES = ("report/report.html", "report/learning_curve.png", "report/summary.json", "report/report.md")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -331,6 +330,7 @@ def _aggregate(args, cfg: SweepConfig, storage: Storage, failed_indexes, job_sta
 def cmd_status(args, cfg: SweepConfig, storage: Storage) -> int:
     """Finished trials as `aggregate` counts them: foreign, broken and mismatched files are not finished."""
     from .aggregate import _ranges, load_results
+    from .report import REPORT_FILES
 
     loaded = load_results(cfg, storage)
     report = [k for k in REPORT_FILES if storage.exists(k)]

@@ -33,7 +33,7 @@ import numpy as np
 from scipy.optimize import brentq
 from scipy.stats import t as student_t
 
-LEVEL = 0.8
+from .curves import LEVEL
 # How far past the largest measured size the fitted curves are searched for crossings.
 CROSSING_REACH = 4.0
 _GRID = 400

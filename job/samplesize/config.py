@@ -21,6 +21,7 @@ import yaml
 
 from .backbones import APPLICATIONS, BACKBONE_NAMES, SMALL_CNN
 from .errors import ConfigError
+from .jsonsafe import json_safe
 
 SAMPLING_MODES = ("stratified", "with_replacement")
 AUGMENT_MODES = ("none", "static", "online")
@@ -137,11 +138,11 @@ class SweepConfig:
         return len(self.all_splits) * self.repetitions * max(1, len(self.variants))
 
     def to_dict(self) -> dict[str, Any]:
-        d = _plain(dataclasses.asdict(self))
+        d = json_safe(dataclasses.asdict(self))
         # A sweep without variants keeps today's dict (and so its trial hash and sweep.yaml).
         d.pop("variants")
         if self.variants:
-            d["variants"] = [{"name": v.name, **_plain(v.overrides)} for v in self.variants]
+            d["variants"] = [{"name": v.name, **json_safe(v.overrides)} for v in self.variants]
         return d
 
     def trial_hash(self) -> str:
@@ -157,14 +158,6 @@ class SweepConfig:
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 # ---------------------------------------------------------------- loading

@@ -36,6 +36,7 @@ from scipy.special import expit
 from scipy.stats import norm
 
 from .errors import DataError
+from .jsonsafe import json_safe
 
 __all__ = ["FAMILIES", "Calibration", "CurveFitError", "Family", "FamilyFit", "LearningCurveFit", "SizeEstimate",
            "fit_learning_curve"]
@@ -85,7 +86,9 @@ N_STARTS = 16
 MAX_BACKTEST_FOLDS = 2
 # Families lighter than this keep their full-data fit in every bootstrap replicate.
 MIN_BOOTSTRAP_WEIGHT = 0.01
+# A prediction more than this many times the largest fitted size is a far extrapolation.
 FAR_FACTOR = 4.0
+LEVEL = 0.8  # the nominal level of every interval the package reports (curves, comparison, calibration)
 
 
 class CurveFitError(DataError, ValueError):
@@ -307,7 +310,7 @@ class SizeEstimate:
     size: float
     interval: tuple[float, float]
     far: bool
-    level: float = 0.8
+    level: float = LEVEL
     p_reachable: float = math.nan
 
 
@@ -409,7 +412,7 @@ class LearningCurveFit:
         # each half holds half the probability: the median is the centre, continuous at the target
         return norm.sf(gap / np.where(gap >= 0, up, down))
 
-    def interval(self, n, level: float = 0.8, *, k: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def interval(self, n, level: float = LEVEL, *, k: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(low, high) band at sample size(s) n holding the expected score with
         probability ~`level`. The lower band never falls as n grows: the expected
         score at n is at least the one at any smaller size."""
@@ -433,7 +436,7 @@ class LearningCurveFit:
 
     # -- inversion
 
-    def size_for(self, target: float, level: float = 0.8) -> SizeEstimate:
+    def size_for(self, target: float, level: float = LEVEL) -> SizeEstimate:
         """Sample size at which the predicted score reaches `target`, with an interval."""
         _check_level(level)
         target = float(target)
@@ -464,7 +467,7 @@ class LearningCurveFit:
 
     def to_dict(self) -> dict:
         """JSON-ready summary: no NaN or inf (None and "inf" instead)."""
-        return _jsonable({
+        return json_safe({
             "family": self.family,
             "ceiling": self.ceiling,
             "max_size": self.max_size,
@@ -490,25 +493,6 @@ class LearningCurveFit:
                                        "k_headroom": self.calibration.k_headroom,
                                        "quantiles_2x_4x_8x": [list(q) for q in self.calibration.quantiles]}},
         })
-
-
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, (bool, np.bool_)):
-        return bool(x)
-    if isinstance(x, (int, np.integer)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        x = float(x)
-        if math.isnan(x):
-            return None
-        if math.isinf(x):
-            return "inf" if x > 0 else "-inf"
-        return x
-    return x
 
 
 def _check_level(level: float) -> None:
@@ -738,6 +722,57 @@ def fit_learning_curve(sizes: Sequence[float], scores: Sequence[float], families
     Raises CurveFitError for unusable input.
     """
     warnings: list[str] = []
+    names, sizes, scores = _checked_input(sizes, scores, families, select, warnings)
+    distinct = np.unique(sizes)
+    n_test = DEFAULT_N_TEST if n_test is None else int(n_test)
+    data = _prepare(sizes, scores, n_test, warnings)
+    if np.ptp(scores) == 0:
+        warnings.append("All scores are equal: the curve is flat, and its spread comes from the binomial "
+                        "noise floor only.")
+    for name in names:
+        if FAMILIES[name].n_params > distinct.size:
+            warnings.append(f"{name} has {FAMILIES[name].n_params} parameters but there are only "
+                            f"{distinct.size} sizes: its fit is underdetermined and rests on a weak prior.")
+
+    rng = np.random.default_rng(seed)
+    scale = float(distinct[-1])
+    thetas, converged = {}, {}
+    for name in names:
+        thetas[name], converged[name] = _fit_family(FAMILIES[name], data, scale, rng)
+        if not converged[name]:
+            warnings.append(f"{name}: the least-squares fit did not converge; its numbers are unreliable.")
+
+    errors, backtest = _backtest(data, names, rng)
+    if not backtest["folds"]:
+        warnings.append(f"Only {distinct.size} sizes: too few to backtest the families (need 4), so the "
+                        "families with a ceiling are averaged with equal weights.")
+    noise_var = backtest["held_out_noise_var"] if backtest["folds"] else 0.0
+    weights = _weights(names, errors, noise_var, select)
+    fams = {name: _family_fit(name, thetas[name], converged[name], errors[name], weights[name], data, scale)
+            for name in names}
+    boot = _family_bootstrap(data, thetas, weights, scale, n_bootstrap, seed)
+
+    chosen = max(weights, key=weights.get) if max(weights.values()) > 0.999 else "blend"
+    fit = LearningCurveFit(
+        family=chosen, families=fams, max_size=scale, min_size=float(distinct[0]), warnings=warnings,
+        sizes=data.sizes, means=data.means, stds=data.stds, counts=data.counts, boot_thetas=boot,
+        method={"selection": select, "n_bootstrap": int(n_bootstrap), "seed": int(seed),
+                "backtest_folds": backtest["folds"], "held_out_noise_var": noise_var, "n_test_floor": n_test,
+                "weights": "n_trials / shrunk variance of each size",
+                "interval": "bootstrap + family spread + log(n / max_size) * (k_slope * edge_slope + "
+                            "k_headroom * (1 - centre)), calibrated residual quantiles beyond the data"},
+    )
+    fit.edge_slope = _edge_slope(fit, data)
+    return fit
+
+
+def _checked_input(sizes: Sequence[float], scores: Sequence[float], families: Sequence[str] | None, select: str,
+                   warnings: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The family names (all by default), and sizes and scores as flat arrays with the trials whose
+    score is NaN dropped (with a warning).
+
+    Raises CurveFitError unless the sizes are finite and positive, the families known, the scores
+    in [0, 1] and at least two distinct sizes remain; ValueError for an unknown `select`."""
     sizes = np.asarray(sizes, float).reshape(-1)
     scores = np.asarray(scores, float).reshape(-1)
     if sizes.shape != scores.shape:
@@ -764,57 +799,29 @@ def fit_learning_curve(sizes: Sequence[float], scores: Sequence[float], families
     if distinct.size < 2:
         raise CurveFitError(f"need trials at 2 or more distinct sample sizes to fit a learning curve; "
                             f"got only sample size {distinct[0]:g}")
+    return names, sizes, scores
 
-    n_test = DEFAULT_N_TEST if n_test is None else int(n_test)
-    data = _prepare(sizes, scores, n_test, warnings)
-    if np.ptp(scores) == 0:
-        warnings.append("All scores are equal: the curve is flat, and its spread comes from the binomial "
-                        "noise floor only.")
-    for name in names:
-        if FAMILIES[name].n_params > distinct.size:
-            warnings.append(f"{name} has {FAMILIES[name].n_params} parameters but there are only "
-                            f"{distinct.size} sizes: its fit is underdetermined and rests on a weak prior.")
 
-    rng = np.random.default_rng(seed)
-    scale = float(distinct[-1])
-    thetas, converged = {}, {}
-    for name in names:
-        thetas[name], converged[name] = _fit_family(FAMILIES[name], data, scale, rng)
-        if not converged[name]:
-            warnings.append(f"{name}: the least-squares fit did not converge; its numbers are unreliable.")
+def _family_fit(name: str, theta: np.ndarray, converged: bool, error: float, weight: float, data: _Data,
+                scale: float) -> FamilyFit:
+    """One family's full-data fit, in natural parameters, with its fit and backtest errors."""
+    fam = FAMILIES[name]
+    fitted = np.clip(fam.curve(theta, data.sizes / scale), -1, 2)
+    return FamilyFit(
+        name=name, params={k: float(v) for k, v in fam.natural(theta, scale).items()},
+        in_sample_rmse=float(np.sqrt(np.mean((fitted - data.means) ** 2))),
+        extrapolation_error=error, weight=float(weight), ceiling=float(fam.limit(theta)),
+        converged=bool(converged), theta=theta, scale=scale,
+    )
 
-    errors, backtest = _backtest(data, names, rng)
-    if not backtest["folds"]:
-        warnings.append(f"Only {distinct.size} sizes: too few to backtest the families (need 4), so the "
-                        "families with a ceiling are averaged with equal weights.")
-    noise_var = backtest["held_out_noise_var"] if backtest["folds"] else 0.0
-    weights = _weights(names, errors, noise_var, select)
 
-    fams = {}
-    for name in names:
-        fam, theta = FAMILIES[name], thetas[name]
-        fitted = np.clip(fam.curve(theta, data.sizes / scale), -1, 2)
-        fams[name] = FamilyFit(
-            name=name, params={k: float(v) for k, v in fam.natural(theta, scale).items()},
-            in_sample_rmse=float(np.sqrt(np.mean((fitted - data.means) ** 2))),
-            extrapolation_error=errors[name], weight=float(weights[name]), ceiling=float(fam.limit(theta)),
-            converged=bool(converged[name]), theta=theta, scale=scale,
-        )
+def _family_bootstrap(data: _Data, thetas: dict[str, np.ndarray], weights: dict[str, float], scale: float,
+                      n_bootstrap: int, seed: int) -> dict[str, np.ndarray]:
+    """Bootstrap refits of the families that carry weight; the light ones ride along at their full-data fit."""
+    names = list(thetas)
     heavy = {n: thetas[n] for n in names if weights[n] >= MIN_BOOTSTRAP_WEIGHT}
     boot = _bootstrap(data, heavy, scale, n_bootstrap, np.random.default_rng([seed, 1])) if n_bootstrap > 0 else {}
-    for name in names:  # light families ride along at their full-data fit
+    for name in names:
         if boot and name not in boot:
             boot[name] = np.broadcast_to(thetas[name], (n_bootstrap, len(thetas[name])))
-
-    chosen = max(weights, key=weights.get) if max(weights.values()) > 0.999 else "blend"
-    fit = LearningCurveFit(
-        family=chosen, families=fams, max_size=scale, min_size=float(distinct[0]), warnings=warnings,
-        sizes=data.sizes, means=data.means, stds=data.stds, counts=data.counts, boot_thetas=boot,
-        method={"selection": select, "n_bootstrap": int(n_bootstrap), "seed": int(seed),
-                "backtest_folds": backtest["folds"], "held_out_noise_var": noise_var, "n_test_floor": n_test,
-                "weights": "n_trials / shrunk variance of each size",
-"interval": "bootstrap + family spread + log(n / max_size) * (k_slope * edge_slope + "
-                            "k_headroom * (1 - centre)), calibrated residual quantiles beyond the data"},
-    )
-    fit.edge_slope = _edge_slope(fit, data)
-    return fit
+    return boot

@@ -23,10 +23,12 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from .compare import CROSSING_REACH
+from .curves import FAR_FACTOR, LEVEL
 from .storage import Storage
 
 REPORT_PREFIX = "report/"
-FILES = ("learning_curve.png", "report.html", "summary.json", "report.md")
+FILES = ("report.html", "learning_curve.png", "summary.json", "report.md")  # the page a reader opens first
+REPORT_FILES = tuple(REPORT_PREFIX + name for name in FILES)  # their keys under the sweep's output
 MAX_CLASSES_PLOTTED = 10  # a legend of 100 classes helps nobody; plot the weakest
 METRIC_NAMES = {
     "accuracy": "accuracy",
@@ -40,19 +42,22 @@ def write_report(storage: Storage, summary: dict[str, Any], *, fit: Any = None, 
     """Write the four report files under `report/`; return their keys."""
     curve_png = plot_learning_curve(summary, fit)
     class_png = plot_class_curves(summary, class_fits or {})
+    return _write_files(storage, summary, curve_png, render_html(summary, curve_png, class_png),
+                        render_markdown(summary))
+
+
+def _write_files(storage: Storage, summary: dict[str, Any], curve_png: bytes, page: str, text: str) -> list[str]:
+    """Write the plot, the HTML page, summary.json and the Markdown, in that order; return their keys."""
     files = {
         "learning_curve.png": curve_png,
-        "report.html": render_html(summary, curve_png, class_png).encode("utf-8"),
-        "report.md": render_markdown(summary).encode("utf-8"),
+        "report.html": page.encode("utf-8"),
         # allow_nan=False: the summary is already JSON-safe; this guards it.
         "summary.json": json.dumps(summary, indent=1, allow_nan=False, ensure_ascii=False).encode("utf-8"),
+        "report.md": text.encode("utf-8"),
     }
-    keys = []
-    for name in FILES:
-        key = REPORT_PREFIX + name
-        storage.write(key, files[name])
-        keys.append(key)
-    return keys
+    for name, data in files.items():
+        storage.write(REPORT_PREFIX + name, data)
+    return [REPORT_PREFIX + name for name in files]
 
 
 # ---------------------------------------------------------------- words and numbers
@@ -60,6 +65,26 @@ def write_report(storage: Storage, summary: dict[str, Any], *, fit: Any = None, 
 
 def metric_name(summary: dict) -> str:
     return METRIC_NAMES.get(summary["metric"], summary["metric"])
+
+
+def interval_level(summary: dict) -> float:
+    """The level of the summary's intervals (the package's LEVEL for a summary that does not say)."""
+    return summary.get("level", LEVEL)
+
+
+def far_factor(summary: dict) -> float:
+    """Past this many times the largest fitted size a prediction is a far extrapolation (from the curve)."""
+    return (summary.get("curve") or {}).get("far_factor", FAR_FACTOR)
+
+
+def level_pct(summary: dict) -> str:
+    """The interval level in words: "80%"."""
+    return fmt_pct(interval_level(summary))
+
+
+def far_text(summary: dict) -> str:
+    """The far-extrapolation factor in words: "4x"."""
+    return f"{far_factor(summary):g}x"
 
 
 def _is_inf(v: Any) -> bool:
@@ -115,12 +140,14 @@ def partial_banner(summary: dict) -> str | None:
 def no_curve_warning(summary: dict) -> str | None:
     if summary["curve"] is not None:
         return None
-    return next((w for w in summary["warnings"] if w.startswith("NO CURVE")), "NO CURVE: no learning curve was fitted.")
+    return summary["run"].get("no_curve") or "NO CURVE: no learning curve was fitted."
 
 
 def listed_warnings(summary: dict) -> list[str]:
-    """Warnings not already shown as a banner."""
-    return [w for w in summary["warnings"] if not w.startswith(("PARTIAL SWEEP", "NO CURVE"))]
+    """Warnings not already shown as a banner (the summary's run facts name the banners' texts)."""
+    run = summary["run"]
+    banners = {run.get("partial_warning"), run.get("no_curve")} - {None}
+    return [w for w in summary["warnings"] if w not in banners]
 
 
 def family_sentence(curve: dict) -> str:
@@ -163,20 +190,20 @@ def headline(summary: dict, target: dict) -> str:
         )
         low = target["interval"][0] if target["interval"] else None
         if low is not None and not _is_inf(low):
-            text += f" Only the optimistic end of the 80% interval reaches it, at about {fmt_size(low)} images."
+            text += f" Only the optimistic end of the {level_pct(summary)} interval reaches it, at about {fmt_size(low)} images."
         return text
     size, times = fmt_size(target["sample_size"]), fmt_times(target["times_past_data"])
     if target.get("reached_in_data"):
         return (
             f"{goal} {m} is already reached within the measured sizes; the curve puts it at about "
-            f"{size} labelled images (80% interval {fmt_interval(target['interval'], fmt_size)})."
+            f"{size} labelled images ({level_pct(summary)} interval {fmt_interval(target['interval'], fmt_size)})."
         )
     text = (
         f"To reach {goal} {m} you need about {size} labelled images "
-        f"(80% interval {fmt_interval(target['interval'], fmt_size)}), {times} the largest fitted sample size."
+        f"({level_pct(summary)} interval {fmt_interval(target['interval'], fmt_size)}), {times} the largest fitted sample size."
     )
     if target["far"]:
-        text += " That is a far extrapolation (more than 4x past the data): treat it as a rough guide."
+        text += f" That is a far extrapolation (more than {far_text(summary)} past the data): treat it as a rough guide."
     return text
 
 
@@ -191,17 +218,17 @@ def _headline_with_chance(summary: dict, target: dict) -> str:
                 f"{fmt_score(target['ceiling'])}.")
         low = target["interval"][0] if target["interval"] else None
         if low is not None and not _is_inf(low):
-            text += f" Only the optimistic end of the 80% interval reaches it, at about {fmt_size(low)} images."
+            text += f" Only the optimistic end of the {level_pct(summary)} interval reaches it, at about {fmt_size(low)} images."
         return text
     size = fmt_size(target["sample_size"])
     if target.get("reached_in_data"):
         return (f"{goal} {m}: already reached within the measured sizes; the curve puts it at about {size} "
-                f"labelled images (80% interval {size_interval(target)}).")
-    text = (f"{goal} {m}: about {size} labelled images (80% interval {size_interval(target)}; {chance} that it "
+                f"labelled images ({level_pct(summary)} interval {size_interval(target)}).")
+    text = (f"{goal} {m}: about {size} labelled images ({level_pct(summary)} interval {size_interval(target)}; {chance} that it "
             f"is reachable with this pipeline), {fmt_times(target['times_past_data'])} the largest measured "
             "sample size.")
     if target["far"]:
-        text += " That is a far extrapolation (more than 4x past the data): treat it as a rough guide."
+        text += f" That is a far extrapolation (more than {far_text(summary)} past the data): treat it as a rough guide."
     return text
 
 
@@ -213,9 +240,9 @@ def validation_sentences(summary: dict) -> list[str]:
         return []
     m = metric_name(summary)
     out = [f"The answer is fitted on every measured size, the backtest splits included. Fitted without them, "
-           f"the curve held {v['inside']} of {v['backtests']} backtest mean(s) inside its 80% interval."]
+           f"the curve held {v['inside']} of {v['backtests']} backtest mean(s) inside its {level_pct(summary)} interval."]
     for c in v["contradictions"]:
-        where = {"above": "above its 80% interval", "below": "below its 80% interval"}.get(c["side"], "inside its interval")
+        where = {"above": f"above its {level_pct(summary)} interval", "below": f"below its {level_pct(summary)} interval"}.get(c["side"], "inside its interval")
         text = (f"CAUTION: at {fmt_size(c['sample_size'])} images the curve fitted without the backtest predicted "
                 f"{fmt_score(c['predicted'])} ({fmt_interval(c['interval'])}), but {fmt_score(c['measured_mean'])} "
                 f"{m} was measured, {where}")
@@ -261,65 +288,84 @@ def plot_learning_curve(summary: dict, fit: Any = None) -> bytes:
     ax = fig.add_subplot()
     m = metric_name(summary)
     points = summary["points"]
+    xlo, xhi = _x_range(summary)
+    _plot_measured(ax, points, summary["per_size"])
+    if fit is not None:
+        _plot_fit(ax, summary, fit, xlo, xhi)
+    scores = [p["score"] for p in points]
+    goals = [t["target"] for t in summary["targets"]]
+    ylo = max(0.0, min(scores) - 0.05)
+    yhi = min(1.0, max(scores + goals) + 0.04)
+    for t in summary["targets"]:
+        _plot_target(ax, summary, t, (xlo, xhi), (ylo, yhi))
+    _set_axes(ax, (xlo, xhi), (ylo, yhi), m, fontsize=7, ncol=2)
+    title = f"{m} against sample size: {_mpl_text(summary['run']['sweep'])}"
+    if fit is None:
+        title += " (no curve yet: fewer than two splits finished)"
+    return _finish_plot(fig, ax, summary, title)
+
+
+def _plot_measured(ax, points: list[dict], per_size: list[dict]) -> None:
+    """Every trial (backtest trials marked apart) and the mean ± std at each size."""
     fitted = [p for p in points if not p["backtest"]]
     backtest = [p for p in points if p["backtest"]]
-    xlo, xhi = _x_range(summary)
-
     if fitted:
         ax.scatter([p["sample_size"] for p in fitted], [p["score"] for p in fitted],
                    s=16, alpha=0.45, color="C0", label="trial", zorder=3)
     if backtest:
         ax.scatter([p["sample_size"] for p in backtest], [p["score"] for p in backtest],
                    s=36, marker="D", color="C3", alpha=0.8, label="backtest trial (validation; in the answer)", zorder=4)
-    for i, row in enumerate(summary["per_size"]):
+    for i, row in enumerate(per_size):
         ax.errorbar([row["sample_size"]], [row["mean"]], yerr=[row["std"] or 0.0], fmt="s",
                     color="black", ms=5, capsize=4, zorder=5, label="mean ± std per size" if i == 0 else None)
 
-    if fit is not None:
-        grid = np.geomspace(xlo, xhi, 300)
-        for name, f in fit.families.items():
-            if name != fit.family:
-                role = f"weight {f.weight:.2f} in the blend" if fit.family == "blend" and f.weight > 0 else "not chosen"
-                ax.plot(grid, np.asarray(f.predict(grid), float), lw=0.9, alpha=0.35, label=f"{name} ({role})")
-        low, high = fit.interval(grid, level=0.8)
-        ax.fill_between(grid, np.asarray(low, float), np.asarray(high, float), color="C1", alpha=0.2, label="80% interval")
-        ax.plot(grid, np.asarray(fit.predict(grid), float), lw=2.4, color="C1", label=f"chosen: {_mpl_text(fit.family)}")
-        ax.axvspan(fit.max_size, xhi, color="grey", alpha=0.08, lw=0, label="extrapolation")
-        if 4 * fit.max_size < xhi:
-            ax.axvspan(4 * fit.max_size, xhi, color="grey", alpha=0.10, lw=0, label="far extrapolation (>4x)")
 
-    scores = [p["score"] for p in points]
-    goals = [t["target"] for t in summary["targets"]]
-    ylo = max(0.0, min(scores) - 0.05)
-    yhi = min(1.0, max(scores + goals) + 0.04)
-    for t in summary["targets"]:
-        goal = t["target"]
-        ax.axhline(goal, ls="--", lw=0.9, color="C2")
-        size = t.get("sample_size")
-        if summary["curve"] is None:
-            label = f"target {fmt_pct(goal)}"
-        elif not t["reachable"]:
-            chance = f" ({fmt_chance(t['p_reachable'])})" if t.get("p_reachable") is not None else ""
-            label = f"target {fmt_pct(goal)}: probably unreachable{chance}"
-        elif size is not None and not _is_inf(size) and size <= xhi:
-            ax.plot([size], [goal], marker="v", ms=9, color="C2", zorder=6)
-            ax.axvline(size, ymin=0, ymax=(goal - ylo) / (yhi - ylo), ls=":", lw=0.8, color="C2")
-            label = f"target {fmt_pct(goal)}: {fmt_size(size)}"
-        else:
-            label = f"target {fmt_pct(goal)}: {fmt_size(size)} (off the chart)"
-        ax.annotate(label, xy=(xlo, goal), xytext=(4, 3), textcoords="offset points", fontsize=8, color="C2")
+def _plot_fit(ax, summary: dict, fit: Any, xlo: float, xhi: float) -> None:
+    """The chosen curve with its interval band, the other families faintly, and the extrapolation zones."""
+    grid = np.geomspace(xlo, xhi, 300)
+    for name, f in fit.families.items():
+        if name != fit.family:
+            role = f"weight {f.weight:.2f} in the blend" if fit.family == "blend" and f.weight > 0 else "not chosen"
+            ax.plot(grid, np.asarray(f.predict(grid), float), lw=0.9, alpha=0.35, label=f"{name} ({role})")
+    low, high = fit.interval(grid, level=interval_level(summary))
+    ax.fill_between(grid, np.asarray(low, float), np.asarray(high, float), color="C1", alpha=0.2,
+                    label=f"{level_pct(summary)} interval")
+    ax.plot(grid, np.asarray(fit.predict(grid), float), lw=2.4, color="C1", label=f"chosen: {_mpl_text(fit.family)}")
+    ax.axvspan(fit.max_size, xhi, color="grey", alpha=0.08, lw=0, label="extrapolation")
+    far = far_factor(summary) * fit.max_size
+    if far < xhi:
+        ax.axvspan(far, xhi, color="grey", alpha=0.10, lw=0, label=f"far extrapolation (>{far_text(summary)})")
 
+
+def _plot_target(ax, summary: dict, t: dict, xlim: tuple[float, float], ylim: tuple[float, float]) -> None:
+    """A target's line, its size marked where it is on the chart, and a label that says it."""
+    (xlo, xhi), (ylo, yhi) = xlim, ylim
+    goal = t["target"]
+    ax.axhline(goal, ls="--", lw=0.9, color="C2")
+    size = t.get("sample_size")
+    if summary["curve"] is None:
+        label = f"target {fmt_pct(goal)}"
+    elif not t["reachable"]:
+        chance = f" ({fmt_chance(t['p_reachable'])})" if t.get("p_reachable") is not None else ""
+        label = f"target {fmt_pct(goal)}: probably unreachable{chance}"
+    elif size is not None and not _is_inf(size) and size <= xhi:
+        ax.plot([size], [goal], marker="v", ms=9, color="C2", zorder=6)
+        ax.axvline(size, ymin=0, ymax=(goal - ylo) / (yhi - ylo), ls=":", lw=0.8, color="C2")
+        label = f"target {fmt_pct(goal)}: {fmt_size(size)}"
+    else:
+        label = f"target {fmt_pct(goal)}: {fmt_size(size)} (off the chart)"
+    ax.annotate(label, xy=(xlo, goal), xytext=(4, 3), textcoords="offset points", fontsize=8, color="C2")
+
+
+def _set_axes(ax, xlim: tuple[float, float], ylim: tuple[float, float], ylabel: str, **legend: Any) -> None:
+    """Log sample-size axis, limits, labels, grid and legend, as every score plot has them."""
     ax.set_xscale("log")
-    ax.set_xlim(xlo, xhi)
-    ax.set_ylim(ylo, yhi)
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*ylim)
     ax.set_xlabel("sample size (labelled images drawn from the pool)")
-    ax.set_ylabel(m)
+    ax.set_ylabel(ylabel)
     ax.grid(True, which="both", alpha=0.25)
-    ax.legend(fontsize=7, loc="lower right", ncol=2)
-    title = f"{m} against sample size: {_mpl_text(summary['run']['sweep'])}"
-    if fit is None:
-        title += " (no curve yet: fewer than two splits finished)"
-    return _finish_plot(fig, ax, summary, title)
+    ax.legend(loc="lower right", **legend)
 
 
 def _finish_plot(fig, ax, summary: dict, title: str) -> bytes:
@@ -427,7 +473,6 @@ def _page_start(summary: dict, title: str, heading: str) -> list[str]:
 def render_html(summary: dict, curve_png: bytes, class_png: bytes | None = None) -> str:
     """The self-contained HTML report (plots embedded as base64)."""
     m = metric_name(summary)
-    run = summary["run"]
     parts = _page_start(summary, "samplesize report", "How many labelled images")
     nocurve = no_curve_warning(summary)
     if nocurve:
@@ -437,79 +482,105 @@ def render_html(summary: dict, curve_png: bytes, class_png: bytes | None = None)
     parts += [f'<p class="headline">{_e(headline(summary, t))}</p>' for t in summary["targets"]]
     parts += [f"<p>{_e(text)}</p>" for text in validation_sentences(summary)]
     parts.append(f"<p>{_img(curve_png, f'{m} against sample size')}</p>")
-
     if summary["predictions"]:
-        parts.append("<h2>Predictions</h2>")
-        rows = [
-            [p["label"], fmt_size(p["sample_size"]), fmt_score(p["predicted"]), fmt_interval(p["interval"]),
-             fmt_times(p["times_past_data"]), "far extrapolation" if p["far"] else ""]
-            for p in summary["predictions"]
-        ]
-        parts.append(_table(["Why", "Sample size", f"Predicted {m}", "80% interval", "Past the data", "Note"], rows))
-        parts.append('<p class="muted">"Past the data" is the sample size divided by the largest fitted sample size. '
-                     "Beyond 4x the prediction is a far extrapolation.</p>")
-        rows = [
-            [fmt_pct(t["target"]), "yes" if t["reachable"] else "probably not", fmt_size(t["sample_size"]),
-             size_interval(t), fmt_times(t["times_past_data"]),
-             "-" if t.get("p_reachable") is None else fmt_chance(t["p_reachable"])]
-            for t in summary["targets"]
-        ]
-        parts.append(_table(["Target", "Reachable", "Sample size needed", "80% interval", "Past the data",
-                             "Chance it is reachable"], rows))
-
+        parts += _predictions_html(summary)
     if summary["curve"]:
-        c = summary["curve"]
-        parts.append("<h2>Curve families</h2>")
-        parts.append(f"<p>Chosen: <b>{_e(c['family'])}</b>. {_e(family_sentence(c))} Families are judged by their "
-                     "extrapolation error (refitted without the largest sizes, then asked to predict them), "
-                     "not by in-sample fit.</p>")
-        rows, classes = [], []
-        for f in c["families"]:
-            rows.append([f["name"], f["formula"] or "", fmt_score(f["in_sample_rmse"]), fmt_score(f["extrapolation_error"]),
-                         fmt_score(f["weight"]), "none" if _is_inf(f["ceiling"]) else fmt_score(f["ceiling"]),
-                         "yes" if f["converged"] else "no"])
-            classes.append("chosen" if f["chosen"] or f["in_blend"] else "")
-        parts.append(_table(["Family", "Formula", "Fit RMSE", "Extrapolation error", "Weight", "Ceiling", "Converged"],
-                            rows, left=2, row_classes=classes))
+        parts += _families_html(summary["curve"])
+    parts += _measured_html(summary)
+    if summary["backtest"]:
+        parts += _backtest_html(summary)
+    parts.append(_per_class_html(summary, class_png))
+    parts.append(_confusion_html(summary))
+    parts += _trials_html(summary)
+    parts += _run_facts_html(summary["run"])
+    parts.append("</body></html>")
+    return "\n".join(parts)
 
-    parts.append("<h2>Measured scores per size</h2>")
+
+def _predictions_html(summary: dict) -> list[str]:
+    """The predictions at the sizes asked for, and the size each target needs."""
+    m, level = metric_name(summary), level_pct(summary)
+    rows = [
+        [p["label"], fmt_size(p["sample_size"]), fmt_score(p["predicted"]), fmt_interval(p["interval"]),
+         fmt_times(p["times_past_data"]), "far extrapolation" if p["far"] else ""]
+        for p in summary["predictions"]
+    ]
+    targets = [
+        [fmt_pct(t["target"]), "yes" if t["reachable"] else "probably not", fmt_size(t["sample_size"]),
+         size_interval(t), fmt_times(t["times_past_data"]),
+         "-" if t.get("p_reachable") is None else fmt_chance(t["p_reachable"])]
+        for t in summary["targets"]
+    ]
+    return [
+        "<h2>Predictions</h2>",
+        _table(["Why", "Sample size", f"Predicted {m}", f"{level} interval", "Past the data", "Note"], rows),
+        '<p class="muted">"Past the data" is the sample size divided by the largest fitted sample size. '
+        f"Beyond {far_text(summary)} the prediction is a far extrapolation.</p>",
+        _table(["Target", "Reachable", "Sample size needed", f"{level} interval", "Past the data",
+                "Chance it is reachable"], targets),
+    ]
+
+
+def _families_html(c: dict) -> list[str]:
+    """The curve families: which was chosen (or blended) and how each extrapolated."""
+    rows, classes = [], []
+    for f in c["families"]:
+        rows.append([f["name"], f["formula"] or "", fmt_score(f["in_sample_rmse"]), fmt_score(f["extrapolation_error"]),
+                     fmt_score(f["weight"]), "none" if _is_inf(f["ceiling"]) else fmt_score(f["ceiling"]),
+                     "yes" if f["converged"] else "no"])
+        classes.append("chosen" if f["chosen"] or f["in_blend"] else "")
+    return [
+        "<h2>Curve families</h2>",
+        f"<p>Chosen: <b>{_e(c['family'])}</b>. {_e(family_sentence(c))} Families are judged by their "
+        "extrapolation error (refitted without the largest sizes, then asked to predict them), "
+        "not by in-sample fit.</p>",
+        _table(["Family", "Formula", "Fit RMSE", "Extrapolation error", "Weight", "Ceiling", "Converged"],
+               rows, left=2, row_classes=classes),
+    ]
+
+
+def _measured_html(summary: dict) -> list[str]:
     rows = [
         [f"{r['split']:g}", "backtest" if r["backtest"] else "fitted", fmt_size(r["sample_size"]), f"{r['n']} / {r['expected']}",
          fmt_score(r["mean"]), fmt_score(r["std"]), fmt_score(r["min"]), fmt_score(r["max"])]
         for r in summary["per_size"]
     ]
-    parts.append(_table(["Split", "Role", "Sample size", "Trials", f"Mean {m}", "Std", "Min", "Max"], rows, left=2))
+    return ["<h2>Measured scores per size</h2>",
+            _table(["Split", "Role", "Sample size", "Trials", f"Mean {metric_name(summary)}", "Std", "Min", "Max"],
+                   rows, left=2)]
 
-    if summary["backtest"]:
-        parts.append("<h2>Backtest</h2>")
-        parts.append("<p>Backtest splits ran as trials and were left out of a validation fit: does that curve "
-                     "predict them? (The answer above is refitted on every size, backtests included.)</p>")
-        rows = [
-            [f"{b['split']:g}", fmt_size(b["sample_size"]), b["n"], fmt_score(b["measured_mean"]), fmt_score(b["predicted"]),
-             fmt_interval(b["interval"]), "-" if b["inside"] is None else ("yes" if b["inside"] else "NO")]
-            for b in summary["backtest"]
-        ]
-        parts.append(_table(["Split", "Sample size", "Trials", "Measured mean", "Predicted", "80% interval",
-                             "Measured inside interval"], rows))
 
-    parts.append(_per_class_html(summary, class_png))
-    parts.append(_confusion_html(summary))
+def _backtest_html(summary: dict) -> list[str]:
+    rows = [
+        [f"{b['split']:g}", fmt_size(b["sample_size"]), b["n"], fmt_score(b["measured_mean"]), fmt_score(b["predicted"]),
+         fmt_interval(b["interval"]), "-" if b["inside"] is None else ("yes" if b["inside"] else "NO")]
+        for b in summary["backtest"]
+    ]
+    return [
+        "<h2>Backtest</h2>",
+        "<p>Backtest splits ran as trials and were left out of a validation fit: does that curve "
+        "predict them? (The answer above is refitted on every size, backtests included.)</p>",
+        _table(["Split", "Sample size", "Trials", "Measured mean", "Predicted", f"{level_pct(summary)} interval",
+                "Measured inside interval"], rows),
+    ]
 
+
+def _trials_html(summary: dict) -> list[str]:
+    """The trial counts, the indexes still missing or failed, and every warning not shown as a banner."""
     t = summary["trials"]
-    parts.append("<h2>Trials and warnings</h2>")
-    parts.append(_table(["", ""], [
+    parts = ["<h2>Trials and warnings</h2>", _table(["", ""], [
         ["Expected trials", t["expected"]],
         ["Usable results", t["usable"]],
         ["Missing indexes", ", ".join(map(str, t["missing"])) or "none"],
         ["Failed indexes (reported by the Job)", ", ".join(map(str, t["failed"])) or "none"],
         ["Job state", t["job_state"] if t["job_state"] is not None else "not known (local run)"],
-    ]))
-    if listed_warnings(summary):
-        parts.append("<ul>" + "".join(f"<li>{_e(w)}</li>" for w in listed_warnings(summary)) + "</ul>")
-    else:
-        parts.append("<p>No warnings.</p>")
+    ])]
+    shown = listed_warnings(summary)
+    parts.append("<ul>" + "".join(f"<li>{_e(w)}</li>" for w in shown) + "</ul>" if shown else "<p>No warnings.</p>")
+    return parts
 
-    parts.append("<h2>Run facts</h2>")
+
+def _run_facts_html(run: dict) -> list[str]:
     facts = [
         ["Dataset", run["dataset"]],
         ["Pool size", fmt_size(run["pool_size"])],
@@ -526,9 +597,7 @@ def render_html(summary: dict, curve_png: bytes, class_png: bytes | None = None)
         ["Config hash", run["config_hash"]],
         ["Generated", f"{run['generated_at']} by samplesize {run['aggregated_by']}"],
     ]
-    parts.append(_table(["", ""], facts, left=2))
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    return ["<h2>Run facts</h2>", _table(["", ""], facts, left=2)]
 
 
 def _per_class_html(summary: dict, class_png: bytes | None) -> str:
@@ -540,8 +609,7 @@ def _per_class_html(summary: dict, class_png: bytes | None) -> str:
     if class_png:
         out.append(f"<p>{_img(class_png, 'per-class recall against sample size')}</p>")
     predictions = summary["predictions"] or []
-    # 4x the pool answers "what would four times our data buy this class"; else the largest size asked for.
-    at = next((i for i, p in enumerate(predictions) if p["label"] == "4x pool"), len(predictions) - 1)
+    at = _class_prediction_column(predictions)
     last = predictions[at] if predictions else None
     headers = ["Class", "Recall at largest fitted size", "Fitted ceiling"]
     if last:
@@ -556,6 +624,13 @@ def _per_class_html(summary: dict, class_png: bytes | None) -> str:
         rows.append(row)
     out.append(_table(headers, rows))
     return "\n".join(out)
+
+
+def _class_prediction_column(predictions: list[dict]) -> int:
+    """Which prediction the per-class table shows: the largest multiple of the pool answers "what
+    would that much more of our data buy this class"; without a pool size, the largest size asked for."""
+    pooled = [i for i, p in enumerate(predictions) if p.get("pool_multiple")]
+    return max(pooled, key=lambda i: predictions[i]["pool_multiple"]) if pooled else len(predictions) - 1
 
 
 def _confusion_html(summary: dict) -> str:
@@ -577,26 +652,38 @@ def _confusion_html(summary: dict) -> str:
 
 def render_markdown(summary: dict) -> str:
     """A short text report that reads well in a terminal."""
-    m = metric_name(summary)
     run = summary["run"]
     lines = [f"# samplesize report: {run['sweep']}{' (PARTIAL SWEEP)' if not summary['complete'] else ''}", ""]
-    banner = partial_banner(summary)
-    if banner:
-        lines += [f"> **{banner}**", ""]
-    nocurve = no_curve_warning(summary)
-    if nocurve:
-        lines += [f"> **{nocurve}**", ""]
+    for banner in (partial_banner(summary), no_curve_warning(summary)):
+        if banner:
+            lines += [f"> **{banner}**", ""]
     lines += ["## Answer", ""] + [f"- {headline(summary, t)}" for t in summary["targets"]] + [""]
     lines += [f"{text}\n" for text in validation_sentences(summary)]
     if summary["predictions"]:
-        lines += ["## Predictions (80% intervals)", "",
-                  f"| why | sample size | {m} | interval | past the data |", "|---|---:|---:|---|---:|"]
-        for p in summary["predictions"]:
-            far = " (far)" if p["far"] else ""
-            lines.append(f"| {p['label']} | {fmt_size(p['sample_size'])} | {fmt_score(p['predicted'])} | "
-                         f"{fmt_interval(p['interval'])} | {fmt_times(p['times_past_data'])}{far} |")
-        lines.append("")
-    lines += ["## Measured", "", f"| split | sample size | trials | mean {m} | std |", "|---:|---:|---:|---:|---:|"]
+        lines += _predictions_markdown(summary)
+    lines += _measured_markdown(summary)
+    shown = listed_warnings(summary)
+    if shown:
+        lines += ["", "## Warnings", ""] + [f"- {w}" for w in shown]
+    lines += ["", f"Trials: {summary['trials']['usable']} of {summary['trials']['expected']} usable; "
+                  f"total trial time {fmt_seconds(run['total_trial_seconds'])}. Full report: report.html", ""]
+    return "\n".join(lines)
+
+
+def _predictions_markdown(summary: dict) -> list[str]:
+    lines = [f"## Predictions ({level_pct(summary)} intervals)", "",
+             f"| why | sample size | {metric_name(summary)} | interval | past the data |", "|---|---:|---:|---|---:|"]
+    for p in summary["predictions"]:
+        far = " (far)" if p["far"] else ""
+        lines.append(f"| {p['label']} | {fmt_size(p['sample_size'])} | {fmt_score(p['predicted'])} | "
+                     f"{fmt_interval(p['interval'])} | {fmt_times(p['times_past_data'])}{far} |")
+    return lines + [""]
+
+
+def _measured_markdown(summary: dict) -> list[str]:
+    """The measured table, the curve family and what each backtest says."""
+    lines = ["## Measured", "", f"| split | sample size | trials | mean {metric_name(summary)} | std |",
+             "|---:|---:|---:|---:|---:|"]
     for r in summary["per_size"]:
         tag = " (backtest)" if r["backtest"] else ""
         lines.append(f"| {r['split']:g}{tag} | {fmt_size(r['sample_size'])} | {r['n']}/{r['expected']} | "
@@ -609,11 +696,7 @@ def render_markdown(summary: dict) -> str:
             verdict = "inside" if b["inside"] else "OUTSIDE"
             lines.append(f"Backtest at split {b['split']:g}: measured {fmt_score(b['measured_mean'])}, predicted "
                          f"{fmt_score(b['predicted'])} ({fmt_interval(b['interval'])}): {verdict} the interval.")
-    if listed_warnings(summary):
-        lines += ["", "## Warnings", ""] + [f"- {w}" for w in listed_warnings(summary)]
-    lines += ["", f"Trials: {summary['trials']['usable']} of {summary['trials']['expected']} usable; "
-                  f"total trial time {fmt_seconds(run['total_trial_seconds'])}. Full report: report.html", ""]
-    return "\n".join(lines)
+    return lines
 
 
 # ---------------------------------------------------------------- comparison of variants
@@ -622,21 +705,12 @@ def render_markdown(summary: dict) -> str:
 def write_comparison_report(storage: Storage, summary: dict[str, Any], fits: dict[str, Any]) -> list[str]:
     """The report of a sweep with `variants`: the same four files, one curve per variant."""
     curve_png = plot_comparison(summary, fits)
-    files = {
-        "learning_curve.png": curve_png,
-        "report.html": render_comparison_html(summary, curve_png).encode("utf-8"),
-        "report.md": render_comparison_markdown(summary).encode("utf-8"),
-        "summary.json": json.dumps(summary, indent=1, allow_nan=False, ensure_ascii=False).encode("utf-8"),
-    }
-    keys = []
-    for name in FILES:
-        storage.write(REPORT_PREFIX + name, files[name])
-        keys.append(REPORT_PREFIX + name)
-    return keys
+    return _write_files(storage, summary, curve_png, render_comparison_html(summary, curve_png),
+                        render_comparison_markdown(summary))
 
 
 def plot_comparison(summary: dict, fits: dict[str, Any]) -> bytes:
-    """Every variant's trials, means and fitted curve with its 80% band, on one plot."""
+    """Every variant's trials, means and fitted curve with its interval band, on one plot."""
     fig = Figure(figsize=(8, 4.8), dpi=90)
     ax = fig.add_subplot()
     sizes = [p["sample_size"] for p in summary["points"]] or [1.0]
@@ -644,20 +718,8 @@ def plot_comparison(summary: dict, fits: dict[str, Any]) -> bytes:
     grid = np.geomspace(xlo, xhi, 300)
     scores = [p["score"] for p in summary["points"]] or [0.5]
     for i, entry in enumerate(summary["variants"]):
-        color, name, vs = f"C{i % 10}", entry["name"], entry["summary"]
-        if vs is None:
-            continue
-        pts = vs["points"]
-        ax.scatter([p["sample_size"] for p in pts], [p["score"] for p in pts], s=10, alpha=0.35, color=color)
-        ax.plot([r["sample_size"] for r in vs["per_size"]], [r["mean"] for r in vs["per_size"]], "s", color=color, ms=5)
-        fit = fits.get(name)
-        label = _mpl_text(name, 30)
-        if fit is not None:
-            low, high = fit.interval(grid, level=0.8)
-            ax.fill_between(grid, np.asarray(low, float), np.asarray(high, float), color=color, alpha=0.15)
-            ax.plot(grid, np.asarray(fit.predict(grid), float), lw=2, color=color, label=f"{label} (80% band)")
-        else:
-            ax.plot([], [], "s", color=color, label=f"{label} (no curve)")
+        if entry["summary"] is not None:
+            _plot_variant(ax, summary, entry, fits.get(entry["name"]), grid, f"C{i % 10}")
     crossed = False
     for c in summary["comparison"]["crossings"]:
         for x in c["fitted"]:
@@ -667,16 +729,26 @@ def plot_comparison(summary: dict, fits: dict[str, Any]) -> bytes:
     ax.axvspan(max(sizes), xhi, color="grey", alpha=0.08, lw=0, label="extrapolation")
     for goal in [t["target"] for t in summary["comparison"]["targets"]]:
         ax.axhline(goal, ls="--", lw=0.8, color="grey")
-    ax.set_xscale("log")
-    ax.set_xlim(xlo, xhi)
-    ax.set_ylim(max(0.0, min(scores) - 0.05), min(1.0, max(scores) + 0.05))
-    ax.set_xlabel("sample size (labelled images drawn from the pool)")
-    ax.set_ylabel(metric_name(summary))
-    ax.grid(True, which="both", alpha=0.25)
-    ax.legend(fontsize=8, loc="lower right")
+    _set_axes(ax, (xlo, xhi), (max(0.0, min(scores) - 0.05), min(1.0, max(scores) + 0.05)), metric_name(summary),
+              fontsize=8)
     title = f"{metric_name(summary)} by variant: {_mpl_text(summary['run'].get('sweep', ''))}"
     title += " (dotted: the fitted curves cross)" if crossed else ""
     return _finish_plot(fig, ax, summary, title)
+
+
+def _plot_variant(ax, summary: dict, entry: dict, fit: Any, grid: np.ndarray, color: str) -> None:
+    """One variant's trials, its means and, with a fit, its curve and interval band."""
+    vs = entry["summary"]
+    pts = vs["points"]
+    ax.scatter([p["sample_size"] for p in pts], [p["score"] for p in pts], s=10, alpha=0.35, color=color)
+    ax.plot([r["sample_size"] for r in vs["per_size"]], [r["mean"] for r in vs["per_size"]], "s", color=color, ms=5)
+    label = _mpl_text(entry["name"], 30)
+    if fit is None:
+        ax.plot([], [], "s", color=color, label=f"{label} (no curve)")
+        return
+    low, high = fit.interval(grid, level=interval_level(summary))
+    ax.fill_between(grid, np.asarray(low, float), np.asarray(high, float), color=color, alpha=0.15)
+    ax.plot(grid, np.asarray(fit.predict(grid), float), lw=2, color=color, label=f"{label} ({level_pct(summary)} band)")
 
 
 def comparison_sentences(summary: dict) -> list[str]:
@@ -690,7 +762,7 @@ def comparison_sentences(summary: dict) -> list[str]:
             out.append(f"{goal} {m}: no variant's curve reaches it.")
             continue
         size = t["by_variant"][best]["sample_size"]
-        how = ("clearly: its 80% interval ends before any other variant's begins" if t["clear"]
+        how = (f"clearly: its {level_pct(summary)} interval ends before any other variant's begins" if t["clear"]
                else "but the intervals overlap, so the order is within the uncertainty")
         out.append(f"{goal} {m}: {best} gets there with the fewest labels (about {fmt_size(size)}), {how}.")
     for c in summary["comparison"]["crossings"]:
@@ -711,7 +783,7 @@ def comparison_sentences(summary: dict) -> list[str]:
 
 def _comparison_rows(summary: dict) -> tuple[list[str], list[list[Any]]]:
     names = summary["comparison"]["variants"]
-    headers = ["Target"] + [f"{n}: size (80% interval; chance reachable)" for n in names] + ["Fewest labels"]
+    headers = ["Target"] + [f"{n}: size ({level_pct(summary)} interval; chance reachable)" for n in names] + ["Fewest labels"]
     rows = []
     for t in summary["comparison"]["targets"]:
         row = [fmt_pct(t["target"])]
@@ -734,8 +806,9 @@ def _paired_rows(pair: dict) -> list[list[Any]]:
              f"{r['min']:+.3f} to {r['max']:+.3f}", f"{r['wins']}/{r['pairs']}"] for r in pair["rows"]]
 
 
-_PAIRED_HEADERS = ["Split", "Sample size", "Pairs", "Mean difference", "Std", "80% interval of the mean",
-                   "Range", "Wins"]
+def _paired_headers(summary: dict) -> list[str]:
+    return ["Split", "Sample size", "Pairs", "Mean difference", "Std", f"{level_pct(summary)} interval of the mean",
+            "Range", "Wins"]
 
 
 def render_comparison_html(summary: dict, curve_png: bytes) -> str:
@@ -753,7 +826,7 @@ def render_comparison_html(summary: dict, curve_png: bytes) -> str:
                  "difference of their scores is the measured comparison, with no curve in between.</p>")
     for pair in summary["comparison"]["paired"]:
         parts.append(f"<p><b>{_e(pair['difference'])}</b> ({_e(m)})</p>")
-        parts.append(_table(_PAIRED_HEADERS, _paired_rows(pair)))
+        parts.append(_table(_paired_headers(summary), _paired_rows(pair)))
     for entry in summary["variants"]:
         vs = entry["summary"]
         parts.append(f"<h2>Variant {_e(entry['name'])}</h2><p class=\"muted\">{_e(entry['changes'])}</p>")
@@ -789,7 +862,7 @@ def render_comparison_markdown(summary: dict) -> str:
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows] + [""]
     for pair in summary["comparison"]["paired"]:
         lines += [f"## Paired differences: {pair['difference']} ({m})", "",
-                  "| " + " | ".join(_PAIRED_HEADERS) + " |", "|" + "---:|" * len(_PAIRED_HEADERS)]
+                  "| " + " | ".join(_paired_headers(summary)) + " |", "|" + "---:|" * len(_paired_headers(summary))]
         lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in _paired_rows(pair)] + [""]
     shown = listed_warnings(summary)
     if shown:
