@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from samplesize.aggregate import aggregate, load_results
+from samplesize.aggregate import aggregate
 from samplesize.config import build_config
 from samplesize.errors import DataError
 from samplesize.plan import trial_spec
-from samplesize.results import encode_result, result_key, trial_identity, write_result
+from samplesize.results import encode_result, load_results, result_key, trial_identity, write_result
 from samplesize.storage import LocalStorage
 
 POOL = 1000

@@ -11,8 +11,8 @@ import json
 import pytest
 
 from conftest import run_cli
-from samplesize.aggregate import aggregate, load_results
-from samplesize.results import encode_result, result_key
+from samplesize.aggregate import aggregate
+from samplesize.results import encode_result, load_results, result_key
 from samplesize.storage import LocalStorage
 from test_aggregate import BOOT, fake_result, make_cfg, write_sweep
 
