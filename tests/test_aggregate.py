@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from fake_sweep import BOOT, CLASSES, POOL, fake_result, make_cfg, true_score, write_sweep
-from samplesize.aggregate import aggregate, load_results
+from samplesize.aggregate import aggregate
 from samplesize.errors import DataError
 from samplesize.plan import trial_spec
-from samplesize.results import encode_result, result_key, write_result
+from samplesize.results import encode_result, load_results, result_key, write_result
 from samplesize.storage import LocalStorage
 
 

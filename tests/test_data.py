@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from samplesize.config import load_config
-from samplesize.data import load_source, prepare_dataset, prepared_key, scan_folder, split_test
+from samplesize.data import (PoolFacts, load_source, pool_facts_key, prepare_dataset, prepared_key, read_pool_facts,
+                             scan_folder, split_test)
 from samplesize.errors import DataError
 from samplesize.storage import LocalStorage
 
@@ -67,6 +68,17 @@ def test_prepared_dataset_is_stored_once_and_reused(tmp_path, image_folder):
     assert (tmp_path / "out" / key).stat().st_mtime_ns == stamp
     assert np.array_equal(first.pool_images, again.pool_images)
     assert again.skipped["counts"] and first.pool_size + len(first.test_labels) == 36
+
+
+def test_pool_facts_are_stored_beside_the_prepared_copy_for_plan(tmp_path, image_folder):
+    cfg = load_config(overrides=[f"dataset.source=folder:{image_folder}", "dataset.image_size=16"])
+    storage = LocalStorage(tmp_path / "out")
+    assert read_pool_facts(cfg, storage) is None  # not prepared yet
+    data = prepare_dataset(cfg, storage)
+    assert read_pool_facts(cfg, storage) == PoolFacts(pool_size=data.pool_size, class_count=3)
+    (tmp_path / "out" / pool_facts_key(prepared_key(cfg))).unlink()  # a copy prepared before facts were stored
+    prepare_dataset(cfg, storage)
+    assert read_pool_facts(cfg, storage) == PoolFacts(pool_size=data.pool_size, class_count=3)
 
 
 def test_corrupt_prepared_copy_says_how_to_recover(tmp_path):

@@ -81,7 +81,8 @@ def test_workers_zero_or_negative_and_negative_bootstrap_are_refused(tmp_path, a
 
 
 def test_splits_drawing_the_same_sample_size_are_refused(tmp_path):
-    # builtin digits: a pool of 1438 images; 0.1 and 0.1003 both draw 144.
+    # builtin digits: a pool of 1438 images; 0.1 and 0.1003 both draw 144. `plan` knows the pool once prepared.
+    assert run_cli("prepare", "--set", f"output={tmp_path}", "--set", "splits=[0.1, 0.1003]").returncode == 0
     proc = run_cli("plan", "--set", f"output={tmp_path}", "--set", "splits=[0.1, 0.1003]")
     assert proc.returncode == 64, proc.stderr
     assert "0.1 and 0.1003" in proc.stderr and "144" in proc.stderr

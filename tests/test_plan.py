@@ -4,7 +4,7 @@ import pytest
 
 from samplesize.config import load_config
 from samplesize.errors import ConfigError
-from samplesize.plan import all_trials, parse_index, trial_seed, trial_spec
+from samplesize.plan import all_trials, parse_index, planned_trials, trial_seed, trial_spec
 
 
 def test_trial_count_is_splits_times_repetitions():
@@ -52,3 +52,74 @@ def test_missing_job_completion_index_explains_how_to_set_it(text):
 def test_non_integer_index_is_refused_naming_its_source():
     with pytest.raises(ConfigError, match="JOB_COMPLETION_INDEX='three'"):
         parse_index("three", "JOB_COMPLETION_INDEX")
+
+
+def test_planned_trials_have_no_sample_size_until_the_pool_is_known():
+    cfg = load_config(overrides=["splits=[0.1, 0.5]", "backtest_splits=[]", "repetitions=2"])
+    assert [size for _, size in planned_trials(cfg)] == [None] * 4
+    assert [size for _, size in planned_trials(cfg, pool_size=1000, n_classes=10)] == [500, 500, 100, 100]
+
+
+def test_planned_trials_refuse_splits_that_draw_the_same_sample_size():
+    cfg = load_config(overrides=["splits=[0.1, 0.1003]"])
+    with pytest.raises(ConfigError, match="both draw 144"):
+        planned_trials(cfg, pool_size=1438, n_classes=10)
+
+
+@pytest.fixture
+def cli_main():
+    """`samplesize.cli.main` in this process (so a test can watch what it calls); restores the SIGTERM handler."""
+    import signal
+
+    from samplesize.cli import main
+
+    saved = signal.getsignal(signal.SIGTERM)
+    yield main
+    signal.signal(signal.SIGTERM, saved)
+
+
+def test_plan_before_prepare_shows_fractions_and_never_touches_the_dataset(tmp_path, monkeypatch, capsys, cli_main):
+    import json
+
+    import samplesize.data as data
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("plan decoded or prepared the dataset")
+
+    monkeypatch.setattr(data, "prepare_dataset", refuse)
+    monkeypatch.setattr(data, "load_source", refuse)
+    assert cli_main(["plan", "--set", f"output={tmp_path}"]) == 0
+    out = capsys.readouterr().out
+    assert "sample sizes appear after `samplesize prepare`" in out
+    assert "0.25" in out and "15 trials" in out
+    assert cli_main(["plan", "--json", "--set", f"output={tmp_path}"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["index"] for r in rows] == list(range(15))
+    assert all(set(r) == {"index", "split", "repetition", "sample_size", "seed", "backtest", "variant"} for r in rows)
+    assert all(r["sample_size"] is None for r in rows)
+    assert list(tmp_path.iterdir()) == []  # no prepared copy, no cache folder: nothing written
+
+
+@pytest.mark.parametrize("sampling", ["stratified", "with_replacement"])
+def test_plan_after_prepare_shows_the_sample_size_each_trial_draws(tmp_path, capsys, cli_main, sampling):
+    import json
+
+    import numpy as np
+
+    from samplesize.data import prepare_dataset
+    from samplesize.sampling import draw_subsample
+    from samplesize.storage import LocalStorage
+
+    sets = ["--set", f"output={tmp_path}", "--set", f"sampling={sampling}"]
+    assert cli_main(["prepare", *sets]) == 0
+    capsys.readouterr()
+    assert cli_main(["plan", "--json", *sets]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    cfg = load_config(overrides=[f"output={tmp_path}", f"sampling={sampling}"])
+    data = prepare_dataset(cfg, LocalStorage(tmp_path))  # the stored copy: opened, not built again
+    n_classes = len(data.class_names)
+    drawn = [len(np.unique(draw_subsample(data.pool_labels, s.split, s.seed, sampling, n_classes))) for s in all_trials(cfg)]
+    assert [r["sample_size"] for r in rows] == drawn
+    assert cli_main(["plan", *sets]) == 0
+    out = capsys.readouterr().out
+    assert "samplesize prepare" not in out and f"  {drawn[0]:>11}  " in out

@@ -12,8 +12,8 @@ import pytest
 
 from conftest import run_cli
 from fake_sweep import BOOT, fake_result, make_cfg, write_sweep
-from samplesize.aggregate import aggregate, load_results
-from samplesize.results import encode_result, result_key
+from samplesize.aggregate import aggregate
+from samplesize.results import encode_result, load_results, result_key
 from samplesize.storage import LocalStorage
 
 REPORT = ("report/report.html", "report/learning_curve.png", "report/summary.json", "report/report.md")

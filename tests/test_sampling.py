@@ -62,3 +62,13 @@ def test_no_possible_validation_example_is_a_clear_error():
     labels = np.array([0, 1])
     with pytest.raises(DataError, match="no validation example"):
         split_validation(np.array([0, 1]), labels, 0.2, seed=0, class_names=["a", "b"], split=1.0)
+
+
+@pytest.mark.parametrize("mode", ["stratified", "with_replacement"])
+@pytest.mark.parametrize("split", [0.01, 0.05, 0.3, 0.79, 1.0])
+def test_sample_size_counts_the_distinct_examples_the_draw_takes(mode, split):
+    from samplesize.sampling import sample_size
+
+    for seed in (0, 7, 123456):
+        drawn = draw_subsample(LABELS, split, seed=seed, mode=mode, n_classes=4)
+        assert sample_size(split, seed, len(LABELS), 4, mode) == len(np.unique(drawn))

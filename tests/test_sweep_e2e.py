@@ -55,6 +55,7 @@ def test_folder_dataset_sweep_reports_skipped_files(tmp_path, image_folder):
 
 
 def test_plan_json_lists_every_trial_with_its_sample_size(tmp_path):
+    assert run_cli("prepare", *tiny_sweep_sets(f"output={tmp_path}")).returncode == 0  # sizes are known once prepared
     proc = run_cli("plan", "--json", *tiny_sweep_sets(f"output={tmp_path}"))
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)

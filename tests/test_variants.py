@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 from fake_sweep import BOOT, fake_result, make_cfg, write_sweep
-from samplesize.aggregate import aggregate, build_summary, load_results
+from samplesize.aggregate import aggregate, build_summary
 from samplesize.compare import compare_curves
 from samplesize.config import build_config
 from samplesize.curves import fit_learning_curve
 from samplesize.data import prepare_dataset
 from samplesize.errors import ConfigError
 from samplesize.plan import all_trials, trial_spec
-from samplesize.results import trial_identity, write_result
+from samplesize.results import load_results, trial_identity, write_result
 from samplesize.sampling import draw_subsample
 from samplesize.storage import LocalStorage
 from samplesize.variants import variant_config

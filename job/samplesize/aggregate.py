@@ -1,23 +1,17 @@
-"""Read every trial result, fit the learning curves, and write the report.
+"""Summarise the trial results: fit the learning curves and write the report.
 
-Two verbs:
-
-- `load_results(cfg, storage)` reads `trials/`, keeps the results that belong
-  to this sweep and names every file it rejects and every index still missing.
-- `aggregate(cfg, storage, ...)` fits the configured metric's curve and the
-  per-class recall curves, builds the summary, writes `report/` and returns
-  the summary (the same content as `report/summary.json`).
+`aggregate(cfg, storage, ...)` loads the results (`results.load_results`),
+fits the configured metric's curve and the per-class recall curves, builds
+the summary, writes `report/` and returns the summary (the same content as
+`report/summary.json`).
 
 Nothing here imports TensorFlow: aggregation runs on a small CPU pod.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import re
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
@@ -30,301 +24,18 @@ from .curves import (DEFAULT_BOOTSTRAP, FAMILIES, FAR_FACTOR, LEVEL, REACH_HORIZ
 from .errors import DataError
 from .jsonsafe import json_safe
 from .plan import trial_spec
-from .results import RESULT_SCHEMA_VERSION, TRIALS_PREFIX, result_key
-from .sampling import drawn_size
+from .results import TRIALS_PREFIX, LoadedResults, _finite, load_results
 from .storage import Storage, join_uri
-from .text import safe_name
 
 SUMMARY_SCHEMA_VERSION = 1
 COMPLETE_JOB_STATES = ("complete", "completed", "succeeded")
 # Per-class curves rank classes by how short of data they are; one robust family
 # with a ceiling does that well and keeps aggregation fast with many classes.
 CLASS_FAMILIES = ("pow3",)
-SCORE_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "auc")
 # Predictions at these multiples of the pool answer "what would more of our kind of data buy".
 POOL_MULTIPLES = (2, 4)
-# A trial file is `trial-*.json` directly under trials/; copies such as
-# `trial-00003 (1).json` are read too, so that a duplicate is named, not missed.
-_TRIAL_FILE = re.compile(r"^trial-[^/]*\.json$")
-_CANONICAL_NAME = re.compile(re.escape(TRIALS_PREFIX) + r"trial-(\d{5,})\.json")
-# Bounds on what a result file may hold. A real result is a few kB, 3 levels deep; anything far past
-# these was not written by a trial and must not cost the aggregator its memory or its stack.
-MAX_RESULT_BYTES = 16 * 2**20
-MAX_RESULT_DEPTH = 16
-MAX_COUNT = 10**9  # images in a pool, test set or sample
-MAX_CLASSES = 100_000
-MAX_SECONDS = 10**8
 # Below this many test images a score moves in steps of more than 0.033: the report says so.
 MIN_TEST_SIZE = 30
-
-
-@dataclass
-class LoadedResults:
-    """Usable results by index, indexes without one, and why files were rejected."""
-
-    results: dict[int, dict[str, Any]] = field(default_factory=dict)
-    missing: list[int] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-
-
-class _Rejected(Exception):
-    """One result file cannot be used; the message says why and what to do."""
-
-
-# ---------------------------------------------------------------- loading
-
-
-def load_results(cfg: SweepConfig, storage: Storage) -> LoadedResults:
-    """Read and validate every result under `trials/`.
-
-    A file is rejected (and named in `problems`) when it is not valid JSON, has
-    another schema_version, comes from another sweep (config hash), has a
-    missing or non-finite metric, holds an index out of range or one that does
-    not match its name, duplicates an index, or lists other class names than
-    the rest. `missing` holds every index with no usable result.
-    """
-    expected_hash = cfg.trial_hash()
-    problems: list[str] = []
-    by_index: dict[int, list[tuple[str, dict]]] = defaultdict(list)
-    for key in storage.list(TRIALS_PREFIX):
-        name = key[len(TRIALS_PREFIX):]
-        if not _TRIAL_FILE.match(name):
-            continue  # temp files, caches: not results
-        where = join_uri(storage.uri, key)
-        try:
-            result = _parse(storage.read(key))
-            _check_result(cfg, result, expected_hash)
-        except FileNotFoundError:
-            continue  # removed between list and read: as if never listed
-        except _Rejected as exc:
-            problems.append(f"{where}: {exc}; excluded")
-            continue
-        by_index[result["index"]].append((key, result))
-
-    results: dict[int, dict] = {}
-    for index, found in sorted(by_index.items()):
-        canonical = result_key(index)
-        keys = sorted(k for k, _ in found)
-        for key, result in found:
-            if key == canonical:
-                results[index] = result
-                continue
-            where = join_uri(storage.uri, key)
-            named_for = _index_in_name(key)
-            text = f"holds index {index} but " + (
-                f"is named for index {named_for}" if named_for is not None else f"is not named {canonical}"
-            )
-            if canonical in keys:
-                text += f"; it duplicates {canonical}, which is used; excluded (copies are never averaged). Delete the copy."
-            else:
-                text += f"; excluded. Rename it to {canonical} if it is the genuine result."
-            problems.append(f"{where}: {text}")
-
-    _drop_inconsistent_classes(storage, results, problems)
-    _drop_other_datasets(storage, results, problems)
-    missing = [i for i in range(cfg.trial_count) if i not in results]
-    return LoadedResults(results=results, missing=missing, problems=problems)
-
-
-def _index_in_name(key: str) -> int | None:
-    match = _CANONICAL_NAME.fullmatch(key)
-    return int(match.group(1)) if match else None
-
-
-def _parse(data: bytes) -> dict:
-    if len(data) > MAX_RESULT_BYTES:
-        raise _Rejected(f"is {len(data)} bytes, far larger than any trial result (at most {MAX_RESULT_BYTES})")
-    try:
-        result = json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise _Rejected("is not UTF-8 text (a corrupt or foreign file)") from None
-    except json.JSONDecodeError as exc:
-        raise _Rejected(f"is not valid JSON ({exc.msg} at line {exc.lineno}); the write was cut short or the file was edited") from None
-    except RecursionError:
-        raise _Rejected("is JSON nested too deeply to be a trial result") from None
-    except ValueError as exc:  # an integer of thousands of digits
-        raise _Rejected(f"is not a usable JSON result ({str(exc)[:80]})") from None
-    if not isinstance(result, dict):
-        raise _Rejected(f"holds a JSON {type(result).__name__}, not a result object")
-    return _safe_strings(result, 0)
-
-
-def _safe_strings(value: Any, depth: int) -> Any:
-    """The parsed result with every string safe to encode, draw and print; refuses deep nesting."""
-    if depth > MAX_RESULT_DEPTH:
-        raise _Rejected(f"is nested more than {MAX_RESULT_DEPTH} levels deep, unlike any trial result")
-    if isinstance(value, str):
-        return safe_name(value)  # a lone surrogate (a non-UTF-8 folder name) cannot be drawn or written
-    if isinstance(value, dict):
-        return {safe_name(k): _safe_strings(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_safe_strings(v, depth + 1) for v in value]
-    return value
-
-
-def _finite(value: Any) -> bool:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an integer of hundreds of digits: no float holds it
-        return False
-
-
-def _check_result(cfg: SweepConfig, r: dict, expected_hash: str) -> None:
-    version = r.get("schema_version")
-    if version != RESULT_SCHEMA_VERSION:
-        raise _Rejected(
-            f"has schema_version {version!r}, but samplesize {__version__} reads version {RESULT_SCHEMA_VERSION}; "
-            "re-run this trial, or aggregate with the samplesize version that wrote it"
-        )
-    if r.get("config_hash") != expected_hash:
-        raise _Rejected(
-            f"belongs to another sweep (config hash {r.get('config_hash')!r}, this sweep's is {expected_hash!r}); "
-            "move it out of trials/ and re-run its index, or aggregate with the config it was run with"
-        )
-    index = r.get("index")
-    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < cfg.trial_count:
-        raise _Rejected(f"has index {index!r}, outside this sweep's indexes 0..{cfg.trial_count - 1}")
-    spec = trial_spec(cfg, index)
-    if not _finite(r.get("split")) or abs(r["split"] - spec.split) > 1e-9:
-        raise _Rejected(f"says split {r.get('split')!r}, but index {index} runs split {spec.split:g} in this sweep")
-    if not _finite(r.get("sample_size")) or r["sample_size"] <= 0:
-        raise _Rejected(f"has sample_size {r.get('sample_size')!r}; it must be a positive number")
-    metrics = r.get("metrics")
-    if not isinstance(metrics, dict):
-        raise _Rejected("has no metrics object")
-    if cfg.metric not in metrics:
-        raise _Rejected(f"has no {cfg.metric} metric (the sweep's metric)")
-    for name in SCORE_METRICS:
-        value = metrics.get(name)
-        if name == cfg.metric or value is not None:
-            if not _finite(value) or not 0 <= value <= 1:
-                raise _Rejected(f"has {name} = {value!r}; metrics must be numbers in [0, 1] (NaN means the trial went wrong)")
-    names = r.get("class_names")
-    if not isinstance(names, list) or not names or not all(isinstance(c, str) for c in names):
-        raise _Rejected("has no list of class_names")
-    recall = metrics.get("per_class_recall", {})
-    if not isinstance(recall, dict):
-        raise _Rejected("has a per_class_recall that is not an object")
-    for name, value in recall.items():
-        if value is None:
-            continue  # a class with no test image has no recall
-        if not _finite(value) or not 0 <= value <= 1:
-            raise _Rejected(f"has per-class recall {value!r} for class {name!r}; it must be a number in [0, 1]")
-    _check_fields(cfg, r, spec)
-
-
-def _count(r: dict, key: str, low: int, high: int) -> int:
-    value = r.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        shown = repr(value) if len(repr(value)) < 40 else f"{repr(value)[:30]}..."
-        raise _Rejected(f"has {key} {shown}; it must be a whole number in [{low}, {high}]")
-    return value
-
-
-def _check_fields(cfg: SweepConfig, r: dict, spec: Any) -> None:
-    """Every other field's type and range, and the sizes against the plan.
-
-    Whatever a result file holds, the aggregator must not crash on it, and a
-    size that no trial of this sweep could have drawn must not become a point
-    on the curve.
-    """
-    names = r["class_names"]
-    k = len(names)
-    if k > MAX_CLASSES or len(set(names)) != k:
-        raise _Rejected(f"has {k} class_names with repeats or past {MAX_CLASSES}")
-    unknown = [c for c in r["metrics"].get("per_class_recall", {}) if c not in names]
-    if unknown:
-        raise _Rejected(f"has per_class_recall for {unknown[:3]}, which are not among its class_names")
-    if r.get("variant") != spec.variant:
-        raise _Rejected(f"has variant {str(r.get('variant'))[:40]!r}, but index {spec.index} runs variant "
-                        f"{spec.variant!r} in this sweep")
-    for key, expected in (("repetition", spec.repetition), ("seed", spec.seed), ("backtest", spec.backtest)):
-        if r.get(key) != expected or isinstance(r.get(key), bool) != isinstance(expected, bool):
-            raise _Rejected(f"has {key} {str(r.get(key))[:40]}, but index {spec.index} runs {key} {expected} in this sweep")
-    pool = _count(r, "pool_size", k, MAX_COUNT)
-    test = _count(r, "test_size", k, MAX_COUNT)  # every class has a test image
-    sample = _count(r, "sample_size", 1, pool)
-    drawn = drawn_size(spec.split, pool, k, cfg.sampling)
-    if cfg.sampling == "stratified" and sample != drawn:
-        raise _Rejected(
-            f"has sample_size {sample}, but split {spec.split:g} of a pool of {pool} draws {drawn} in this sweep"
-        )
-    if sample > drawn:
-        raise _Rejected(f"has sample_size {sample}, more than the {drawn} draws of split {spec.split:g} from a pool of {pool}")
-    if "train_size" in r or "validation_size" in r:
-        train = _count(r, "train_size", 1, drawn)
-        val = _count(r, "validation_size", 0, drawn)
-        if train + val != drawn:
-            raise _Rejected(f"has train_size {train} + validation_size {val}, but its split draws {drawn}")
-    matrix = r.get("confusion_matrix")
-    if matrix is not None:
-        ok = isinstance(matrix, list) and len(matrix) == k and all(
-            isinstance(row, list) and len(row) == k
-            and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= test for v in row)
-            for row in matrix
-        )
-        if not ok or sum(map(sum, matrix)) > test:
-            raise _Rejected(f"has a confusion_matrix that is not {k}x{k} whole counts adding up to at most test_size {test}")
-    for key in ("timings", "epochs"):
-        section = r.get(key)
-        if section is None:
-            continue
-        if not isinstance(section, dict) or not all(
-            _finite(v) and 0 <= v <= MAX_SECONDS and (key != "epochs" or isinstance(v, int)) for v in section.values()
-        ):
-            raise _Rejected(f"has {key} that are not an object of numbers in [0, {MAX_SECONDS:g}]")
-    for key in ("accelerator", "package_version", "feature_cache", "finished_at", "dataset_key", "sampling"):
-        value = r.get(key)
-        if value is not None and (not isinstance(value, str) or len(value) > 1000):
-            raise _Rejected(f"has {key} of type {type(value).__name__}; it must be a short text")
-
-
-def _drop_inconsistent_classes(storage: Storage, results: dict[int, dict], problems: list[str]) -> None:
-    """Keep only results that list the majority's class names: others saw another dataset."""
-    if not results:
-        return
-    counts = Counter(tuple(r["class_names"]) for r in results.values())
-    majority = counts.most_common(1)[0][0]
-    for index in sorted(results):
-        names = tuple(results[index]["class_names"])
-        if names != majority:
-            problems.append(
-                f"{join_uri(storage.uri, result_key(index))}: lists {len(names)} classes {list(names)[:5]}..., "
-                f"but most results list {len(majority)} classes {list(majority)[:5]}...; the dataset changed "
-                "between trials; excluded"
-            )
-            del results[index]
-
-
-def _drop_other_datasets(storage: Storage, results: dict[int, dict], problems: list[str]) -> None:
-    """Keep only results on the majority's pool and test set: scores on other test sets are not comparable.
-
-    A folder changed mid-sweep (with the cache deleted, or a new fingerprint)
-    gives later trials another prepared copy; fitting both would mix two
-    measurements into one curve.
-    """
-    def data_of(r: dict) -> tuple:
-        return (r.get("dataset_key"), r["pool_size"], r["test_size"])
-
-    if not results:
-        return
-    # Variants may differ in image size (another prepared copy of the same pool): each its own majority.
-    counts: dict[Any, Counter] = defaultdict(Counter)
-    for r in results.values():
-        counts[r.get("variant")][data_of(r)] += 1
-    for index in sorted(results):
-        seen = data_of(results[index])
-        majority = counts[results[index].get("variant")].most_common(1)[0][0]
-        if seen != majority:
-            problems.append(
-                f"{join_uri(storage.uri, result_key(index))}: ran on another pool or test set (prepared copy "
-                f"{seen[0]}, pool {seen[1]}, test set {seen[2]}) than most results ({majority[0]}, pool "
-                f"{majority[1]}, test set {majority[2]}): the dataset changed during the sweep; excluded. Re-run "
-                "this index on the current data, or restore the data the others used"
-            )
-            del results[index]
 
 
 # ---------------------------------------------------------------- aggregation

@@ -16,14 +16,18 @@ import signal
 import sys
 import threading
 import warnings
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .config import SweepConfig, load_config
 from .errors import EXIT_OK, ConfigError, SamplesizeError, TransientError
-from .plan import TrialSpec, all_trials, parse_index
+from .plan import TrialSpec, parse_index, planned_trials, trial_spec
 from .results import result_key
 from .storage import Storage, open_storage
 from .text import terminal_safe
+
+if TYPE_CHECKING:
+    from .data import PoolFacts
 
 # Set to 1 by the chart when the trial pod requests a GPU: a trial that then sees
 # none exits 75 before loading data, instead of training on the node's CPU.
@@ -152,41 +156,61 @@ def _quiet_libraries(verbose: bool) -> None:
         warnings.filterwarnings("ignore", module="keras")
 
 
-def _planned_trials(cfg: SweepConfig, storage: Storage) -> list[tuple[TrialSpec, int]]:
-    """Every trial with its sample size (distinct examples drawn); prepares the dataset if needed."""
-    import numpy as np
+PLAN_BEFORE_PREPARE = ("sample sizes appear after `samplesize prepare`: they depend on the pool's size, "
+                       "known once the dataset is prepared")
 
-    from .data import prepare_dataset
-    from .sampling import draw_subsample, refuse_equal_sample_sizes
 
+def _stored_pool(cfg: SweepConfig, storage: Storage) -> PoolFacts | None:
+    """The pool's size and class count stored with the prepared data; None before `samplesize prepare`.
+
+    Every variant shares the pool (its labels and order), so the first variant's copy sizes them all.
+    """
+    from .data import read_pool_facts
     from .variants import variant_config
 
-    # Every variant shares the pool (its labels and order), so the first variant's copy sizes them all.
-    data = prepare_dataset(variant_config(cfg, all_trials(cfg)[0].variant), storage)
-    refuse_equal_sample_sizes(cfg.all_splits, data.pool_size, len(data.class_names), cfg.sampling)
-    return [(spec, len(np.unique(draw_subsample(data.pool_labels, spec.split, spec.seed, cfg.sampling,
-                                                len(data.class_names)))))
-            for spec in all_trials(cfg)]
+    return read_pool_facts(variant_config(cfg, trial_spec(cfg, 0).variant), storage)
+
+
+def _prepared_trials(cfg: SweepConfig, storage: Storage) -> list[tuple[TrialSpec, int]]:
+    """Every trial with its sample size; prepares the dataset first, once, before trials race for it."""
+    from .data import prepare_dataset
+    from .variants import variant_config
+
+    data = prepare_dataset(variant_config(cfg, trial_spec(cfg, 0).variant), storage)
+    return planned_trials(cfg, data.pool_size, len(data.class_names))
 
 
 def cmd_plan(args, cfg: SweepConfig, storage: Storage) -> int:
+    """The trial table; it reads the stored pool facts and never decodes or prepares the dataset."""
+    pool = _stored_pool(cfg, storage)
+    trials = planned_trials(cfg, pool.pool_size, pool.class_count) if pool else planned_trials(cfg)
     rows = [{"index": spec.index, "split": spec.split, "repetition": spec.repetition, "sample_size": size,
              "seed": spec.seed, "backtest": spec.backtest, "variant": spec.variant}
-            for spec, size in _planned_trials(cfg, storage)]
+            for spec, size in trials]
     if args.json:
         print(json.dumps(rows, indent=1))
-        return EXIT_OK
-    if cfg.variants:
-        return _print_variant_plan(cfg, rows)
-    print(f"{'index':>5}  {'split':>6}  {'repetition':>10}  {'sample_size':>11}  {'seed':>10}")
-    for r in rows:
-        mark = "  (backtest)" if r["backtest"] else ""
-        print(f"{r['index']:>5}  {r['split']:>6g}  {r['repetition']:>10}  {r['sample_size']:>11}  {r['seed']:>10}{mark}")
-    print(f"{len(rows)} trials = {len(cfg.all_splits)} splits x {cfg.repetitions} repetitions; output: {cfg.output_uri}")
+    elif cfg.variants:
+        _print_variant_plan(cfg, rows)
+    else:
+        _print_plan(cfg, rows)
+    if pool is None:
+        print(PLAN_BEFORE_PREPARE, file=sys.stderr if args.json else sys.stdout)
     return EXIT_OK
 
 
-def _print_variant_plan(cfg: SweepConfig, rows: list[dict]) -> int:
+def _size_cell(row: dict) -> str:
+    return "-" if row["sample_size"] is None else str(row["sample_size"])
+
+
+def _print_plan(cfg: SweepConfig, rows: list[dict]) -> None:
+    print(f"{'index':>5}  {'split':>6}  {'repetition':>10}  {'sample_size':>11}  {'seed':>10}")
+    for r in rows:
+        mark = "  (backtest)" if r["backtest"] else ""
+        print(f"{r['index']:>5}  {r['split']:>6g}  {r['repetition']:>10}  {_size_cell(r):>11}  {r['seed']:>10}{mark}")
+    print(f"{len(rows)} trials = {len(cfg.all_splits)} splits x {cfg.repetitions} repetitions; output: {cfg.output_uri}")
+
+
+def _print_variant_plan(cfg: SweepConfig, rows: list[dict]) -> None:
     """The plan with a variant column; the same seed (subsample) recurs in every variant."""
     from .variants import describe
 
@@ -195,12 +219,11 @@ def _print_variant_plan(cfg: SweepConfig, rows: list[dict]) -> int:
     for r in rows:
         mark = "  (backtest)" if r["backtest"] else ""
         print(f"{r['index']:>5}  {r['variant']:<{width}}  {r['split']:>6g}  {r['repetition']:>10}  "
-              f"{r['sample_size']:>11}  {r['seed']:>10}{mark}")
+              f"{_size_cell(r):>11}  {r['seed']:>10}{mark}")
     print(f"{len(rows)} trials = {len(cfg.all_splits)} splits x {cfg.repetitions} repetitions x {len(cfg.variants)} "
           f"variants (paired: each subsample is trained in every variant); output: {cfg.output_uri}")
     for v in cfg.variants:
         print(f"  {v.name}: {describe(cfg, v.name)}")
-    return EXIT_OK
 
 
 def cmd_prepare(args, cfg: SweepConfig, storage: Storage) -> int:
@@ -273,7 +296,7 @@ def cmd_run(args, cfg: SweepConfig, storage: Storage) -> int:
     from .local_run import run_sweep
 
     _refuse_foreign_results(cfg, storage)
-    trials = _planned_trials(cfg, storage)  # also prepares the dataset once, before trials race for it
+    trials = _prepared_trials(cfg, storage)
     from .data import prepared_key
 
     from .variants import variant_configs
@@ -329,8 +352,9 @@ def _aggregate(args, cfg: SweepConfig, storage: Storage, failed_indexes, job_sta
 
 def cmd_status(args, cfg: SweepConfig, storage: Storage) -> int:
     """Finished trials as `aggregate` counts them: foreign, broken and mismatched files are not finished."""
-    from .aggregate import _ranges, load_results
+    from .aggregate import _ranges
     from .report import REPORT_FILES
+    from .results import load_results
 
     loaded = load_results(cfg, storage)
     report = [k for k in REPORT_FILES if storage.exists(k)]

@@ -3,7 +3,9 @@
 `prepare_dataset` decodes the source, resizes every image to the configured
 size, splits off the fixed stratified test set and stores the result as
 compact uint8 arrays under `<output>/cache/`, keyed by a hash of everything
-that shapes them. Trials load that copy instead of decoding again.
+that shapes them. Trials load that copy instead of decoding again. Beside it,
+a small JSON file holds the pool's size and class count, which is all that
+`samplesize plan` needs.
 """
 
 from __future__ import annotations
@@ -289,6 +291,39 @@ def _load_tfds(ds: DatasetConfig) -> LabelledImages:
 # ---------------------------------------------------------------- prepared copy
 
 
+@dataclass(frozen=True)
+class PoolFacts:
+    """What planning needs from a prepared copy, stored beside it so that `plan` never decodes or opens it."""
+
+    pool_size: int
+    class_count: int
+
+
+def pool_facts_key(key: str) -> str:
+    """`cache/dataset-<hash>.json`, beside the prepared copy `cache/dataset-<hash>.npz`."""
+    return key.removesuffix(".npz") + ".json"
+
+
+def read_pool_facts(cfg: SweepConfig, storage: Storage) -> PoolFacts | None:
+    """The stored facts of the prepared copy `cfg` uses; None before `samplesize prepare`."""
+    key = pool_facts_key(prepared_key(cfg))
+    try:
+        facts = json.loads(storage.read(key))
+        return PoolFacts(int(facts["pool_size"]), int(facts["class_count"]))
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise DataError(f"{key} is unreadable ({exc!r}); delete it and run `samplesize prepare` again") from None
+
+
+def _record_pool_facts(storage: Storage, data: PreparedDataset) -> None:
+    """Store the copy's facts once; a copy prepared before they were stored gets them on its next use."""
+    key = pool_facts_key(data.key)
+    if not storage.exists(key):
+        facts = {"pool_size": data.pool_size, "class_count": len(data.class_names)}
+        storage.write_once(key, json.dumps(facts).encode())
+
+
 def prepared_key(cfg: SweepConfig) -> str:
     """Cache key: everything that changes the prepared arrays."""
     ds = cfg.dataset
@@ -387,8 +422,10 @@ def prepare_dataset(cfg: SweepConfig, storage: Storage) -> PreparedDataset:
     from .lease import build_once
 
     key = prepared_key(cfg)
-    return build_once(storage, key, lambda: _build_prepared(cfg, storage, key), lambda: _open_prepared(storage, key),
+    data = build_once(storage, key, lambda: _build_prepared(cfg, storage, key), lambda: _open_prepared(storage, key),
                       what="prepared dataset")
+    _record_pool_facts(storage, data)
+    return data
 
 
 def _build_prepared(cfg: SweepConfig, storage: Storage, key: str) -> PreparedDataset:

@@ -1,4 +1,4 @@
-"""Map a trial index to its trial: a pure, documented, deterministic function.
+"""Map a trial index to its trial, and a trial to its sample size: pure, deterministic functions.
 
 Indexes are laid out split-major, largest split first, then variant (in the
 order of `variants`), then repetition:
@@ -12,6 +12,10 @@ not depend on the variant: every variant trains on the same images (paired).
 Kubernetes starts the pods of an Indexed Job in index order, so running the
 longest trials first shortens the sweep when parallelism < completions.
 Backtest splits run as trials like any other split; only the fit skips them.
+
+A trial's sample size depends on the pool's size and class count: the
+caller reads them (the CLI, from the facts stored with the prepared data);
+nothing here touches storage.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import numpy as np
 
 from .config import SweepConfig
 from .errors import ConfigError
+from .sampling import refuse_equal_sample_sizes, sample_size
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,20 @@ def trial_spec(cfg: SweepConfig, index: int) -> TrialSpec:
 
 def all_trials(cfg: SweepConfig) -> list[TrialSpec]:
     return [trial_spec(cfg, i) for i in range(cfg.trial_count)]
+
+
+def planned_trials(cfg: SweepConfig, pool_size: int | None = None,
+                   n_classes: int | None = None) -> list[tuple[TrialSpec, int | None]]:
+    """Every trial with its sample size, from the pool's size and class count.
+
+    Without them (before the dataset is prepared) every size is None. Raises
+    ConfigError when two splits would draw the same sample size from the pool.
+    """
+    trials = all_trials(cfg)
+    if pool_size is None or n_classes is None:
+        return [(spec, None) for spec in trials]
+    refuse_equal_sample_sizes(cfg.all_splits, pool_size, n_classes, cfg.sampling)
+    return [(spec, sample_size(spec.split, spec.seed, pool_size, n_classes, cfg.sampling)) for spec in trials]
 
 
 def parse_index(text: str | None, source: str) -> int:

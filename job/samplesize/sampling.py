@@ -23,6 +23,19 @@ def drawn_size(split: float, pool_size: int, n_classes: int, mode: str) -> int:
     return min(max(n, n_classes), pool_size) if mode == "stratified" else n
 
 
+def sample_size(split: float, seed: int, pool_size: int, n_classes: int, mode: str) -> int:
+    """A trial's sample size: the distinct pool examples it draws (train + validation).
+
+    It follows from the pool's size and class count alone (every class has a
+    pool example: `data.split_test`), so `plan` knows it without the labels.
+    Stratified draws are distinct; with replacement, the draw itself is
+    repeated (it needs only the pool's size) and its repeats removed.
+    """
+    if mode == "with_replacement":
+        return len(np.unique(_draw_with_replacement(split, seed, pool_size)))
+    return drawn_size(split, pool_size, n_classes, mode)
+
+
 def refuse_equal_sample_sizes(splits, pool_size: int, n_classes: int, mode: str) -> None:
     """Two splits that draw the same number of images measure one point twice: refuse (exit 64)."""
     seen: dict[int, float] = {}
@@ -38,23 +51,26 @@ def refuse_equal_sample_sizes(splits, pool_size: int, n_classes: int, mode: str)
 
 def draw_subsample(labels: np.ndarray, split: float, seed: int, mode: str, n_classes: int) -> np.ndarray:
     """Indexes into the pool for one trial (sorted for stratified; in draw order otherwise)."""
-    rng = np.random.default_rng(seed)
-    n = requested_size(split, len(labels))
     if mode == "with_replacement":
-        return rng.integers(0, len(labels), size=n)
+        return _draw_with_replacement(split, seed, len(labels))
+    rng = np.random.default_rng(seed)
     counts = np.bincount(labels, minlength=n_classes)
     present = np.flatnonzero(counts)
-    n = max(n, len(present))
     # One per class first, so rare classes are in every trial; the rest by largest remainder in
     # proportion to what each class has left, which can never exceed a class's size.
     spare = counts[present] - 1
-    extra = min(n, len(labels)) - len(present)
+    extra = drawn_size(split, len(labels), len(present), "stratified") - len(present)
     quota = spare / max(spare.sum(), 1) * extra
     take = np.floor(quota).astype(int)
     take[np.argsort(-(quota - take), kind="stable")[: extra - take.sum()]] += 1
     take += 1
     chosen = [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(present, take)]
     return np.sort(np.concatenate(chosen))
+
+
+def _draw_with_replacement(split: float, seed: int, pool_size: int) -> np.ndarray:
+    """The original Keras recipe's draw: `requested_size` pool indexes, uniformly, repeats allowed."""
+    return np.random.default_rng(seed).integers(0, pool_size, size=requested_size(split, pool_size))
 
 
 def split_validation(

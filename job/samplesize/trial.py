@@ -8,19 +8,15 @@ the same result as an uninterrupted one.
 
 from __future__ import annotations
 
-import datetime
 import time
 from dataclasses import dataclass
 
-import numpy as np
-
-from . import __version__
 from .config import SweepConfig
 from .data import prepare_dataset
 from .plan import trial_spec
 from .errors import TransientError
-from .results import TRIALS_PREFIX, refuse_foreign_result, result_key, trial_identity, write_result
-from .sampling import draw_subsample, refuse_equal_sample_sizes, split_validation
+from .results import TRIALS_PREFIX, build_result, refuse_foreign_result, result_key, trial_identity, write_result
+from .sampling import draw_subsample, refuse_equal_sample_sizes, sample_size, split_validation
 from .storage import Storage
 from .variants import variant_config
 
@@ -118,30 +114,13 @@ def run_trial(cfg: SweepConfig, index: int, storage: Storage, progress=None, exp
     metrics, confusion = score_predictions(probabilities, data.test_labels, data.class_names)
     done = time.perf_counter()
 
-    result = {
-        **trial_identity(sweep, spec),
-        "sample_size": int(len(np.unique(drawn))),
-        "train_size": int(len(train_idx)),
-        "validation_size": int(len(val_idx)),
-        "test_size": int(len(data.test_labels)),
-        "pool_size": int(data.pool_size),
-        "dataset_key": data.key,  # the prepared copy: results from different copies are never fitted together
-        "class_names": data.class_names,
-        "metrics": metrics,
-        "confusion_matrix": confusion,
-        "epochs": epochs,
-        "timings": {
-            "load_s": round(loaded - started, 3),
-            "train_s": round(trained - loaded, 3),
-            "evaluate_s": round(done - trained, 3),
-            "total_s": round(done - started, 3),
-        },
-        "feature_cache": cache_note,
-        "accelerator": accelerator,
-        **runtime_versions(),
-        "package_version": __version__,
-        "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
+    result = build_result(
+        trial_identity(sweep, spec), data,
+        sample_size=sample_size(spec.split, spec.seed, data.pool_size, n_classes, cfg.sampling),
+        train_size=len(train_idx), validation_size=len(val_idx), metrics=metrics, confusion=confusion,
+        epochs=epochs, clock=(started, loaded, trained, done), feature_cache=cache_note,
+        accelerator=accelerator, runtime=runtime_versions(),
+    )
     written = write_result(storage, result)
     if not written:
         refuse_foreign_result(storage, sweep, index)  # another pod got there first: with this config?
