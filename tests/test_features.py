@@ -179,8 +179,8 @@ def test_trials_share_one_stored_cache_and_never_load_the_pixels(tmp_path, image
 
     opened = []
 
-    def recording(cfg, storage, _prepare=trial_module.prepare_dataset):
-        opened.append(_prepare(cfg, storage))
+    def recording(cfg, storage, source, _prepare=trial_module.prepare_dataset):
+        opened.append(_prepare(cfg, storage, source))
         return opened[-1]
 
     monkeypatch.setattr(trial_module, "prepare_dataset", recording)
