@@ -75,15 +75,15 @@ def _peak_rss_mb() -> float:
 
 
 def worker(kind: str, sets: list[str], index: int, weights_path: str | None) -> dict:
+    from samplesize.cli import open_uri
     from samplesize.config import load_config
-    from samplesize.storage import open_storage
 
     cfg = load_config(None, sets)
-    storage = open_storage(cfg.output_uri)
+    storage = open_uri(cfg.output_uri)
     if kind == "trial":
         from samplesize.trial import run_trial
 
-        outcome = run_trial(cfg, index, storage)
+        outcome = run_trial(cfg, index, storage, open_uri=open_uri)
         r = outcome.result
         return {"seconds": r["timings"]["total_s"], "train_s": r["timings"]["train_s"],
                 "evaluate_s": r["timings"]["evaluate_s"], "accuracy": r["metrics"]["accuracy"],
@@ -92,7 +92,7 @@ def worker(kind: str, sets: list[str], index: int, weights_path: str | None) -> 
                 "split": r["split"],
                 "epochs": r["epochs"], "peak_rss_mb": _peak_rss_mb()}
 
-    from samplesize.data import prepare_dataset
+    from samplesize.data import open_source, prepare_dataset
     from calibrated_weights import calibrate_batchnorm
     from samplesize.models import build_classifier
     from samplesize.plan import trial_spec
@@ -100,9 +100,10 @@ def worker(kind: str, sets: list[str], index: int, weights_path: str | None) -> 
 
     spec = trial_spec(cfg, 0)
     configure_runtime(cfg, spec.seed)
-    data = prepare_dataset(cfg, storage)
+    data = prepare_dataset(cfg, storage, open_source(cfg.dataset, open_uri))
     if kind == "calibrate":
-        clf = build_classifier(cfg.model, cfg.dataset.image_size, len(data.class_names), backbone_seed=cfg.seed)
+        clf = build_classifier(cfg.model, cfg.dataset.image_size, len(data.class_names), backbone_seed=cfg.seed,
+                               open_uri=open_uri)
         calibrate_batchnorm(clf, data.pool_images[:256])
         clf.base.save_weights(weights_path)
         return {"weights": weights_path}
@@ -110,7 +111,7 @@ def worker(kind: str, sets: list[str], index: int, weights_path: str | None) -> 
         from samplesize.phases import trial_inputs
 
         clf = build_classifier(cfg.model, cfg.dataset.image_size, len(data.class_names),
-                               backbone_seed=cfg.seed, head_seed=spec.seed)
+                               backbone_seed=cfg.seed, head_seed=spec.seed, open_uri=open_uri)
         started = time.perf_counter()
         _, _, note = trial_inputs(cfg, storage, data, clf)
         return {"seconds": round(time.perf_counter() - started, 3), "note": note, "peak_rss_mb": _peak_rss_mb()}
@@ -174,11 +175,11 @@ def _compare(args, root: Path) -> int:
     recipe_sets = _sets(args, weights, recipe_out, "off")
     ours_sets = _sets(args, weights, ours_out, "auto")
     # Both sides load the same prepared dataset; preparing it is a separate, shared step (`samplesize prepare`).
-    from samplesize.data import prepare_dataset
-    from samplesize.storage import open_storage
+    from samplesize.cli import open_uri
+    from samplesize.data import open_source, prepare_dataset
 
     cfg = load_config(None, recipe_sets)
-    data = prepare_dataset(cfg, open_storage(recipe_out))
+    data = prepare_dataset(cfg, open_uri(recipe_out), open_source(cfg.dataset, open_uri))
     (root / "ours" / "cache").mkdir(parents=True, exist_ok=True)
     shutil.copy(root / "recipe" / data.key, root / "ours" / data.key)
     n = cfg.trial_count

@@ -27,7 +27,7 @@ def test_folder_scan_skips_zero_byte_non_image_and_truncated_files(image_folder)
 def test_missing_folder_is_a_clear_error(tmp_path):
     cfg = load_config(overrides=[f"dataset.source=folder:{tmp_path}/nowhere"])
     with pytest.raises(DataError, match="nowhere.*does not exist or is empty"):
-        load_source(cfg.dataset)
+        load_source(cfg.dataset, LocalStorage(cfg.dataset.location))
 
 
 def test_class_folder_without_usable_image_is_named(image_folder):
@@ -59,12 +59,12 @@ def test_builtin_digits_is_upscaled_rgb():
 
 def test_prepared_dataset_is_stored_once_and_reused(tmp_path, image_folder):
     cfg = load_config(overrides=[f"dataset.source=folder:{image_folder}", "dataset.image_size=16"])
-    storage = LocalStorage(tmp_path / "out")
-    first = prepare_dataset(cfg, storage)
-    key = prepared_key(cfg)
+    storage, source = LocalStorage(tmp_path / "out"), LocalStorage(image_folder)
+    first = prepare_dataset(cfg, storage, source)
+    key = prepared_key(cfg, source)
     assert storage.exists(key) and key.startswith("cache/")
     stamp = (tmp_path / "out" / key).stat().st_mtime_ns
-    again = prepare_dataset(cfg, storage)
+    again = prepare_dataset(cfg, storage, source)
     assert (tmp_path / "out" / key).stat().st_mtime_ns == stamp
     assert np.array_equal(first.pool_images, again.pool_images)
     assert again.skipped["counts"] and first.pool_size + len(first.test_labels) == 36
@@ -91,9 +91,9 @@ def test_corrupt_prepared_copy_says_how_to_recover(tmp_path):
 
 def test_reopened_prepared_copy_reads_pixels_only_when_used(tmp_path, image_folder):
     cfg = load_config(overrides=[f"dataset.source=folder:{image_folder}", "dataset.image_size=16"])
-    storage = LocalStorage(tmp_path / "out")
-    built = prepare_dataset(cfg, storage)
-    reopened = prepare_dataset(cfg, storage)
+    storage, source = LocalStorage(tmp_path / "out"), LocalStorage(image_folder)
+    built = prepare_dataset(cfg, storage, source)
+    reopened = prepare_dataset(cfg, storage, source)
     assert np.array_equal(reopened.pool_labels, built.pool_labels) and reopened.class_names == built.class_names
     assert "pool_images" not in vars(reopened) and "test_images" not in vars(reopened)  # not read yet
     assert np.array_equal(reopened.test_images, built.test_images)
@@ -103,12 +103,12 @@ def test_reopened_prepared_copy_reads_pixels_only_when_used(tmp_path, image_fold
 def test_truncated_prepared_copy_says_how_to_recover(tmp_path, image_folder):
     """Cut mid-way through the pixels: caught when opened or, at the latest, when the pixels are read."""
     cfg = load_config(overrides=[f"dataset.source=folder:{image_folder}", "dataset.image_size=16"])
-    storage = LocalStorage(tmp_path / "out")
-    prepare_dataset(cfg, storage)
-    path = tmp_path / "out" / prepared_key(cfg)
+    storage, source = LocalStorage(tmp_path / "out"), LocalStorage(image_folder)
+    prepare_dataset(cfg, storage, source)
+    path = tmp_path / "out" / prepared_key(cfg, source)
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    with pytest.raises(DataError, match=f"{prepared_key(cfg)} is unreadable.*samplesize prepare"):
-        data = prepare_dataset(cfg, storage)
+    with pytest.raises(DataError, match=f"{prepared_key(cfg, source)} is unreadable.*samplesize prepare"):
+        data = prepare_dataset(cfg, storage, source)
         assert data.pool_images.size and data.test_images.size
 
 
@@ -120,3 +120,14 @@ def test_tfds_offline_and_unprepared_fails_fast_with_instructions(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert "not prepared" in proc.stderr and "download_and_prepare" in proc.stderr and "dataset.download" in proc.stderr
+
+
+def test_content_hash_names_content_by_sorted_json_regardless_of_key_order():
+    import hashlib
+    import json
+
+    from samplesize.hashing import content_hash
+
+    shape = {"source": "folder:/x", "seed": 3, "entries": [["a/\udcff.png", 3, "17"]]}
+    assert content_hash(shape) == hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
+    assert content_hash(dict(reversed(shape.items()))) == content_hash(shape)

@@ -187,10 +187,10 @@ def test_non_utf8_class_folder_name_is_decoded_safely(tmp_path):
 def test_prepare_sees_images_and_a_class_added_after_the_first_prepare(tmp_path):
     root = write_image_folder(tmp_path / "images", classes=("a", "b"), per_class=6)
     cfg = load_config(overrides=[f"dataset.source=folder:{root}", "dataset.image_size=12"])
-    storage = LocalStorage(tmp_path / "out")
-    first = prepare_dataset(cfg, storage)
+    storage, source = LocalStorage(tmp_path / "out"), LocalStorage(root)
+    first = prepare_dataset(cfg, storage, source)
     write_image_folder(root, classes=("a", "b", "c"), per_class=8, seed=9)
-    second = prepare_dataset(cfg, storage)
+    second = prepare_dataset(cfg, storage, source)
     assert second.key != first.key and second.class_names == ["a", "b", "c"]
     assert second.pool_size + len(second.test_labels) == 24
 
@@ -212,17 +212,17 @@ def test_prepare_says_when_finished_trials_used_an_earlier_version_of_the_folder
 def test_gcs_folder_fingerprint_changes_when_an_image_is_added_or_replaced(gcs_emulator):
     from samplesize.config import DatasetConfig
     from samplesize.data import source_fingerprint
-    from samplesize.storage import open_storage
+    from samplesize.cli import open_uri
 
     bucket = gcs_emulator.new_bucket()
-    store = open_storage(f"gs://{bucket}/images")
+    store = open_uri(f"gs://{bucket}/images")
     rng = np.random.default_rng(6)
     for i in range(3):
         store.write(f"a/{i}.png", image_bytes(rng))
     ds = DatasetConfig(source=f"folder:gs://{bucket}/images")
-    first = source_fingerprint(ds)
-    assert first == source_fingerprint(ds)  # listing twice: the same
+    first = source_fingerprint(ds, store)
+    assert first == source_fingerprint(ds, store)  # listing twice: the same
     store.write("b/0.png", image_bytes(rng, tint=1))
-    second = source_fingerprint(ds)
+    second = source_fingerprint(ds, store)
     store.write("a/0.png", image_bytes(rng, tint=2))  # same name, new content: a new generation
-    assert len({first, second, source_fingerprint(ds)}) == 3
+    assert len({first, second, source_fingerprint(ds, store)}) == 3

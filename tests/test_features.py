@@ -134,7 +134,7 @@ def test_training_from_the_cache_matches_training_the_whole_network(images):
             fine = PhaseInputs(fine_tune_model(clf, boundary), arrays["pool_boundary"], None, "boundary")
         else:
             head = fine = PhaseInputs(clf.model, x, None, "pixels")
-        train_classifier(clf, cfg, head, fine, train_idx, val_idx, y, N_CLASSES, seed=3, progress=seen.append)
+        train_classifier(clf, cfg.training, cfg.model.fine_tune_from, head, fine, train_idx, val_idx, y, N_CLASSES, seed=3, progress=seen.append)
         losses.append([e["loss"] for e in seen])
         probabilities.append(clf.model.predict(x.astype("float32"), verbose=0))  # the full model holds the trained head
     assert len(losses[0]) == 4
@@ -179,8 +179,8 @@ def test_trials_share_one_stored_cache_and_never_load_the_pixels(tmp_path, image
 
     opened = []
 
-    def recording(cfg, storage, _prepare=trial_module.prepare_dataset):
-        opened.append(_prepare(cfg, storage))
+    def recording(cfg, storage, source, _prepare=trial_module.prepare_dataset):
+        opened.append(_prepare(cfg, storage, source))
         return opened[-1]
 
     monkeypatch.setattr(trial_module, "prepare_dataset", recording)

@@ -20,7 +20,8 @@ from conftest import write_image_folder
 from samplesize.config import load_config
 from samplesize.errors import DataError
 from samplesize.lease import LOCK_SUFFIX, build_once, read_lock
-from samplesize.storage import LocalStorage, open_storage
+from samplesize.cli import open_uri
+from samplesize.storage import LocalStorage
 
 KEY = "cache/thing.npz"
 
@@ -30,7 +31,7 @@ def storage(request, tmp_path):
     if request.param == "local":
         return LocalStorage(tmp_path / "out")
     emulator = request.getfixturevalue("gcs_emulator")
-    return open_storage(f"gs://{emulator.new_bucket()}/sweep")
+    return open_uri(f"gs://{emulator.new_bucket()}/sweep")
 
 
 def _never_sleep(seconds):
@@ -134,21 +135,21 @@ def test_pods_of_the_first_wave_decode_the_dataset_once(storage, tmp_path, monke
     decodes, real = [], data_module.load_source
     started, waiting = threading.Event(), threading.Event()
 
-    def counted(ds):
+    def counted(ds, source):
         decodes.append(ds.source)
         started.set()
         assert waiting.wait(60)
-        return real(ds)
+        return real(ds, source)
 
     monkeypatch.setattr(data_module, "load_source", counted)
     monkeypatch.setattr("samplesize.lease.POLL_S", 0.01)
     real_sleep = time.sleep
     monkeypatch.setattr("samplesize.lease.time.sleep", lambda s: (waiting.set(), real_sleep(0.01)))
     out = {}
-    first = threading.Thread(target=lambda: out.update(first=data_module.prepare_dataset(cfg, storage)))
+    first = threading.Thread(target=lambda: out.update(first=data_module.prepare_dataset(cfg, storage, LocalStorage(folder))))
     first.start()
     assert started.wait(60)
-    out["second"] = data_module.prepare_dataset(cfg, storage)
+    out["second"] = data_module.prepare_dataset(cfg, storage, LocalStorage(folder))
     first.join(60)
     assert len(decodes) == 1
     for prepared in out.values():
@@ -171,7 +172,7 @@ def test_preparing_a_folder_never_holds_its_pixels_in_memory(tmp_path):
     storage = LocalStorage(tmp_path / "out")
     tracemalloc.start()
     try:
-        prepared = prepare_dataset(cfg, storage)
+        prepared = prepare_dataset(cfg, storage, LocalStorage(folder))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -182,6 +183,6 @@ def test_preparing_a_folder_never_holds_its_pixels_in_memory(tmp_path):
     reread = LocalStorage(tmp_path / "out")
     from samplesize.data import _open_prepared, prepared_key
 
-    stored = _open_prepared(reread, prepared_key(cfg))
+    stored = _open_prepared(reread, prepared_key(cfg, LocalStorage(folder)))
     np.testing.assert_array_equal(stored.pool_images, prepared.pool_images)
     np.testing.assert_array_equal(stored.test_images, prepared.test_images)

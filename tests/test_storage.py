@@ -28,15 +28,17 @@ from samplesize.errors import (
     AccessError,
     TransientError,
 )
-from samplesize.storage import LocalStorage, open_storage
+from samplesize.cli import gcs_options_from_env, open_uri
+from samplesize.storage import GcsOptions, LocalStorage
 
 ESCAPING_KEYS = ["../escape.json", "trials/../../escape.json", "/etc/passwd", "trials//x.json", "./x.json", "trials/.."]
 
 
 def gcs_storage(bucket: str, prefix: str = "sweep", retry_deadline: float = 30.0):
-    from samplesize.storage_gcs import GcsStorage
+    from samplesize.storage.gcs import GcsStorage
 
-    return GcsStorage(f"gs://{bucket}/{prefix}", retry_deadline=retry_deadline)
+    options = GcsOptions(retry_deadline=retry_deadline, emulator_host=os.environ.get("STORAGE_EMULATOR_HOST"))
+    return GcsStorage(f"gs://{bucket}/{prefix}", options)
 
 
 @pytest.fixture(params=["local", "gcs"])
@@ -188,31 +190,31 @@ def test_local_read_only_output_folder_fails_clearly_and_keeps_earlier_results(t
 
 
 def test_open_storage_picks_gcs_for_gs_uris(gcs_emulator):
-    from samplesize.storage_gcs import GcsStorage
+    from samplesize.storage.gcs import GcsStorage
 
     bucket = gcs_emulator.new_bucket()
-    store = open_storage(f"gs://{bucket}/sweep/")
+    store = open_uri(f"gs://{bucket}/sweep/")
     assert isinstance(store, GcsStorage)
     assert store.uri == f"gs://{bucket}/sweep"
 
 
 def test_gcs_retry_deadline_comes_from_environment(gcs_emulator, monkeypatch):
-    from samplesize.storage_gcs import GcsStorage
+    from samplesize.storage.gcs import GcsStorage
 
     monkeypatch.setenv("SAMPLESIZE_GCS_RETRY_DEADLINE", "2.5")
-    assert GcsStorage("gs://any-bucket/sweep").retry_deadline == 2.5
+    assert GcsStorage("gs://any-bucket/sweep", gcs_options_from_env()).retry_deadline == 2.5
     monkeypatch.setenv("SAMPLESIZE_GCS_RETRY_DEADLINE", "soon")
     with pytest.raises(ConfigError, match="SAMPLESIZE_GCS_RETRY_DEADLINE"):
-        GcsStorage("gs://any-bucket/sweep")
+        GcsStorage("gs://any-bucket/sweep", gcs_options_from_env())
 
 
 def test_gcs_without_credentials_fails_at_once_saying_how_to_provide_them(tmp_path, monkeypatch):
-    from samplesize.storage_gcs import GcsStorage
+    from samplesize.storage.gcs import GcsStorage
 
     monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing-key.json"))
     with pytest.raises(AccessError, match="Workload Identity") as err:
-        GcsStorage("gs://some-bucket/sweep")
+        GcsStorage("gs://some-bucket/sweep", gcs_options_from_env())
     assert err.value.exit_code == EXIT_PERMISSION
 
 
@@ -220,7 +222,7 @@ def test_gcs_errors_name_the_service_account_and_never_a_secret():
     from google.auth import compute_engine
     from google.oauth2 import credentials as user_credentials
 
-    from samplesize.storage_gcs import describe_credentials
+    from samplesize.storage.gcs import describe_credentials
 
     gke = compute_engine.Credentials(service_account_email="trials@proj.iam.gserviceaccount.com")
     assert describe_credentials(gke) == "service account trials@proj.iam.gserviceaccount.com"
@@ -405,7 +407,7 @@ def test_gcs_folder_dataset_is_read_from_the_bucket(gcs_emulator):
             raw.blob(f"images/{cls}/{i}.png").upload_from_string(buf.getvalue(), content_type="image/png")
     raw.blob("images/dog/").upload_from_string(b"")  # a Cloud Console folder placeholder
 
-    data = scan_folder(open_storage(f"gs://{bucket}/images"), 8)
+    data = scan_folder(open_uri(f"gs://{bucket}/images"), 8)
     assert data.class_names == ["cat", "dog"]
     assert data.images.shape == (6, 8, 8, 3)
     assert sorted(data.labels.tolist()) == [0, 0, 0, 1, 1, 1]
@@ -424,7 +426,29 @@ def test_write_once_from_a_large_file_is_create_only_too(any_storage, tmp_path):
 
 @pytest.mark.parametrize("uri", ["gs://BUCKET/sweeps/demo", "gs://my bucket/x", "gs://ab/x", "gs://-bucket/x"])
 def test_an_invalid_bucket_name_is_a_config_error_naming_it(uri):
-    from samplesize.storage_gcs import parse_gs_uri
+    from samplesize.storage.gcs import parse_gs_uri
 
     with pytest.raises(ConfigError, match="is not a valid bucket name"):
         parse_gs_uri(uri)
+
+
+def test_npz_objects_are_create_only_and_keep_the_first_arrays(any_storage):
+    import numpy as np
+
+    from samplesize.npz import meta_array, read_meta, write_npz_once
+
+    first = {"pool": np.arange(6, dtype=np.uint8).reshape(2, 3), "meta": meta_array({"format": 1})}
+    assert write_npz_once(any_storage, "cache/thing.npz", first) is True
+    assert write_npz_once(any_storage, "cache/thing.npz", {"pool": np.zeros(1), "meta": meta_array({})}) is False
+    with any_storage.open_read("cache/thing.npz") as f, np.load(f) as z:
+        assert z.files == ["pool", "meta"]  # the caller's order
+        np.testing.assert_array_equal(z["pool"], first["pool"])
+        assert read_meta(z["meta"]) == {"format": 1}
+
+
+def test_gcs_settings_are_read_from_the_environment_only_for_gs_uris(tmp_path, monkeypatch):
+    monkeypatch.setenv("SAMPLESIZE_GCS_RETRY_DEADLINE", "soon")
+    assert isinstance(open_uri(str(tmp_path / "out")), LocalStorage)  # a local output ignores GCS settings
+    monkeypatch.delenv("SAMPLESIZE_GCS_RETRY_DEADLINE")
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", "http://127.0.0.1:9")
+    assert gcs_options_from_env() == GcsOptions(retry_deadline=300.0, emulator_host="http://127.0.0.1:9")

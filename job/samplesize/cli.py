@@ -23,7 +23,8 @@ from .config import SweepConfig, load_config
 from .errors import EXIT_OK, ConfigError, SamplesizeError, TransientError
 from .plan import TrialSpec, parse_index, planned_trials, trial_spec
 from .results import result_key
-from .storage import Storage, open_storage
+from .storage import GcsOptions, Storage, open_storage
+from .storage.base import DEFAULT_RETRY_DEADLINE, EMULATOR_HOST_ENV, RETRY_DEADLINE_ENV
 from .text import terminal_safe
 
 if TYPE_CHECKING:
@@ -144,9 +145,31 @@ def _escaped_terminal():
 def _open_output(cfg: SweepConfig) -> Storage:
     """The output storage; an unusable `output` is named as the config key to change."""
     try:
-        return open_storage(cfg.output_uri)
+        return open_uri(cfg.output_uri)
     except ConfigError as exc:
         raise ConfigError(f"output: {exc}") from None
+
+
+def open_uri(uri: str) -> Storage:
+    """A Storage for `uri`; a gs:// one is configured from the environment (`gcs_options_from_env`)."""
+    return open_storage(uri, gcs_options_from_env() if uri.startswith("gs://") else None)
+
+
+def gcs_options_from_env(environ=os.environ) -> GcsOptions:
+    """GCS settings from SAMPLESIZE_GCS_RETRY_DEADLINE (seconds, default 300) and STORAGE_EMULATOR_HOST."""
+    raw = environ.get(RETRY_DEADLINE_ENV, "").strip()
+    return GcsOptions(retry_deadline=_positive_seconds(raw) if raw else DEFAULT_RETRY_DEADLINE,
+                      emulator_host=environ.get(EMULATOR_HOST_ENV) or None)
+
+
+def _positive_seconds(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:  # also refuses nan
+        raise ConfigError(f"{RETRY_DEADLINE_ENV}={raw!r}: expected a positive number of seconds")
+    return value
 
 
 def _quiet_libraries(verbose: bool) -> None:
@@ -165,18 +188,19 @@ def _stored_pool(cfg: SweepConfig, storage: Storage) -> PoolFacts | None:
 
     Every variant shares the pool (its labels and order), so the first variant's copy sizes them all.
     """
-    from .data import read_pool_facts
+    from .data import open_source, read_pool_facts
     from .variants import variant_config
 
-    return read_pool_facts(variant_config(cfg, trial_spec(cfg, 0).variant), storage)
+    return read_pool_facts(variant_config(cfg, trial_spec(cfg, 0).variant), storage,
+                           open_source(cfg.dataset, open_uri))
 
 
 def _prepared_trials(cfg: SweepConfig, storage: Storage) -> list[tuple[TrialSpec, int]]:
     """Every trial with its sample size; prepares the dataset first, once, before trials race for it."""
-    from .data import prepare_dataset
+    from .data import open_source, prepare_dataset
     from .variants import variant_config
 
-    data = prepare_dataset(variant_config(cfg, trial_spec(cfg, 0).variant), storage)
+    data = prepare_dataset(variant_config(cfg, trial_spec(cfg, 0).variant), storage, open_source(cfg.dataset, open_uri))
     return planned_trials(cfg, data.pool_size, len(data.class_names))
 
 
@@ -227,11 +251,11 @@ def _print_variant_plan(cfg: SweepConfig, rows: list[dict]) -> None:
 
 
 def cmd_prepare(args, cfg: SweepConfig, storage: Storage) -> int:
-    from .data import prepare_dataset
+    from .data import open_source, prepare_dataset
 
     if cfg.variants:
         return _prepare_variants(cfg, storage)
-    data = prepare_dataset(cfg, storage)
+    data = prepare_dataset(cfg, storage, open_source(cfg.dataset, open_uri))
     _warn_other_data(storage, data.key)
     counts = data.skipped["counts"]
     reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items()))
@@ -244,12 +268,13 @@ def cmd_prepare(args, cfg: SweepConfig, storage: Storage) -> int:
 
 def _prepare_variants(cfg: SweepConfig, storage: Storage) -> int:
     """One prepared copy per distinct image size and augmentation among the variants."""
-    from .data import prepare_dataset
+    from .data import open_source, prepare_dataset
     from .variants import variant_configs
 
     keys = set()
+    source = open_source(cfg.dataset, open_uri)  # variants share the source
     for name, vcfg in variant_configs(cfg).items():
-        data = prepare_dataset(vcfg, storage)
+        data = prepare_dataset(vcfg, storage, source)
         keys.add(data.key)
         print(f"variant {name}: prepared {data.key}: pool {data.pool_size}, test {len(data.test_labels)}, "
               f"{len(data.class_names)} classes")
@@ -281,7 +306,8 @@ def cmd_trial(args, cfg: SweepConfig, storage: Storage) -> int:
             extra = " ".join(f"{k}={v}" for k, v in event.items() if k not in ("phase", "epoch", "epochs"))
             print(f"trial {index}: {event['phase']} epoch {event['epoch']}/{event['epochs']} {extra}", flush=True)
 
-    outcome = run_trial(cfg, index, storage, progress=progress, expect_gpu=os.environ.get(EXPECT_GPU_ENV) == "1")
+    outcome = run_trial(cfg, index, storage, progress=progress, expect_gpu=os.environ.get(EXPECT_GPU_ENV) == "1",
+                        open_uri=open_uri)
     if not outcome.written:
         print(f"trial {index}: a result already exists at {storage.uri}/{result_key(index)}; nothing to do")
         return EXIT_OK
@@ -297,11 +323,12 @@ def cmd_run(args, cfg: SweepConfig, storage: Storage) -> int:
 
     _refuse_foreign_results(cfg, storage)
     trials = _prepared_trials(cfg, storage)
-    from .data import prepared_key
+    from .data import open_source, prepared_key
 
     from .variants import variant_configs
 
-    _warn_other_data(storage, frozenset(prepared_key(v) for v in variant_configs(cfg).values()))
+    source = open_source(cfg.dataset, open_uri)
+    _warn_other_data(storage, frozenset(prepared_key(v, source) for v in variant_configs(cfg).values()))
     storage.write("sweep.yaml", cfg.to_yaml().encode())
     print(f"sweep {cfg.name}: {len(trials)} trials, {args.workers} worker(s), output {cfg.output_uri}", file=sys.stderr)
     failed = run_sweep(cfg, storage, trials, args.workers)

@@ -177,21 +177,7 @@ def wait_for_job(
         try:
             job = api.read_namespaced_job(name=name, namespace=namespace)
         except Exception as exc:  # noqa: BLE001 - sorted below, re-raised if unknown
-            status = _api_status(exc)
-            if status == 404:
-                raise ConfigError(
-                    f"Job {name!r} not found in namespace {namespace!r}: check --wait-for-job and --namespace "
-                    "(the chart passes the trials Job of the same release); a finished Job may also have been "
-                    "deleted by ttlSecondsAfterFinished"
-                ) from None
-            if status in (401, 403):
-                raise AccessError(
-                    f"not allowed to read Job {name!r} in namespace {namespace!r} (HTTP {status}): the pod's "
-                    "service account needs get on batch/jobs there; the chart's Role and RoleBinding grant it "
-                    "(rbac.create=true), or ask a cluster admin for an equivalent binding"
-                ) from None
-            if not _is_transient(exc):
-                raise
+            _raise_unless_transient(exc, name, namespace)
             errors_in_row += 1
             if errors_in_row >= max_transient_errors:
                 raise TransientError(
@@ -224,6 +210,25 @@ def wait_for_job(
         if timeout_seconds is not None and clock() - started >= timeout_seconds:
             raise TransientError(f"Job {namespace}/{name} did not finish within {timeout_seconds:g}s")
         sleep(poll_seconds)
+
+
+def _raise_unless_transient(exc: Exception, name: str, namespace: str) -> None:
+    """Raise the user-facing error for a failed read of the Job, unless retrying may help."""
+    status = _api_status(exc)
+    if status == 404:
+        raise ConfigError(
+            f"Job {name!r} not found in namespace {namespace!r}: check --wait-for-job and --namespace "
+            "(the chart passes the trials Job of the same release); a finished Job may also have been "
+            "deleted by ttlSecondsAfterFinished"
+        ) from None
+    if status in (401, 403):
+        raise AccessError(
+            f"not allowed to read Job {name!r} in namespace {namespace!r} (HTTP {status}): the pod's "
+            "service account needs get on batch/jobs there; the chart's Role and RoleBinding grant it "
+            "(rbac.create=true), or ask a cluster admin for an equivalent binding"
+        ) from None
+    if not _is_transient(exc):
+        raise exc
 
 
 def _short(exc: BaseException) -> str:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import hashlib
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -21,6 +19,7 @@ import yaml
 
 from .backbones import APPLICATIONS, BACKBONE_NAMES, SMALL_CNN
 from .errors import ConfigError
+from .hashing import content_hash
 from .jsonsafe import json_safe
 
 SAMPLING_MODES = ("stratified", "with_replacement")
@@ -154,7 +153,7 @@ class SweepConfig:
         d = self.to_dict()
         for key in ("name", "metric", "targets", "predict_at", "output"):
             d.pop(key)
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+        return content_hash(d)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -273,12 +272,7 @@ def _convert_section(cls: type, raw: Any, prefix: str) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a mapping, got {raw!r}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = [k for k in raw if k not in fields]
-    if unknown:
-        key = str(unknown[0])
-        hint = difflib.get_close_matches(key, fields, n=1)
-        did = f"; did you mean {prefix}{hint[0]}?" if hint else ""
-        raise ConfigError(f"unknown key {prefix}{key}{did} Allowed keys here: {', '.join(fields)}")
+    _refuse_unknown_keys(raw, fields, prefix)
     out: dict[str, Any] = {}
     for name, value in raw.items():
         key = prefix + name
@@ -291,6 +285,16 @@ def _convert_section(cls: type, raw: Any, prefix: str) -> dict[str, Any]:
         else:
             out[name] = _coerce(key, fields[name], value)
     return out
+
+
+def _refuse_unknown_keys(raw: dict, fields: dict[str, Any], prefix: str) -> None:
+    """Name the first unknown key, with the closest allowed one when there is one."""
+    unknown = [k for k in raw if k not in fields]
+    if unknown:
+        key = str(unknown[0])
+        hint = difflib.get_close_matches(key, fields, n=1)
+        did = f"; did you mean {prefix}{hint[0]}?" if hint else ""
+        raise ConfigError(f"unknown key {prefix}{key}{did} Allowed keys here: {', '.join(fields)}")
 
 
 def _coerce(key: str, f: dataclasses.Field, value: Any) -> Any:
@@ -313,12 +317,17 @@ def _coerce(key: str, f: dataclasses.Field, value: Any) -> Any:
     if t.startswith("float"):
         return _number(key, value, float)
     if t.startswith("str"):
-        if isinstance(value, bool) and f.name in _SWITCHES:
-            return _SWITCHES[f.name][value]  # YAML reads a bare off/on as a boolean
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise ConfigError(f"{key} must be a string, got {value!r}")
-        return str(value)
+        return _string(key, f.name, value)
     raise AssertionError(f"unhandled field type {t} for {key}")
+
+
+def _string(key: str, name: str, value: Any) -> str:
+    """A string field; YAML's bare off/on (read as booleans) become the switch's words."""
+    if isinstance(value, bool) and name in _SWITCHES:
+        return _SWITCHES[name][value]
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise ConfigError(f"{key} must be a string, got {value!r}")
+    return str(value)
 
 
 def _as_list(key: str, value: Any) -> list:
@@ -377,7 +386,17 @@ def _check(cfg: SweepConfig) -> None:
     """Cross-field validation; each message names the key."""
     if not _NAME.match(cfg.name):
         raise ConfigError(f"name: {cfg.name!r} must be 1-63 letters, digits, '.', '_' or '-' (it names folders and Jobs)")
-    ds = cfg.dataset
+    _check_dataset(cfg.dataset)
+    _check_splits(cfg)
+    _check_sweep(cfg)
+    _check_model(cfg.model, cfg.dataset.image_size)
+    _check_training(cfg.training)
+    _check_limits(cfg)
+    _check_seed_steps(cfg)
+    _check_output(cfg.output_uri)
+
+
+def _check_dataset(ds: DatasetConfig) -> None:
     kind = ds.kind if ":" in ds.source else ""
     _one_of("dataset.source (the part before ':')", kind, SOURCE_KINDS)
     if not ds.location:
@@ -388,6 +407,9 @@ def _check(cfg: SweepConfig) -> None:
     if not 8 <= ds.image_size <= 1024:
         raise ConfigError(f"dataset.image_size: {ds.image_size} is outside [8, 1024] pixels")
 
+
+def _check_splits(cfg: SweepConfig) -> None:
+    """Splits and backtest splits: fractions in (0, 1], each unique, the two lists disjoint."""
     if not cfg.splits:
         raise ConfigError("splits: the list is empty; give at least two fractions in (0, 1], for example [0.1, 0.25, 0.5]")
     for key, values in (("splits", cfg.splits), ("backtest_splits", cfg.backtest_splits)):
@@ -399,6 +421,10 @@ def _check(cfg: SweepConfig) -> None:
     both = sorted(set(cfg.splits) & set(cfg.backtest_splits))
     if both:
         raise ConfigError(f"backtest_splits: {both} are also in splits; a backtest split must be left out of the fit")
+
+
+def _check_sweep(cfg: SweepConfig) -> None:
+    """Repetitions, seed, sampling and what the report is asked for."""
     if cfg.repetitions < 1:
         raise ConfigError(f"repetitions: {cfg.repetitions} must be at least 1")
     if cfg.seed < 0:
@@ -411,11 +437,12 @@ def _check(cfg: SweepConfig) -> None:
         if n < 1:
             raise ConfigError(f"predict_at: {n} must be a positive sample size")
 
-    m = cfg.model
+
+def _check_model(m: ModelConfig, image_size: int) -> None:
     _one_of("model.backbone", m.backbone, BACKBONE_NAMES)
-    if m.backbone in APPLICATIONS and ds.image_size < APPLICATIONS[m.backbone].min_size:
+    if m.backbone in APPLICATIONS and image_size < APPLICATIONS[m.backbone].min_size:
         raise ConfigError(
-            f"dataset.image_size: {ds.image_size} is too small for model.backbone {m.backbone}; "
+            f"dataset.image_size: {image_size} is too small for model.backbone {m.backbone}; "
             f"use at least {APPLICATIONS[m.backbone].min_size}"
         )
     if m.backbone == SMALL_CNN and m.weights == "imagenet":
@@ -429,7 +456,8 @@ def _check(cfg: SweepConfig) -> None:
         raise ConfigError("model.weights: empty; use imagenet, none, or a path or gs:// URI to a weights file")
     _in_range("model.dropout", m.dropout, 0, 1, low_open=False, high_open=True)
 
-    t = cfg.training
+
+def _check_training(t: TrainingConfig) -> None:
     for key in ("head_epochs", "batch_size", "patience"):
         if getattr(t, key) < 1:
             raise ConfigError(f"training.{key}: {getattr(t, key)} must be at least 1")
@@ -441,9 +469,6 @@ def _check(cfg: SweepConfig) -> None:
     _one_of("training.augment", t.augment, AUGMENT_MODES)
     _one_of("training.feature_cache", t.feature_cache, FEATURE_CACHE_MODES)
     _one_of("training.mixed_precision", t.mixed_precision, MIXED_PRECISION_MODES)
-    _check_limits(cfg)
-    _check_seed_steps(cfg)
-    _check_output(cfg.output_uri)
 
 
 def _check_limits(cfg: SweepConfig) -> None:

@@ -11,13 +11,11 @@ a small JSON file holds the pool's size and class count, which is all that
 from __future__ import annotations
 
 import functools
-import hashlib
 import io
 import json
 import logging
 import os
 import tempfile
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -25,14 +23,14 @@ import numpy as np
 
 from .config import DatasetConfig, SweepConfig
 from .errors import DataError
-from .storage import Storage, open_storage
+from .hashing import content_hash
+from .npz import UNREADABLE_NPZ, meta_array, read_meta, write_npz_once
+from .storage import Storage
 from .text import safe_name
 
 log = logging.getLogger(__name__)
 
 PREPARED_FORMAT = 1  # bump when the stored arrays' layout changes
-# What np.load and NpzFile raise for a truncated, foreign or incomplete .npz.
-UNREADABLE_NPZ = (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile)
 
 
 @dataclass
@@ -98,12 +96,26 @@ class PreparedDataset:
 # ---------------------------------------------------------------- sources
 
 
-def load_source(ds: DatasetConfig) -> LabelledImages:
-    """Decode the configured source into uint8 images of the configured size."""
+def open_source(ds: DatasetConfig, open_uri: Callable[[str], Storage]) -> Storage | None:
+    """The folder source opened with `open_uri` (the caller's way to reach storage); None for other sources."""
+    return open_uri(ds.location) if ds.kind == "folder" else None
+
+
+def _folder(ds: DatasetConfig, source: Storage | None) -> Storage:
+    if source is None:  # a caller's bug, not the user's
+        raise ValueError(f"dataset {ds.source}: pass the folder's storage as `source` (see `open_source`)")
+    return source
+
+
+def load_source(ds: DatasetConfig, source: Storage | None = None) -> LabelledImages:
+    """Decode the configured source into uint8 images of the configured size.
+
+    `source` is the dataset folder's storage (`open_source`); builtin and tfds sources need none.
+    """
     if ds.kind == "builtin":
         return _load_digits(ds.image_size)
     if ds.kind == "folder":
-        return scan_folder(open_storage(ds.location), ds.image_size, where=ds.location)
+        return scan_folder(_folder(ds, source), ds.image_size, where=ds.location)
     if ds.kind == "tfds":
         return _load_tfds(ds)
     raise DataError(f"dataset.source: unknown kind {ds.kind!r}")
@@ -304,9 +316,12 @@ def pool_facts_key(key: str) -> str:
     return key.removesuffix(".npz") + ".json"
 
 
-def read_pool_facts(cfg: SweepConfig, storage: Storage) -> PoolFacts | None:
-    """The stored facts of the prepared copy `cfg` uses; None before `samplesize prepare`."""
-    key = pool_facts_key(prepared_key(cfg))
+def read_pool_facts(cfg: SweepConfig, storage: Storage, source: Storage | None = None) -> PoolFacts | None:
+    """The stored facts of the prepared copy `cfg` uses; None before `samplesize prepare`.
+
+    `source` is the folder's storage, as for `load_source`: a folder's copy is named by a listing of it (cheap,
+    nothing is decoded)."""
+    key = pool_facts_key(prepared_key(cfg, source))
     try:
         facts = json.loads(storage.read(key))
         return PoolFacts(int(facts["pool_size"]), int(facts["class_count"]))
@@ -324,8 +339,8 @@ def _record_pool_facts(storage: Storage, data: PreparedDataset) -> None:
         storage.write_once(key, json.dumps(facts).encode())
 
 
-def prepared_key(cfg: SweepConfig) -> str:
-    """Cache key: everything that changes the prepared arrays."""
+def prepared_key(cfg: SweepConfig, source: Storage | None = None) -> str:
+    """Cache key: everything that changes the prepared arrays (`source`: the folder's storage, as for `load_source`)."""
     ds = cfg.dataset
     shape = {
         "format": PREPARED_FORMAT,
@@ -335,14 +350,13 @@ def prepared_key(cfg: SweepConfig) -> str:
         "seed": cfg.seed,
         "augment": cfg.training.augment == "static",
     }
-    contents = source_fingerprint(ds)
+    contents = source_fingerprint(ds, source)
     if contents is not None:
         shape["contents"] = contents
-    digest = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
-    return f"cache/dataset-{digest}.npz"
+    return f"cache/dataset-{content_hash(shape)}.npz"
 
 
-def source_fingerprint(ds: DatasetConfig) -> str | None:
+def source_fingerprint(ds: DatasetConfig, source: Storage | None = None) -> str | None:
     """A cheap fingerprint of a folder source: every file's name, size and modification stamp.
 
     One listing, no file read (on GCS the generation number stands for the
@@ -353,11 +367,10 @@ def source_fingerprint(ds: DatasetConfig) -> str | None:
     if ds.kind != "folder":
         return None
     try:
-        entries = open_storage(ds.location).list_stats()
+        entries = _folder(ds, source).list_stats()
     except FileNotFoundError:
         entries = []
-    entries = [list(e) for e in entries if not _in_hidden_folder(e[0].split("/"))]
-    return hashlib.sha256(json.dumps(entries).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return content_hash([list(e) for e in entries if not _in_hidden_folder(e[0].split("/"))])
 
 
 def split_test(labels: np.ndarray, test_fraction: float, seed: int, class_names: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -413,22 +426,25 @@ def _cover_every_class(labels: np.ndarray, have: np.ndarray, other: np.ndarray, 
     return np.asarray(have), np.asarray(other)
 
 
-def prepare_dataset(cfg: SweepConfig, storage: Storage) -> PreparedDataset:
+def prepare_dataset(cfg: SweepConfig, storage: Storage, source: Storage | None = None) -> PreparedDataset:
     """Open the prepared dataset in the cache, or build and store it.
+
+    `storage` is the sweep's output; `source` the dataset folder's storage
+    (`open_source`), None for builtin and tfds sources.
 
     One process builds while the others of the sweep wait for it (`lease`);
     should two build anyway, the first writer wins and both use its copy.
     """
     from .lease import build_once
 
-    key = prepared_key(cfg)
-    data = build_once(storage, key, lambda: _build_prepared(cfg, storage, key), lambda: _open_prepared(storage, key),
-                      what="prepared dataset")
+    key = prepared_key(cfg, source)
+    data = build_once(storage, key, lambda: _build_prepared(cfg, storage, key, source),
+                      lambda: _open_prepared(storage, key), what="prepared dataset")
     _record_pool_facts(storage, data)
     return data
 
 
-def _build_prepared(cfg: SweepConfig, storage: Storage, key: str) -> PreparedDataset:
+def _build_prepared(cfg: SweepConfig, storage: Storage, key: str, source: Storage | None) -> PreparedDataset:
     """Decode, resize and split the source; store it once, staging the arrays on local disk.
 
     Peak memory stays near one image plus one chunk: the decoded images, the
@@ -436,7 +452,7 @@ def _build_prepared(cfg: SweepConfig, storage: Storage, key: str) -> PreparedDat
     temp folder (/tmp in the pod), read back through memory maps.
     """
     staging = tempfile.TemporaryDirectory(prefix="samplesize-prepare-")
-    data = load_source(cfg.dataset)
+    data = load_source(cfg.dataset, source)
     pool, test = split_test(data.labels, cfg.dataset.test_fraction, cfg.seed, data.class_names)
     pool_images = take_rows(data.images, pool, os.path.join(staging.name, "pool_images.npy"))
     if cfg.training.augment == "static":
@@ -458,11 +474,7 @@ def _build_prepared(cfg: SweepConfig, storage: Storage, key: str) -> PreparedDat
         key=key,
         load_images=load_images,
     )
-    encoded = os.path.join(staging.name, "prepared.npz")
-    _encode_prepared(prepared, images, encoded)
-    stored = storage.write_once_from_file(key, encoded)
-    os.unlink(encoded)
-    if not stored:
+    if not write_npz_once(storage, key, _prepared_arrays(prepared, images)):
         # Another trial prepared it concurrently; use the stored copy so every trial sees identical bytes.
         return _open_prepared(storage, key)
     return prepared
@@ -504,11 +516,10 @@ def take_rows(images: np.ndarray, rows: np.ndarray, path: str, chunk: int = 256)
     return out
 
 
-def _encode_prepared(p: PreparedDataset, images: dict[str, np.ndarray], path: str) -> None:
-    """Write the prepared arrays as one .npz file at `path`, the layout `_open_prepared` reads."""
-    meta = json.dumps({"class_names": p.class_names, "skipped": p.skipped})
-    np.savez(path, **images, pool_labels=p.pool_labels, test_labels=p.test_labels,
-             meta=np.frombuffer(meta.encode(), dtype=np.uint8))
+def _prepared_arrays(p: PreparedDataset, images: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The prepared dataset's arrays, the layout `_open_prepared` reads."""
+    return {**images, "pool_labels": p.pool_labels, "test_labels": p.test_labels,
+            "meta": meta_array({"class_names": p.class_names, "skipped": p.skipped})}
 
 
 def _open_prepared(storage: Storage, key: str) -> PreparedDataset:
@@ -523,7 +534,7 @@ def _open_prepared(storage: Storage, key: str) -> PreparedDataset:
         missing = {"pool_images", "pool_labels", "test_images", "test_labels", "meta"} - set(arrays.files)
         if missing:
             raise KeyError(f"no {', '.join(sorted(missing))}")
-        meta = json.loads(arrays["meta"].tobytes().decode())
+        meta = read_meta(arrays["meta"])
         pool_labels, test_labels = arrays["pool_labels"], arrays["test_labels"]
     except UNREADABLE_NPZ as exc:
         source.close()

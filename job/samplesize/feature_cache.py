@@ -26,9 +26,6 @@ Whether a trial may use the cache at all is decided in `phases`.
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -36,8 +33,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import SweepConfig
-from .data import UNREADABLE_NPZ
 from .errors import DataError
+from .hashing import content_hash
+from .npz import UNREADABLE_NPZ, meta_array, write_npz_once
 from .storage import Storage
 
 log = logging.getLogger(__name__)
@@ -80,8 +78,7 @@ def feature_cache_key(cfg: SweepConfig, prepared_key: str, weights_identity: str
         "dtype": compute_dtype,
         "keras": keras.__version__,
     }
-    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
-    return f"cache/features-{digest}.npz"
+    return f"cache/features-{content_hash(identity)}.npz"
 
 
 def load_or_build(cfg: SweepConfig, storage: Storage, data, clf, boundary_tensor=None) -> FeatureCache:
@@ -111,7 +108,8 @@ def _build(storage: Storage, key: str, data, clf, boundary_tensor, boundary_laye
 
 def store(storage: Storage, key: str, arrays: dict[str, np.ndarray], boundary_layer: str | None, data) -> FeatureCache:
     """Write the computed arrays once; when another trial stored them first, use its copy."""
-    if not storage.write_once(key, _encode(arrays, boundary_layer)):
+    meta = meta_array({"format": FEATURES_FORMAT, "boundary_layer": boundary_layer})
+    if not write_npz_once(storage, key, {"meta": meta, **arrays}):
         # Another trial stored it first: use its bytes so every trial sees the same values.
         return _decode(storage, key, boundary_layer, data)
     return FeatureCache(arrays["pool_pooled"], arrays["test_pooled"], arrays.get("pool_boundary"),
@@ -149,13 +147,6 @@ def extract(clf, boundary_tensor, images: dict[str, np.ndarray], batch_size: int
         if boundary_tensor is not None:
             out[f"{name}_boundary"] = arrays[1]
     return out
-
-
-def _encode(arrays: dict[str, np.ndarray], boundary_layer: str | None) -> bytes:
-    buf = io.BytesIO()
-    meta = json.dumps({"format": FEATURES_FORMAT, "boundary_layer": boundary_layer})
-    np.savez(buf, meta=np.frombuffer(meta.encode(), dtype=np.uint8), **arrays)
-    return buf.getvalue()
 
 
 def _decode(storage: Storage, key: str, boundary_layer: str | None, data) -> FeatureCache:

@@ -19,6 +19,7 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import keras
@@ -27,6 +28,7 @@ from keras import layers
 from .backbones import APPLICATIONS, SMALL_CNN
 from .config import ModelConfig
 from .errors import ConfigError, DataError, TransientError
+from .storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +44,14 @@ class Classifier:
 
 
 def build_classifier(m: ModelConfig, image_size: int, n_classes: int, *, online_augment_seed: int | None = None,
-                     backbone_seed: int | None = None, head_seed: int | None = None) -> Classifier:
+                     backbone_seed: int | None = None, head_seed: int | None = None,
+                     open_uri: Callable[[str], Storage] | None = None) -> Classifier:
     """Build the classifier for `m`; online augmentation is a layer only active in training.
 
     `backbone_seed` (used with `weights: none`) seeds the backbone's random
     initialisation; `head_seed` then re-seeds the global generators so the head
-    and training stay trial-specific.
+    and training stay trial-specific. `open_uri` opens the folder of a gs://
+    weights file (the caller's way to reach storage).
     """
     inputs = keras.Input(shape=(image_size, image_size, 3), name="pixels")
     x = inputs
@@ -62,7 +66,7 @@ def build_classifier(m: ModelConfig, image_size: int, n_classes: int, *, online_
     seeded = m.weights == "none" and backbone_seed is not None
     if seeded:
         keras.utils.set_random_seed(backbone_seed)
-    base, identity = _load_backbone(m, spec.constructor, image_size)
+    base, identity = _load_backbone(m, spec.constructor, image_size, open_uri)
     if seeded:
         identity = f"none:seed={backbone_seed}"
     if head_seed is not None:
@@ -101,7 +105,8 @@ def _small_cnn(inputs, x, n_classes: int, dropout: float) -> Classifier:
     return Classifier(keras.Model(inputs, x, name="small_cnn"), None, head, two_phase=False)
 
 
-def _load_backbone(m: ModelConfig, constructor: str, image_size: int) -> tuple[keras.Model, str]:
+def _load_backbone(m: ModelConfig, constructor: str, image_size: int,
+                   open_uri: Callable[[str], Storage] | None) -> tuple[keras.Model, str]:
     """The backbone without its top, and a string naming what fixed its weights ("" for unseeded random ones)."""
     build = getattr(keras.applications, constructor)
     weights = m.weights
@@ -109,7 +114,7 @@ def _load_backbone(m: ModelConfig, constructor: str, image_size: int) -> tuple[k
         return build(include_top=False, weights=None, input_shape=(image_size, image_size, 3)), ""
     if weights == "imagenet":
         return _download_imagenet(build, m.backbone, image_size), "imagenet"
-    path = _local_weights_file(weights)
+    path = _local_weights_file(weights, open_uri)
     try:
         return build(include_top=False, weights=path, input_shape=(image_size, image_size, 3)), f"sha256:{_file_sha256(path)}"
     except (ValueError, OSError) as exc:
@@ -150,14 +155,14 @@ def _download_imagenet(build, backbone: str, image_size: int, sleep=time.sleep):
     raise AssertionError("unreachable")
 
 
-def _local_weights_file(uri: str) -> str:
-    """A local path to the weights file at `uri`, copying it from gs:// when needed."""
+def _local_weights_file(uri: str, open_uri: Callable[[str], Storage] | None) -> str:
+    """A local path to the weights file at `uri`, copying it from gs:// (through `open_uri`) when needed."""
     if uri.startswith("gs://"):
-        from .storage import open_storage
-
+        if open_uri is None:  # a caller's bug, not the user's
+            raise ValueError(f"model.weights {uri}: pass `open_uri` to build_classifier to read it")
         folder, _, name = uri.rpartition("/")
         try:
-            data = open_storage(folder).read(name)
+            data = open_uri(folder).read(name)
         except FileNotFoundError:
             raise DataError(f"model.weights: {uri} does not exist") from None
         local = os.path.join(tempfile.mkdtemp(prefix="weights-"), name)

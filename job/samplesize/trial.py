@@ -9,15 +9,16 @@ the same result as an uninterrupted one.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .config import SweepConfig
-from .data import prepare_dataset
+from .data import open_source, prepare_dataset
 from .plan import trial_spec
 from .errors import TransientError
 from .results import TRIALS_PREFIX, build_result, refuse_foreign_result, result_key, trial_identity, write_result
 from .sampling import draw_subsample, refuse_equal_sample_sizes, sample_size, split_validation
-from .storage import Storage
+from .storage import Storage, open_storage
 from .variants import variant_config
 
 
@@ -73,11 +74,14 @@ def require_gpu(accelerator: str) -> None:
     )
 
 
-def run_trial(cfg: SweepConfig, index: int, storage: Storage, progress=None, expect_gpu: bool = False) -> TrialOutcome:
+def run_trial(cfg: SweepConfig, index: int, storage: Storage, progress=None, expect_gpu: bool = False,
+              open_uri: Callable[[str], Storage] = open_storage) -> TrialOutcome:
     """Run trial `index` of the sweep and write its result; skip if it exists.
 
     A result of another config at the index raises ConfigError, and with
     `expect_gpu` a trial that sees no GPU raises TransientError before loading data.
+    `open_uri` opens the dataset folder and a gs:// weights file (the CLI's
+    opener configures GCS from the environment).
     """
     spec = trial_spec(cfg, index)
     sweep, cfg = cfg, variant_config(cfg, spec.variant)  # the variant's model and training; the sweep's identity
@@ -89,7 +93,7 @@ def run_trial(cfg: SweepConfig, index: int, storage: Storage, progress=None, exp
     accelerator = configure_runtime(cfg, spec.seed)
     if expect_gpu:
         require_gpu(accelerator)
-    data = prepare_dataset(cfg, storage)
+    data = prepare_dataset(cfg, storage, open_source(cfg.dataset, open_uri))
     n_classes = len(data.class_names)
     refuse_equal_sample_sizes(cfg.all_splits, data.pool_size, n_classes, cfg.sampling)
     drawn = draw_subsample(data.pool_labels, spec.split, spec.seed, cfg.sampling, n_classes)
@@ -105,10 +109,10 @@ def run_trial(cfg: SweepConfig, index: int, storage: Storage, progress=None, exp
     augment_seed = spec.seed if cfg.training.augment == "online" else None
     # The backbone comes from the sweep seed, so all trials share one frozen base (and its cached features).
     clf = build_classifier(cfg.model, cfg.dataset.image_size, n_classes, online_augment_seed=augment_seed,
-                           backbone_seed=cfg.seed, head_seed=spec.seed)
+                           backbone_seed=cfg.seed, head_seed=spec.seed, open_uri=open_uri)
     head, fine_tune, cache_note = trial_inputs(cfg, storage, data, clf)
-    epochs, final = train_classifier(clf, cfg, head, fine_tune, train_idx, val_idx, data.pool_labels, n_classes,
-                                     spec.seed, progress)
+    epochs, final = train_classifier(clf, cfg.training, cfg.model.fine_tune_from, head, fine_tune, train_idx, val_idx,
+                                     data.pool_labels, n_classes, spec.seed, progress)
     trained = time.perf_counter()
     probabilities = predict_probabilities(final.model, final.test, cfg.training.batch_size)
     metrics, confusion = score_predictions(probabilities, data.test_labels, data.class_names)

@@ -1,12 +1,7 @@
-"""Where results, caches and reports live: a small interface and its backends.
+"""A local folder as a `Storage`.
 
-Keys are relative, '/'-separated paths under the storage root. `open_storage`
-picks the backend from the URI: `gs://bucket/prefix` is Google Cloud Storage
-(see `storage_gcs`), anything else a local folder.
-
-The one write that must never overwrite is `write_once`: a finished trial's
-result or a shared cache. Locally it writes a temp file and links it into
-place (atomic, refuses an existing name); on GCS it is a create-only upload.
+`write_once` writes a temp file and links it into place: atomic, and it
+refuses an existing name. `write` replaces atomically.
 """
 
 from __future__ import annotations
@@ -14,57 +9,12 @@ from __future__ import annotations
 import errno
 import mmap
 import os
-import posixpath
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO
 
-from .errors import DataError, AccessError
-
-
-class Storage(Protocol):
-    uri: str
-
-    def write_once(self, key: str, data: bytes) -> bool:
-        """Create `key` with `data`; return False, writing nothing, if it exists."""
-
-    def write_once_from_file(self, key: str, path: str) -> bool:
-        """`write_once` of a local file's bytes, streamed: for objects too large to hold in memory."""
-
-    def write(self, key: str, data: bytes) -> None:
-        """Create or replace `key` atomically (reports)."""
-
-    def read(self, key: str) -> bytes:
-        """Return the bytes of `key`; raise FileNotFoundError if absent."""
-
-    def open_read(self, key: str) -> BinaryIO:
-        """A seekable binary file of `key`'s bytes, for reading large arrays piecewise; the caller closes it."""
-
-    def exists(self, key: str) -> bool:
-        """True for a stored object; raises DataError when something that is not a file holds the key."""
-
-    def check_writable(self, prefix: str) -> None:
-        """Raise AccessError now if writing under `prefix` would fail (before hours of training, not after)."""
-
-    def list(self, prefix: str = "") -> list[str]:
-        """Keys under `prefix` (recursively), sorted, relative to the root."""
-
-    def list_stats(self, prefix: str = "") -> list[tuple[str, int, str]]:
-        """(key, size in bytes, version stamp) for each key of `list`: a cheap fingerprint of the contents."""
-
-
-def check_key(key: str) -> str:
-    """Refuse keys that could escape the root (`..`, absolute, empty parts)."""
-    if not key or key.startswith("/") or "\\" in key:
-        raise DataError(f"storage key {key!r} is not a relative '/'-separated path")
-    parts = key.split("/")
-    if any(p in ("", ".", "..") for p in parts[:-1]) or parts[-1] in ("", ".", ".."):
-        raise DataError(f"storage key {key!r} contains an empty, '.' or '..' part; keys may not leave the output prefix")
-    return posixpath.normpath(key)
-
-
-def join_uri(base: str, key: str) -> str:
-    return base.rstrip("/") + "/" + key
+from ..errors import AccessError, DataError
+from .base import check_key
 
 
 class LocalStorage:
@@ -204,12 +154,3 @@ def _local_error(path: Path, exc: OSError) -> Exception:
         f"cannot write {path}: {exc.strerror or exc}; make the output folder writable or choose another output. "
         f"Results already written are intact."
     )
-
-
-def open_storage(uri: str) -> Storage:
-    """A Storage for `uri`: gs://bucket/prefix, or a local folder path."""
-    if uri.startswith("gs://"):
-        from .storage_gcs import GcsStorage  # imported lazily: the client is slow to import
-
-        return GcsStorage(uri)
-    return LocalStorage(uri)

@@ -7,22 +7,22 @@ replace a finished result; the loser gets False, as locally.
 Errors come out as the project's own types, so exit codes stay meaningful:
 
 - 429, 5xx, timeouts and dropped connections are retried with the client's
-  own policy (`DEFAULT_RETRY`) for up to `retry_deadline` seconds (env
-  `SAMPLESIZE_GCS_RETRY_DEADLINE`, default 300), then raise
-  `TransientError` (exit 75: Kubernetes retries the index).
+  own policy (`DEFAULT_RETRY`) for up to `GcsOptions.retry_deadline`
+  seconds (the CLI reads `SAMPLESIZE_GCS_RETRY_DEADLINE`, default 300),
+  then raise `TransientError` (exit 75: Kubernetes retries the index).
 - 401/403 and a missing bucket raise `AccessError` (exit 77) at
   once, naming the bucket and the credential in use (never a secret).
 
 Credentials are the client's defaults (Workload Identity on GKE,
-`GOOGLE_APPLICATION_CREDENTIALS` elsewhere). With `STORAGE_EMULATOR_HOST`
-set, the client talks to that emulator anonymously.
+`GOOGLE_APPLICATION_CREDENTIALS` elsewhere). With `GcsOptions.emulator_host`
+set (the CLI reads `STORAGE_EMULATOR_HOST`), the client talks to that
+emulator anonymously.
 """
 
 from __future__ import annotations
 
 import contextlib
 import mimetypes
-import os
 import re
 import tempfile
 from collections.abc import Iterator
@@ -34,11 +34,9 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY, ConditionalRetryPolicy, _should_retry, is_generation_specified
 
-from .errors import ConfigError, DataError, AccessError, TransientError
-from .storage import check_key
+from ..errors import AccessError, ConfigError, DataError, TransientError
+from .base import RETRY_DEADLINE_ENV, GcsOptions, check_key
 
-RETRY_DEADLINE_ENV = "SAMPLESIZE_GCS_RETRY_DEADLINE"
-DEFAULT_RETRY_DEADLINE = 300.0  # seconds; long enough to ride out a GCS incident blip or a node's network restart
 MAX_REQUEST_TIMEOUT = 60.0  # seconds one HTTP request may stall (the client's own default)
 
 
@@ -62,24 +60,11 @@ def parse_gs_uri(uri: str) -> tuple[str, str]:
     return bucket, prefix
 
 
-def retry_deadline_from_env() -> float:
-    """Seconds to keep retrying transient errors, from SAMPLESIZE_GCS_RETRY_DEADLINE."""
-    raw = os.environ.get(RETRY_DEADLINE_ENV, "").strip()
-    if not raw:
-        return DEFAULT_RETRY_DEADLINE
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value > 0:  # also refuses nan
-        raise ConfigError(f"{RETRY_DEADLINE_ENV}={raw!r}: expected a positive number of seconds")
-    return value
-
-
-def make_client() -> storage.Client:
+def make_client(emulator_host: str | None = None) -> storage.Client:
     """A storage client: anonymous against an emulator, else Application Default Credentials."""
-    if os.environ.get("STORAGE_EMULATOR_HOST"):
-        return storage.Client(project="samplesize-emulator", credentials=AnonymousCredentials())
+    if emulator_host:
+        return storage.Client(project="samplesize-emulator", credentials=AnonymousCredentials(),
+                              client_options={"api_endpoint": emulator_host})
     try:
         # project=None: object operations need no project, and requiring one would fail
         # on GKE nodes whose metadata does not expose it to the pod.
@@ -92,10 +77,9 @@ def make_client() -> storage.Client:
         ) from None
 
 
-def describe_credentials(creds: object) -> str:
+def describe_credentials(creds: object, emulator: str | None = None) -> str:
     """Who a client acts as, for error messages: an identity, never a secret."""
     if creds is None or isinstance(creds, AnonymousCredentials):
-        emulator = os.environ.get("STORAGE_EMULATOR_HOST")
         return f"anonymous/emulator credentials ({emulator})" if emulator else "anonymous credentials"
     # Service-account, impersonated and GKE metadata credentials carry an email; the metadata
     # server's reads "default" until the first token is fetched.
@@ -114,16 +98,18 @@ def describe_credentials(creds: object) -> str:
 class GcsStorage:
     """A `gs://bucket/prefix` folder, through the official google-cloud-storage client."""
 
-    def __init__(self, uri: str, *, retry_deadline: float | None = None, client: storage.Client | None = None):
+    def __init__(self, uri: str, options: GcsOptions | None = None, *, client: storage.Client | None = None):
+        options = options or GcsOptions()
         self.bucket_name, self.prefix = parse_gs_uri(uri)
         self.uri = f"gs://{self.bucket_name}/{self.prefix}" if self.prefix else f"gs://{self.bucket_name}"
-        self.retry_deadline = retry_deadline_from_env() if retry_deadline is None else float(retry_deadline)
+        self.retry_deadline = float(options.retry_deadline)
+        self._emulator = options.emulator_host
         self._retry = DEFAULT_RETRY.with_timeout(self.retry_deadline)
         # A create-only upload may be retried blindly: if an earlier attempt did land, the
         # retry gets 412 instead of overwriting. Without the precondition, no retry.
         self._retry_if_create_only = ConditionalRetryPolicy(self._retry, is_generation_specified, ["query_params"])
         self._timeout = min(MAX_REQUEST_TIMEOUT, self.retry_deadline)
-        self._client = client or make_client()
+        self._client = client or make_client(self._emulator)
         self._bucket = self._client.bucket(self.bucket_name)
         self._credentials = getattr(self._client, "_credentials", None)
         self._bucket_checked = False
@@ -131,7 +117,7 @@ class GcsStorage:
     @property
     def _identity(self) -> str:
         # Read when an error is raised: GKE metadata credentials learn their email on first use.
-        return describe_credentials(self._credentials)
+        return describe_credentials(self._credentials, self._emulator)
 
     def __repr__(self) -> str:
         return f"GcsStorage({self.uri!r})"
