@@ -33,9 +33,8 @@ import numpy as np
 from scipy.special import expit
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "job"))
-from samplesize.curves import fit_learning_curve  # noqa: E402
+from samplesize.curves import LEVEL, fit_learning_curve  # noqa: E402
 
-LEVEL = 0.8
 FACTORS = (2.0, 4.0)
 SHAPES = ("pow3", "exp_early", "loglinear", "sigmoid_start", "broken_power", "mmf4", "wbl4")
 

@@ -72,13 +72,13 @@ def test_prepared_dataset_is_stored_once_and_reused(tmp_path, image_folder):
 
 def test_pool_facts_are_stored_beside_the_prepared_copy_for_plan(tmp_path, image_folder):
     cfg = load_config(overrides=[f"dataset.source=folder:{image_folder}", "dataset.image_size=16"])
-    storage = LocalStorage(tmp_path / "out")
-    assert read_pool_facts(cfg, storage) is None  # not prepared yet
-    data = prepare_dataset(cfg, storage)
-    assert read_pool_facts(cfg, storage) == PoolFacts(pool_size=data.pool_size, class_count=3)
-    (tmp_path / "out" / pool_facts_key(prepared_key(cfg))).unlink()  # a copy prepared before facts were stored
-    prepare_dataset(cfg, storage)
-    assert read_pool_facts(cfg, storage) == PoolFacts(pool_size=data.pool_size, class_count=3)
+    storage, source = LocalStorage(tmp_path / "out"), LocalStorage(image_folder)
+    assert read_pool_facts(cfg, storage, source) is None  # not prepared yet
+    data = prepare_dataset(cfg, storage, source)
+    assert read_pool_facts(cfg, storage, source) == PoolFacts(pool_size=data.pool_size, class_count=3)
+    (tmp_path / "out" / pool_facts_key(prepared_key(cfg, source))).unlink()  # a copy prepared before facts were stored
+    prepare_dataset(cfg, storage, source)
+    assert read_pool_facts(cfg, storage, source) == PoolFacts(pool_size=data.pool_size, class_count=3)
 
 
 def test_corrupt_prepared_copy_says_how_to_recover(tmp_path):

@@ -123,3 +123,22 @@ def test_plan_after_prepare_shows_the_sample_size_each_trial_draws(tmp_path, cap
     assert cli_main(["plan", *sets]) == 0
     out = capsys.readouterr().out
     assert "samplesize prepare" not in out and f"  {drawn[0]:>11}  " in out
+
+
+def test_plan_of_a_folder_reads_the_facts_of_the_folder_as_it_is_now(tmp_path, capsys, cli_main, image_folder):
+    """The folder is listed (never decoded) to name its prepared copy: a changed folder has no sizes until prepared."""
+    import json
+    import shutil
+
+    sets = ["--set", f"output={tmp_path / 'out'}", "--set", f"dataset.source=folder:{image_folder}",
+            "--set", "dataset.image_size=16", "--set", "splits=[0.25, 0.5]", "--set", "repetitions=1"]
+    assert cli_main(["plan", "--json", *sets]) == 0
+    assert all(r["sample_size"] is None for r in json.loads(capsys.readouterr().out))
+    assert cli_main(["prepare", *sets]) == 0
+    capsys.readouterr()
+    assert cli_main(["plan", "--json", *sets]) == 0
+    sizes = [r["sample_size"] for r in json.loads(capsys.readouterr().out)]
+    assert all(isinstance(n, int) and n > 0 for n in sizes) and sizes[0] > sizes[1]
+    shutil.copy(next((image_folder / "cats").iterdir()), image_folder / "cats" / "added.png")  # the folder changes
+    assert cli_main(["plan", "--json", *sets]) == 0
+    assert all(r["sample_size"] is None for r in json.loads(capsys.readouterr().out))

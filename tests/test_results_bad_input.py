@@ -13,10 +13,9 @@ import pytest
 from conftest import run_cli
 from fake_sweep import BOOT, fake_result, make_cfg, write_sweep
 from samplesize.aggregate import aggregate
+from samplesize.report import REPORT_FILES
 from samplesize.results import encode_result, load_results, result_key
 from samplesize.storage import LocalStorage
-
-REPORT = ("report/report.html", "report/learning_curve.png", "report/summary.json", "report/report.md")
 
 
 def aggregate_with(tmp_path, index: int, data: bytes, cfg=None):
@@ -25,7 +24,7 @@ def aggregate_with(tmp_path, index: int, data: bytes, cfg=None):
     storage = write_sweep(cfg, tmp_path, indexes=[i for i in range(cfg.trial_count) if i != index])
     (tmp_path / result_key(index)).write_bytes(data)
     summary = aggregate(cfg, storage, job_state="Complete", n_bootstrap=BOOT)
-    for name in REPORT:
+    for name in REPORT_FILES:
         assert (tmp_path / name).is_file(), name
     return summary, str(tmp_path / result_key(index))
 

@@ -89,6 +89,8 @@ MIN_BOOTSTRAP_WEIGHT = 0.01
 # A prediction more than this many times the largest fitted size is a far extrapolation.
 FAR_FACTOR = 4.0
 LEVEL = 0.8  # the nominal level of every interval the package reports (curves, comparison, calibration)
+# The level the extrapolation quantiles were calibrated at (calibration.py); other levels scale from it.
+CALIBRATED_LEVEL = 0.8
 
 
 class CurveFitError(DataError, ValueError):
@@ -385,10 +387,10 @@ class LearningCurveFit:
         """(low, high) multipliers of the spread at sizes n: +-z inside the data, the
         calibrated residual quantiles beyond it."""
         z = norm.ppf(0.5 + level / 2)
-        z80 = norm.ppf(0.9)
+        z_calibrated = norm.ppf(0.5 + CALIBRATED_LEVEL / 2)
         knots = np.array([0.0] + [float(i + 1) for i in range(len(self.calibration.quantiles))])
-        lows = np.array([-z80] + [q[0] for q in self.calibration.quantiles]) * z / z80
-        highs = np.array([z80] + [q[1] for q in self.calibration.quantiles]) * z / z80
+        lows = np.array([-z_calibrated] + [q[0] for q in self.calibration.quantiles]) * z / z_calibrated
+        highs = np.array([z_calibrated] + [q[1] for q in self.calibration.quantiles]) * z / z_calibrated
         h = np.log2(np.maximum(n / self.max_size, 1.0))
         return np.interp(h, knots, lows), np.interp(h, knots, highs)
 
@@ -401,13 +403,13 @@ class LearningCurveFit:
         """Probability, under the calibrated band, that the expected score at n is >= target.
 
         The band's ends are read as the 10% and 90% quantiles of a two-piece normal
-        around the centre, so that this agrees with `interval` at level 0.8."""
+        around the centre, so that this agrees with `interval` at CALIBRATED_LEVEL."""
         n = np.asarray(n, float).reshape(-1)
         centre, sigma = self._sigma(n)
-        low, high = self._multipliers(n, 0.8)
-        z80 = norm.ppf(0.9)
-        up = np.maximum(high * sigma / z80, 1e-12)  # spread above the centre
-        down = np.maximum(-low * sigma / z80, 1e-12)
+        low, high = self._multipliers(n, CALIBRATED_LEVEL)
+        z_calibrated = norm.ppf(0.5 + CALIBRATED_LEVEL / 2)
+        up = np.maximum(high * sigma / z_calibrated, 1e-12)  # spread above the centre
+        down = np.maximum(-low * sigma / z_calibrated, 1e-12)
         gap = float(target) - centre
         # each half holds half the probability: the median is the centre, continuous at the target
         return norm.sf(gap / np.where(gap >= 0, up, down))
