@@ -24,7 +24,7 @@ import yaml
 from controlplane_fixtures import IMAGE, Kube
 from gcs_emulator import FaultProxy, GcsEmulator, _shared_emulator
 from podrunner import dump_status
-from samplesize.aggregate import _ranges
+from samplesize.text import index_ranges
 from samplesize.cluster import parse_indexes
 from samplesize.config import build_config
 from samplesize.errors import EXIT_CONFIG, EXIT_DATA, EXIT_TRANSIENT
@@ -465,7 +465,7 @@ def test_aggregator_names_the_failed_index_in_a_partial_report(faulty_sweep, kub
     summary = json.loads(read_object(gcs, bucket, "sweeps/faults/report/summary.json")[0])
     assert summary["complete"] is False
     partial = next(w for w in summary["warnings"] if w.startswith("PARTIAL SWEEP"))
-    failed = _ranges([faulty_sweep["bad_data"], faulty_sweep["foreign"]])
+    failed = index_ranges([faulty_sweep["bad_data"], faulty_sweep["foreign"]])
     assert f"the Job reports indexes {failed} as failed" in partial, partial
     report = read_object(gcs, bucket, "sweeps/faults/report/report.md")[0].decode()
     assert "PARTIAL SWEEP" in report

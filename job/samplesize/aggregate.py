@@ -26,6 +26,7 @@ from .jsonsafe import json_safe
 from .plan import trial_spec
 from .results import TRIALS_PREFIX, LoadedResults, _finite, load_results
 from .storage import Storage, join_uri
+from .text import index_ranges
 
 SUMMARY_SCHEMA_VERSION = 1
 COMPLETE_JOB_STATES = ("complete", "completed", "succeeded")
@@ -97,7 +98,7 @@ def build_summary(cfg: SweepConfig, loaded: LoadedResults, *, failed_indexes: It
     warnings = [partial_warning] if partial_warning else []
     failed_present = [i for i in failed if i in results]
     if failed_present:
-        warnings.append(f"indexes {_ranges(failed_present)} are marked failed by the Job but have a usable result, which is used")
+        warnings.append(f"indexes {index_ranges(failed_present)} are marked failed by the Job but have a usable result, which is used")
     warnings.extend(loaded.problems)
 
     points = _points(cfg, results)
@@ -327,9 +328,9 @@ def _partial_reasons(missing: list[int], failed_missing: list[int], expected: in
     """Why a sweep (or one variant of it) is partial, naming the sweep's indexes; [] when complete."""
     reasons = []
     if missing:
-        reasons.append(f"{len(missing)} of {expected} trials have no usable result (indexes {_ranges(missing)})")
+        reasons.append(f"{len(missing)} of {expected} trials have no usable result (indexes {index_ranges(missing)})")
     if failed_missing:
-        reasons.append(f"the Job reports indexes {_ranges(failed_missing)} as failed")
+        reasons.append(f"the Job reports indexes {index_ranges(failed_missing)} as failed")
     if job_state is not None and job_state.strip().lower() not in COMPLETE_JOB_STATES:
         reasons.append(f"the Job's state is {job_state!r}, not complete")
     return reasons
@@ -722,18 +723,3 @@ def _run_facts(cfg: SweepConfig, results: dict[int, dict], output_uri: str, warn
         "aggregated_by": __version__,
         "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
-
-
-def _ranges(indexes: Iterable[int]) -> str:
-    """[0, 1, 2, 5] -> '0-2, 5': long lists of indexes stay readable."""
-    out, run = [], []
-    for i in sorted(indexes):
-        if run and i == run[-1] + 1:
-            run.append(i)
-            continue
-        if run:
-            out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
-        run = [i]
-    if run:
-        out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
-    return ", ".join(out)

@@ -25,7 +25,7 @@ from .plan import TrialSpec, parse_index, planned_trials, trial_spec
 from .results import result_key
 from .storage import GcsOptions, Storage, open_storage
 from .storage.base import DEFAULT_RETRY_DEADLINE, EMULATOR_HOST_ENV, RETRY_DEADLINE_ENV
-from .text import terminal_safe
+from .text import index_ranges, terminal_safe
 
 if TYPE_CHECKING:
     from .data import PoolFacts
@@ -195,12 +195,12 @@ def _stored_pool(cfg: SweepConfig, storage: Storage) -> PoolFacts | None:
                            open_source(cfg.dataset, open_uri))
 
 
-def _prepared_trials(cfg: SweepConfig, storage: Storage) -> list[tuple[TrialSpec, int]]:
+def _prepared_trials(cfg: SweepConfig, storage: Storage, source: Storage | None) -> list[tuple[TrialSpec, int]]:
     """Every trial with its sample size; prepares the dataset first, once, before trials race for it."""
-    from .data import open_source, prepare_dataset
+    from .data import prepare_dataset
     from .variants import variant_config
 
-    data = prepare_dataset(variant_config(cfg, trial_spec(cfg, 0).variant), storage, open_source(cfg.dataset, open_uri))
+    data = prepare_dataset(variant_config(cfg, trial_spec(cfg, 0).variant), storage, source)
     return planned_trials(cfg, data.pool_size, len(data.class_names))
 
 
@@ -322,12 +322,11 @@ def cmd_run(args, cfg: SweepConfig, storage: Storage) -> int:
     from .local_run import run_sweep
 
     _refuse_foreign_results(cfg, storage)
-    trials = _prepared_trials(cfg, storage)
     from .data import open_source, prepared_key
-
     from .variants import variant_configs
 
-    source = open_source(cfg.dataset, open_uri)
+    source = open_source(cfg.dataset, open_uri)  # variants share the source
+    trials = _prepared_trials(cfg, storage, source)
     _warn_other_data(storage, frozenset(prepared_key(v, source) for v in variant_configs(cfg).values()))
     storage.write("sweep.yaml", cfg.to_yaml().encode())
     print(f"sweep {cfg.name}: {len(trials)} trials, {args.workers} worker(s), output {cfg.output_uri}", file=sys.stderr)
@@ -379,7 +378,6 @@ def _aggregate(args, cfg: SweepConfig, storage: Storage, failed_indexes, job_sta
 
 def cmd_status(args, cfg: SweepConfig, storage: Storage) -> int:
     """Finished trials as `aggregate` counts them: foreign, broken and mismatched files are not finished."""
-    from .aggregate import _ranges
     from .report import REPORT_FILES
     from .results import load_results
 
@@ -387,7 +385,7 @@ def cmd_status(args, cfg: SweepConfig, storage: Storage) -> int:
     report = [k for k in REPORT_FILES if storage.exists(k)]
     print(f"sweep {cfg.name} at {cfg.output_uri}: {len(loaded.results)}/{cfg.trial_count} trials finished")
     if loaded.missing:
-        print(f"missing indexes: {_ranges(loaded.missing)}")
+        print(f"missing indexes: {index_ranges(loaded.missing)}")
     if loaded.problems:
         print(f"{len(loaded.problems)} result file(s) rejected, not counted as finished:")
         for problem in loaded.problems[:10]:

@@ -5,12 +5,14 @@ from anyone who can write to the output. They may hold bytes that are not
 UTF-8 (a lone surrogate in Python, which cannot be encoded, drawn or written
 to JSON as UTF-8) or terminal control sequences that clear the screen,
 retitle the window or fake output. Both are shown escaped, never obeyed.
+`index_ranges` keeps long lists of trial indexes in messages short.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 
 # C0 controls except tab and newline, DEL and C1 controls (0x9b is a one-byte CSI).
 # A carriage return is kept: progress lines rewrite themselves with it.
@@ -39,3 +41,18 @@ def terminal_safe(text: str) -> str:
     """`text` with control characters and lone surrogates escaped, safe to print to a terminal."""
     text = _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def index_ranges(indexes: Iterable[int]) -> str:
+    """[0, 1, 2, 5] -> '0-2, 5': long lists of indexes stay readable."""
+    out, run = [], []
+    for i in sorted(indexes):
+        if run and i == run[-1] + 1:
+            run.append(i)
+            continue
+        if run:
+            out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+        run = [i]
+    if run:
+        out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+    return ", ".join(out)
