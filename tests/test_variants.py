@@ -11,7 +11,7 @@ import pytest
 from fake_sweep import BOOT, fake_result, make_cfg, write_sweep
 from samplesize.aggregate import aggregate, build_summary
 from samplesize.compare import compare_curves
-from samplesize.config import build_config
+from samplesize.config import build_config, variant_config
 from samplesize.curves import fit_learning_curve
 from samplesize.data import prepare_dataset
 from samplesize.errors import ConfigError
@@ -19,7 +19,6 @@ from samplesize.plan import all_trials, trial_spec
 from samplesize.results import load_results, trial_identity, write_result
 from samplesize.sampling import draw_subsample
 from samplesize.storage import LocalStorage
-from samplesize.variants import variant_config
 
 TWO = [{"name": "cnn-8", "dataset": {"image_size": 8}}, {"name": "cnn-16", "dataset": {"image_size": 16}}]
 

@@ -301,7 +301,8 @@ def _variant_entry(cfg: SweepConfig, name: str, to_global: list[int], loaded: Lo
 
     `to_global` maps the variant's own trial numbers (its plan numbers them 0..n-1 in the sweep's
     order) to the sweep's indexes, which its summary names."""
-    from .variants import describe, variant_config
+    from .config import variant_config
+    from .variants import describe
 
     local = {j: {**loaded.results[g], "index": j} for j, g in enumerate(to_global) if g in loaded.results}
     if not local:  # nothing finished yet for this variant: named, no curve

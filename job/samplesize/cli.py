@@ -189,7 +189,7 @@ def _stored_pool(cfg: SweepConfig, storage: Storage) -> PoolFacts | None:
     Every variant shares the pool (its labels and order), so the first variant's copy sizes them all.
     """
     from .data import open_source, read_pool_facts
-    from .variants import variant_config
+    from .config import variant_config
 
     return read_pool_facts(variant_config(cfg, trial_spec(cfg, 0).variant), storage,
                            open_source(cfg.dataset, open_uri))
@@ -198,7 +198,7 @@ def _stored_pool(cfg: SweepConfig, storage: Storage) -> PoolFacts | None:
 def _prepared_trials(cfg: SweepConfig, storage: Storage, source: Storage | None) -> list[tuple[TrialSpec, int]]:
     """Every trial with its sample size; prepares the dataset first, once, before trials race for it."""
     from .data import prepare_dataset
-    from .variants import variant_config
+    from .config import variant_config
 
     data = prepare_dataset(variant_config(cfg, trial_spec(cfg, 0).variant), storage, source)
     return planned_trials(cfg, data.pool_size, len(data.class_names))

@@ -99,7 +99,7 @@ class Variant:
 
     `overrides` holds only what the entry sets, as sections of plain values
     (`{"model": {"backbone": ...}, "dataset": {"image_size": 32}}`); the
-    `variants` module validates them and builds the variant's trial config.
+    `variants` section below validates them and builds the variant's trial config.
     """
 
     name: str
@@ -255,10 +255,7 @@ def build_config(raw: dict[str, Any]) -> SweepConfig:
     values = _convert_section(SweepConfig, raw, prefix="")
     cfg = SweepConfig(**values)
     _check(cfg)
-    if cfg.variants:
-        from .variants import check_variants
-
-        check_variants(cfg)
+    _check_variants(cfg)
     return cfg
 
 
@@ -277,8 +274,6 @@ def _convert_section(cls: type, raw: Any, prefix: str) -> dict[str, Any]:
     for name, value in raw.items():
         key = prefix + name
         if name == "variants" and cls is SweepConfig:
-            from .variants import parse_variants  # it builds on this module
-
             out[name] = parse_variants(value)
         elif name in _SECTIONS and cls is SweepConfig:
             out[name] = _SECTIONS[name](**_convert_section(_SECTIONS[name], value or {}, key + "."))
@@ -527,3 +522,104 @@ def _check_output(uri: str) -> None:
             )
     if len(os.fsencode(path)) > MAX_PATH_BYTES:
         raise ConfigError(f"output: the path is {len(os.fsencode(path))} bytes long; keep it under {MAX_PATH_BYTES}")
+
+
+# ---------------------------------------------------------------- variants
+
+# Sections a variant may override, and within each the keys it may set (None: every key).
+OVERRIDABLE = {"model": None, "training": None, "dataset": ("image_size",)}
+MAX_VARIANTS = 20
+_VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
+
+
+def parse_variants(raw: Any) -> tuple[Variant, ...]:
+    """The `variants` list as Variant objects; refuses anything but named override mappings."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ConfigError(f"variants must be a list of {{name: ..., model: ..., training: ...}} entries, got {raw!r}")
+    if len(raw) > MAX_VARIANTS:
+        raise ConfigError(f"variants: {len(raw)} entries; at most {MAX_VARIANTS} are allowed")
+    out, seen = [], {}
+    for i, entry in enumerate(raw):
+        out.append(_parse_entry(i, entry, seen))
+    if len(out) == 1:
+        raise ConfigError(
+            f"variants: only one entry ({out[0].name}); a comparison needs at least two. For one pipeline, "
+            "remove variants and set model/training directly"
+        )
+    return tuple(out)
+
+
+def _parse_entry(i: int, entry: Any, seen: dict[str, int]) -> Variant:
+    """Entry `i` of `variants`; `seen` maps the names so far to their index (this one is added)."""
+    where = f"variants[{i}]"
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where} must be a mapping with a name and overrides, got {entry!r}")
+    name = entry.get("name")
+    if not isinstance(name, str) or not _VARIANT_NAME.match(name):
+        raise ConfigError(
+            f"{where}.name: {name!r} must be 1-40 letters, digits, '.', '_' or '-' (it labels curves and tables)"
+        )
+    if name in seen:
+        raise ConfigError(f"{where}.name: {name!r} is also the name of variants[{seen[name]}]; names must be unique")
+    seen[name] = i
+    where = f"variants[{i}] ({name})"
+    overrides = {section: _section_overrides(where, section, value)
+                 for section, value in entry.items() if section != "name"}
+    return Variant(name=name, overrides=overrides)
+
+
+def _section_overrides(where: str, section: Any, value: Any) -> dict:
+    """One section's overrides of a variant, refused when the section or a key may not differ between variants."""
+    if section not in OVERRIDABLE:
+        raise ConfigError(
+            f"{where}: {section} cannot differ between variants; a variant may set "
+            f"{', '.join(_allowed())}. Everything else (pool, test set, splits, repetitions, seed) is shared"
+        )
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: {section} must be a mapping of keys to values, got {value!r}")
+    keys = OVERRIDABLE[section]
+    bad = [k for k in value if keys is not None and k not in keys]
+    if bad:
+        raise ConfigError(
+            f"{where}: {section}.{bad[0]} cannot differ between variants (the pool and test set are "
+            f"shared); a variant may set {', '.join(_allowed())}"
+        )
+    return dict(value)
+
+
+def _allowed() -> list[str]:
+    return [f"{s}.{k}" for s, keys in OVERRIDABLE.items() for k in (keys or ("*",))]
+
+
+def _raw_without_variants(cfg: SweepConfig) -> dict[str, Any]:
+    raw = cfg.to_dict()
+    raw.pop("variants", None)
+    return raw
+
+
+def variant_config(cfg: SweepConfig, name: str | None) -> SweepConfig:
+    """The trial config of variant `name`: the sweep's with its overrides, without `variants`.
+
+    `name` None (a sweep without variants) returns `cfg` itself.
+    """
+    if name is None:
+        return cfg
+    variant = next((v for v in cfg.variants if v.name == name), None)
+    if variant is None:
+        raise ConfigError(f"variant {name!r} is not in this sweep's variants ({', '.join(v.name for v in cfg.variants)})")
+    raw = _raw_without_variants(cfg)
+    for section, values in variant.overrides.items():
+        raw[section] = {**raw[section], **values}
+    try:
+        return build_config(raw)
+    except ConfigError as exc:
+        index = cfg.variants.index(variant)
+        raise ConfigError(f"variants[{index}] ({name}): {exc}") from None
+
+
+def _check_variants(cfg: SweepConfig) -> None:
+    """Validate every variant's trial config (raises ConfigError naming the variant and the key)."""
+    for v in cfg.variants:
+        variant_config(cfg, v.name)

@@ -12,14 +12,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .config import SweepConfig
+from .config import SweepConfig, variant_config
 from .data import open_source, prepare_dataset
 from .plan import trial_spec
 from .errors import TransientError
 from .results import TRIALS_PREFIX, build_result, refuse_foreign_result, result_key, trial_identity, write_result
 from .sampling import draw_subsample, refuse_equal_sample_sizes, sample_size, split_validation
 from .storage import Storage, open_storage
-from .variants import variant_config
 
 
 @dataclass
