@@ -56,6 +56,12 @@ class FeatureCache:
     boundary_layer: str | None  # the layer whose output `boundary` holds
     built_s: float = 0.0  # seconds this process spent computing it (0 when read from storage)
 
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], key: str, boundary_layer: str | None) -> FeatureCache:
+        """The cache from its stored arrays (`<pool|test>_pooled`, and `_boundary` when there is one)."""
+        return cls(arrays["pool_pooled"], arrays["test_pooled"], arrays.get("pool_boundary"),
+                   arrays.get("test_boundary"), key, boundary_layer)
+
 
 # ---------------------------------------------------------------- the cache
 
@@ -112,8 +118,7 @@ def store(storage: Storage, key: str, arrays: dict[str, np.ndarray], boundary_la
     if not write_npz_once(storage, key, {"meta": meta, **arrays}):
         # Another trial stored it first: use its bytes so every trial sees the same values.
         return _decode(storage, key, boundary_layer, data)
-    return FeatureCache(arrays["pool_pooled"], arrays["test_pooled"], arrays.get("pool_boundary"),
-                        arrays.get("test_boundary"), key, boundary_layer)
+    return FeatureCache.from_arrays(arrays, key, boundary_layer)
 
 
 def extract(clf, boundary_tensor, images: dict[str, np.ndarray], batch_size: int = EXTRACT_BATCH) -> dict[str, np.ndarray]:
@@ -161,5 +166,4 @@ def _decode(storage: Storage, key: str, boundary_layer: str | None, data) -> Fea
     wrong = [n for n, size in expected.items() if n not in arrays or len(arrays[n]) != size]
     if wrong:
         raise DataError(f"feature cache {key} does not match the prepared dataset ({', '.join(wrong)}); delete it and run again")
-    return FeatureCache(arrays["pool_pooled"], arrays["test_pooled"], arrays.get("pool_boundary"),
-                        arrays.get("test_boundary"), key, boundary_layer)
+    return FeatureCache.from_arrays(arrays, key, boundary_layer)
