@@ -19,7 +19,7 @@ import numpy as np
 
 from . import __version__
 from .config import SweepConfig
-from .curves import (DEFAULT_BOOTSTRAP, FAMILIES, FAR_FACTOR, LEVEL, REACH_HORIZON, CurveFitError,
+from .curves import (DEFAULT_BOOTSTRAP, FAR_FACTOR, LEVEL, REACH_HORIZON, CurveFitError,
                      fit_learning_curve)
 from .errors import DataError
 from .jsonsafe import json_safe
@@ -513,31 +513,20 @@ def _target(fit: Any, target: float, best_measured: float | None) -> dict:
 
 
 def _curve_section(fit: Any) -> dict:
-    families = []
-    for name, f in fit.families.items():
-        params = f.params
-        if not isinstance(params, dict):
-            params = list(np.asarray(params, float).reshape(-1))
-        families.append({
-            "name": name,
-            "formula": getattr(FAMILIES.get(name), "formula", None),
-            "params": params,
-            "in_sample_rmse": f.in_sample_rmse,
-            "extrapolation_error": f.extrapolation_error,
-            "weight": f.weight,
-            "ceiling": f.ceiling,
-            "converged": bool(f.converged),
-            "chosen": name == fit.family,
-            "in_blend": fit.family == "blend" and f.weight > 0,
-        })
+    """The fit's own record (`CurveFit.to_dict`), with its families as a list that marks the chosen ones."""
+    details = fit.to_dict()
+    families = [
+        {"name": name, **record, "chosen": name == fit.family,
+         "in_blend": fit.family == "blend" and fit.families[name].weight > 0}
+        for name, record in details.pop("families").items()
+    ]
     return {
         "family": fit.family,
         "ceiling": fit.ceiling,
         "max_fitted_size": fit.max_size,
         "far_factor": FAR_FACTOR,  # predictions beyond this many times max_fitted_size are far extrapolations
-        "families": families,
-        # The families are listed once, above; the details keep the rest of the fit's own record.
-        "details": {k: v for k, v in fit.to_dict().items() if k != "families"},
+        "families": families,  # listed once: the details keep the rest of the fit's record
+        "details": details,
     }
 
 
