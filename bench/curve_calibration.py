@@ -6,7 +6,7 @@ to 1/4 (4 sizes, as a short sweep has); then predicted 2x, 4x and 8x beyond. Pri
 
 - "before": the interval as it was (k_slope 0.25, normal quantiles), nothing fitted on the corpus;
 - "held out": leave-dataset-out cross-validation of the calibration
-  (`samplesize.calibration.cross_validate`): the figures a new dataset can expect;
+  (`samplesize.curves.calibration.cross_validate`): the figures a new dataset can expect;
 - "in code": the calibration in samplesize/curves.py (CALIBRATION), on all curves (shown
   when it differs from the one fitted on every dataset, whose in-sample figures follow).
 
@@ -43,7 +43,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "job"))
 sys.path.insert(0, str(HERE))
 from curve_coverage import SHAPES, make_sweep  # noqa: E402
-from samplesize import calibration as cal  # noqa: E402
+from samplesize.curves import calibration as cal  # noqa: E402
 from samplesize.curves import CALIBRATION, Calibration, fit_learning_curve  # noqa: E402
 
 CACHE = HERE / "real_curves" / ".cache" / "records"

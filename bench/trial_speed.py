@@ -94,9 +94,9 @@ def worker(kind: str, sets: list[str], index: int, weights_path: str | None) -> 
 
     from samplesize.data import open_source, prepare_dataset
     from calibrated_weights import calibrate_batchnorm
-    from samplesize.models import build_classifier
+    from samplesize.training.models import build_classifier
     from samplesize.plan import trial_spec
-    from samplesize.trial import configure_runtime
+    from samplesize.training.runtime import configure_runtime
 
     spec = trial_spec(cfg, 0)
     configure_runtime(cfg, spec.seed)
@@ -108,7 +108,7 @@ def worker(kind: str, sets: list[str], index: int, weights_path: str | None) -> 
         clf.base.save_weights(weights_path)
         return {"weights": weights_path}
     if kind == "cache":  # the one-off cost: the frozen part over pool and test set, stored
-        from samplesize.phases import trial_inputs
+        from samplesize.training.phases import trial_inputs
 
         clf = build_classifier(cfg.model, cfg.dataset.image_size, len(data.class_names),
                                backbone_seed=cfg.seed, head_seed=spec.seed, open_uri=open_uri)

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import json
+
 import numpy as np
 
+from samplesize.aggregate import aggregate
 from samplesize.config import build_config
 from samplesize.plan import trial_spec
 from samplesize.results import trial_identity, write_result
@@ -80,3 +83,37 @@ def write_sweep(cfg, root: Path, indexes=None) -> LocalStorage:
     for i in range(cfg.trial_count) if indexes is None else indexes:
         assert write_result(storage, fake_result(cfg, i))
     return storage
+
+
+# Golden summaries (tests/golden/, tests/test_summary_golden.py): scenarios whose summary.json must not change.
+TWO_VARIANTS = [{"name": "narrow", "model": {"dropout": 0.1}}, {"name": "wide", "model": {"dropout": 0.3}}]
+# name -> (config overrides, indexes written (None: all), changes to every result)
+SCENARIOS = {
+    "complete": ({}, None, {}),
+    "partial": ({}, [0, 1, 2, 4, 5, 6], {}),
+    "small-test-set": ({"targets": [0.85, 0.999]}, None, {"test_size": 24, "confusion_matrix": [[6, 1, 1], [1, 6, 1], [1, 1, 6]]}),
+    "one-split": ({"splits": [0.5]}, None, {}),
+    "variants": ({"variants": TWO_VARIANTS}, None, {}),
+}
+VOLATILE = ("generated_at", "output")  # differ between any two runs: the clock, the temporary folder
+
+
+def scenario_summary(name: str, root: Path) -> dict:
+    """Aggregate scenario `name` under `root` and return its summary.json, volatile fields removed."""
+    overrides, indexes, changes = SCENARIOS[name]
+    cfg = make_cfg(**overrides)
+    storage = LocalStorage(root)
+    for i in range(cfg.trial_count) if indexes is None else indexes:
+        assert write_result(storage, fake_result(cfg, i, **changes))
+    aggregate(cfg, storage, n_bootstrap=BOOT)
+    return _without_volatile(json.loads((root / "report" / "summary.json").read_text()))
+
+
+def _without_volatile(value):
+    """`value` without the VOLATILE keys of every `run` section (a variants summary nests one per variant)."""
+    if isinstance(value, dict):
+        return {k: {f: x for f, x in v.items() if f not in VOLATILE} if k == "run" and isinstance(v, dict)
+                else _without_volatile(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_volatile(v) for v in value]
+    return value

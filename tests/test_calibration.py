@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from samplesize import calibration as cal
+from samplesize.curves import calibration as cal
 from samplesize.curves import CALIBRATION, Calibration, fit_learning_curve
 
 LADDER = [int(round(20 * 2 ** (i / 2))) for i in range(12)]  # sqrt(2) steps; the largest is 16x the 4th

@@ -1,4 +1,4 @@
-"""No function in job/ is too complex to read: cyclomatic complexity at most 15 (radon's measure)."""
+"""Every module in job/ reads in one sitting: at most 450 lines, no function above cyclomatic complexity 15 (radon)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from radon.complexity import cc_visit
 from radon.visitors import Class, Function
 
 MAX_COMPLEXITY = 15
+MAX_MODULE_LINES = 450
 PACKAGE = Path(__file__).resolve().parents[1] / "job" / "samplesize"
 
 
@@ -44,3 +45,23 @@ def test_no_function_in_the_package_is_too_complex():
         f"split these by section until each is at most {MAX_COMPLEXITY} (radon cc -s job/samplesize):\n"
         + "\n".join(found)
     )
+
+
+def long_modules(root: Path = PACKAGE, limit: int = MAX_MODULE_LINES) -> list[str]:
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        lines = path.read_text(encoding="utf-8").count("\n")
+        if lines > limit:
+            found.append(f"{path.relative_to(root.parent)} has {lines} lines")
+    return found
+
+
+def test_the_check_sees_a_long_module(tmp_path):
+    (tmp_path / "long.py").write_text("x = 1\n" * (MAX_MODULE_LINES + 1))
+    (tmp_path / "short.py").write_text("x = 1\n" * MAX_MODULE_LINES)
+    assert long_modules(tmp_path) == [f"{tmp_path.name}/long.py has {MAX_MODULE_LINES + 1} lines"]
+
+
+def test_no_module_in_the_package_is_too_long():
+    found = long_modules()
+    assert not found, f"split these by concern (a module per job, at most {MAX_MODULE_LINES} lines):\n" + "\n".join(found)

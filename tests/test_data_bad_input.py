@@ -18,7 +18,7 @@ from conftest import image_bytes, run_cli, write_image_folder
 from samplesize.config import load_config
 from samplesize.data import decode_image, prepare_dataset, scan_folder, split_test
 from samplesize.errors import DataError
-from samplesize.evaluate import score_predictions
+from samplesize.training.evaluate import score_predictions
 from samplesize.storage import LocalStorage
 
 
@@ -140,7 +140,7 @@ def test_large_jpeg_is_decoded_at_reduced_scale():
     big = Image.fromarray(rng.integers(0, 255, (4000, 4000, 3), dtype=np.uint8))
     buf = io.BytesIO()
     big.save(buf, format="JPEG")
-    from samplesize.data import _open_reduced
+    from samplesize.data.sources import _open_reduced
 
     with Image.open(io.BytesIO(buf.getvalue())) as img:
         small = _open_reduced(img, 32)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from samplesize.evaluate import score_predictions
+from samplesize.training.evaluate import score_predictions
 
 CLASSES = ["cat", "dog", "bird"]
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from samplesize.config import load_config
-from samplesize.phases import config_refusal
+from samplesize.training.phases import config_refusal
 
 SIZE = 32
 N_CLASSES = 3
@@ -48,7 +48,7 @@ def images():
 
 def _classifier(images, seed=7):  # images: uint8 pixels
     from calibrated_weights import calibrate_batchnorm
-    from samplesize.models import build_classifier
+    from samplesize.training.models import build_classifier
 
     cfg = _cfg("model.dropout=0.3")
     clf = build_classifier(cfg.model, SIZE, N_CLASSES, backbone_seed=1, head_seed=seed)
@@ -58,8 +58,8 @@ def _classifier(images, seed=7):  # images: uint8 pixels
 
 
 def _boundary(clf):
-    from samplesize.phases import fine_tune_boundary
-    from samplesize.models import fine_tune_start
+    from samplesize.training.phases import fine_tune_boundary
+    from samplesize.training.models import fine_tune_start
 
     return fine_tune_boundary(clf.base, fine_tune_start(clf.base, "block_10"))
 
@@ -72,8 +72,8 @@ def _assert_close(a, b):
 def test_cached_pooled_features_give_the_whole_networks_probabilities_and_loss(images):
     import keras
 
-    from samplesize.feature_cache import extract
-    from samplesize.phases import head_model
+    from samplesize.training.feature_cache import extract
+    from samplesize.training.phases import head_model
 
     x, y = images
     clf = _classifier(x)
@@ -88,8 +88,8 @@ def test_cached_pooled_features_give_the_whole_networks_probabilities_and_loss(i
 
 
 def test_block_10_boundary_is_block_9_add_and_the_layers_above_reproduce_the_base(images):
-    from samplesize.feature_cache import extract
-    from samplesize.phases import fine_tune_model
+    from samplesize.training.feature_cache import extract
+    from samplesize.training.phases import fine_tune_model
 
     x, y = images
     clf = _classifier(x)
@@ -103,8 +103,8 @@ def test_block_10_boundary_is_block_9_add_and_the_layers_above_reproduce_the_bas
 
 
 def test_a_boundary_crossed_by_a_skip_connection_is_refused_with_a_reason(images):
-    from samplesize.phases import fine_tune_boundary
-    from samplesize.models import fine_tune_start
+    from samplesize.training.phases import fine_tune_boundary
+    from samplesize.training.models import fine_tune_start
 
     clf = _classifier(images[0])
     # Starting inside block 9 leaves block_8_add (the skip) and block 9's depthwise output crossing.
@@ -115,9 +115,9 @@ def test_a_boundary_crossed_by_a_skip_connection_is_refused_with_a_reason(images
 @pytest.mark.slow
 def test_training_from_the_cache_matches_training_the_whole_network(images):
     """Both phases, same seeds: the same losses epoch by epoch, the same final probabilities."""
-    from samplesize.feature_cache import extract
-    from samplesize.phases import fine_tune_model, head_model
-    from samplesize.train import PhaseInputs, train_classifier
+    from samplesize.training.feature_cache import extract
+    from samplesize.training.phases import fine_tune_model, head_model
+    from samplesize.training.train import PhaseInputs, train_classifier
 
     x, y = images
     cfg = _cfg("training.head_epochs=2", "training.fine_tune_epochs=2", "training.patience=5",
@@ -145,7 +145,7 @@ def test_training_from_the_cache_matches_training_the_whole_network(images):
 def test_concurrent_writers_leave_one_valid_cache(tmp_path):
     from types import SimpleNamespace
 
-    from samplesize.feature_cache import store
+    from samplesize.training.feature_cache import store
     from samplesize.storage import LocalStorage
 
     storage = LocalStorage(tmp_path)

@@ -19,7 +19,7 @@ from conftest import write_image_folder
 
 from samplesize.config import load_config
 from samplesize.errors import DataError
-from samplesize.lease import LOCK_SUFFIX, build_once, read_lock
+from samplesize.storage.lease import LOCK_SUFFIX, build_once, read_lock
 from samplesize.cli import open_uri
 from samplesize.storage import LocalStorage
 
@@ -128,7 +128,7 @@ def test_an_existing_object_is_read_without_taking_the_lock(storage):
 
 
 def test_pods_of_the_first_wave_decode_the_dataset_once(storage, tmp_path, monkeypatch):
-    from samplesize import data as data_module
+    from samplesize.data import prepared as data_module
 
     folder = write_image_folder(tmp_path / "images", per_class=10)
     cfg = load_config(overrides=[f"dataset.source=folder:{folder}", "dataset.image_size=12", f"output={tmp_path}"])
@@ -142,9 +142,9 @@ def test_pods_of_the_first_wave_decode_the_dataset_once(storage, tmp_path, monke
         return real(ds, source)
 
     monkeypatch.setattr(data_module, "load_source", counted)
-    monkeypatch.setattr("samplesize.lease.POLL_S", 0.01)
+    monkeypatch.setattr("samplesize.storage.lease.POLL_S", 0.01)
     real_sleep = time.sleep
-    monkeypatch.setattr("samplesize.lease.time.sleep", lambda s: (waiting.set(), real_sleep(0.01)))
+    monkeypatch.setattr("samplesize.storage.lease.time.sleep", lambda s: (waiting.set(), real_sleep(0.01)))
     out = {}
     first = threading.Thread(target=lambda: out.update(first=data_module.prepare_dataset(cfg, storage, LocalStorage(folder))))
     first.start()
@@ -181,7 +181,7 @@ def test_preparing_a_folder_never_holds_its_pixels_in_memory(tmp_path):
     # stays in memory is one chunk at a time (holding the pixels took 3-4 copies).
     assert peak < pixels / 2, f"peak {peak} bytes for {pixels} bytes of pixels"
     reread = LocalStorage(tmp_path / "out")
-    from samplesize.data import _open_prepared, prepared_key
+    from samplesize.data.prepared import _open_prepared, prepared_key
 
     stored = _open_prepared(reread, prepared_key(cfg, LocalStorage(folder)))
     np.testing.assert_array_equal(stored.pool_images, prepared.pool_images)

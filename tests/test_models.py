@@ -6,7 +6,7 @@ import pytest
 
 from samplesize.config import load_config
 from samplesize.errors import ConfigError, DataError
-from samplesize.models import build_classifier, unfreeze_from
+from samplesize.training.models import build_classifier, unfreeze_from
 
 
 def _model_cfg(*sets):
@@ -88,7 +88,7 @@ class _FlakyDownload:
 
 @pytest.fixture
 def flaky_imagenet(monkeypatch):
-    from samplesize import models
+    from samplesize.training import models
 
     monkeypatch.setattr(models, "WEIGHTS_RETRY_WAIT_S", 0.0)
 
@@ -101,7 +101,7 @@ def flaky_imagenet(monkeypatch):
 
 
 def test_imagenet_download_is_retried_in_process_until_it_succeeds(flaky_imagenet):
-    from samplesize.models import WEIGHTS_DOWNLOAD_ATTEMPTS
+    from samplesize.training.models import WEIGHTS_DOWNLOAD_ATTEMPTS
 
     fake = flaky_imagenet(WEIGHTS_DOWNLOAD_ATTEMPTS - 1)
     clf = build_classifier(_model_cfg("model.backbone=mobilenet_v2", "model.weights=imagenet"), 32, n_classes=3)
@@ -111,7 +111,7 @@ def test_imagenet_download_is_retried_in_process_until_it_succeeds(flaky_imagene
 
 def test_imagenet_download_that_keeps_failing_exits_transient_not_data(flaky_imagenet):
     from samplesize.errors import EXIT_TRANSIENT, TransientError
-    from samplesize.models import WEIGHTS_DOWNLOAD_ATTEMPTS
+    from samplesize.training.models import WEIGHTS_DOWNLOAD_ATTEMPTS
 
     fake = flaky_imagenet(100)
     with pytest.raises(TransientError) as failed:

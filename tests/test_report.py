@@ -8,7 +8,10 @@ import pytest
 
 from fake_sweep import BOOT, CLASSES, fake_result, make_cfg, write_sweep
 from samplesize.aggregate import aggregate
-from samplesize.report import FILES, headline, listed_warnings, render_html, render_markdown
+from samplesize.report.html import render_html
+from samplesize.report.markdown import render_markdown
+from samplesize.report.words import headline, listed_warnings
+from samplesize.report.write import FILES
 from samplesize.results import write_result
 from samplesize.storage import LocalStorage
 

@@ -435,7 +435,7 @@ def test_an_invalid_bucket_name_is_a_config_error_naming_it(uri):
 def test_npz_objects_are_create_only_and_keep_the_first_arrays(any_storage):
     import numpy as np
 
-    from samplesize.npz import meta_array, read_meta, write_npz_once
+    from samplesize.storage.npz import meta_array, read_meta, write_npz_once
 
     first = {"pool": np.arange(6, dtype=np.uint8).reshape(2, 3), "meta": meta_array({"format": 1})}
     assert write_npz_once(any_storage, "cache/thing.npz", first) is True

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from fake_sweep import BOOT, fake_result, make_cfg, write_sweep
-from samplesize.aggregate import aggregate, build_summary
-from samplesize.compare import compare_curves
+from samplesize.aggregate import aggregate
+from samplesize.summarize import build_summary
+from samplesize.curves import compare_curves
 from samplesize.config import build_config, variant_config
 from samplesize.curves import fit_learning_curve
 from samplesize.data import prepare_dataset
@@ -311,7 +312,7 @@ def test_two_variant_sweep_runs_end_to_end_and_reports_the_comparison(tmp_path):
 
 def test_each_variant_gets_its_own_feature_cache_unless_only_its_training_differs():
     from samplesize.data import prepared_key
-    from samplesize.feature_cache import feature_cache_key
+    from samplesize.training.feature_cache import feature_cache_key
 
     cfg = make_cfg(dataset={"image_size": 32}, variants=[
         {"name": "mnv2", "model": {"backbone": "mobilenet_v2"}},

@@ -236,7 +236,7 @@ def _print_plan(cfg: SweepConfig, rows: list[dict]) -> None:
 
 def _print_variant_plan(cfg: SweepConfig, rows: list[dict]) -> None:
     """The plan with a variant column; the same seed (subsample) recurs in every variant."""
-    from .variants import describe
+    from .config.variants import describe
 
     width = max(7, *(len(v.name) for v in cfg.variants))
     print(f"{'index':>5}  {'variant':<{width}}  {'split':>6}  {'repetition':>10}  {'sample_size':>11}  {'seed':>10}")
@@ -269,7 +269,7 @@ def cmd_prepare(args, cfg: SweepConfig, storage: Storage) -> int:
 def _prepare_variants(cfg: SweepConfig, storage: Storage) -> int:
     """One prepared copy per distinct image size and augmentation among the variants."""
     from .data import open_source, prepare_dataset
-    from .variants import variant_configs
+    from .config.load import variant_configs
 
     keys = set()
     source = open_source(cfg.dataset, open_uri)  # variants share the source
@@ -323,7 +323,7 @@ def cmd_run(args, cfg: SweepConfig, storage: Storage) -> int:
 
     _refuse_foreign_results(cfg, storage)
     from .data import open_source, prepared_key
-    from .variants import variant_configs
+    from .config.load import variant_configs
 
     source = open_source(cfg.dataset, open_uri)  # variants share the source
     trials = _prepared_trials(cfg, storage, source)

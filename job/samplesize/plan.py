@@ -27,7 +27,7 @@ import numpy as np
 from .config import SweepConfig
 from .errors import ConfigError
 from .sampling import refuse_equal_sample_sizes, sample_size
-from .variants import variant_names
+from .config.variants import variant_names
 
 
 @dataclass(frozen=True)

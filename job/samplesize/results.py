@@ -305,7 +305,7 @@ def _safe_strings(value: Any, depth: int) -> Any:
     return value
 
 
-def _finite(value: Any) -> bool:
+def finite(value: Any) -> bool:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False
     try:
@@ -339,14 +339,14 @@ def _check_identity(cfg: SweepConfig, r: dict, expected_hash: str) -> Any:
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < cfg.trial_count:
         raise _Rejected(f"has index {index!r}, outside this sweep's indexes 0..{cfg.trial_count - 1}")
     spec = trial_spec(cfg, index)
-    if not _finite(r.get("split")) or abs(r["split"] - spec.split) > 1e-9:
+    if not finite(r.get("split")) or abs(r["split"] - spec.split) > 1e-9:
         raise _Rejected(f"says split {r.get('split')!r}, but index {index} runs split {spec.split:g} in this sweep")
     return spec
 
 
 def _check_metrics(cfg: SweepConfig, r: dict) -> None:
     """A positive sample size, the sweep's metric, and every score a number in [0, 1]."""
-    if not _finite(r.get("sample_size")) or r["sample_size"] <= 0:
+    if not finite(r.get("sample_size")) or r["sample_size"] <= 0:
         raise _Rejected(f"has sample_size {r.get('sample_size')!r}; it must be a positive number")
     metrics = r.get("metrics")
     if not isinstance(metrics, dict):
@@ -356,7 +356,7 @@ def _check_metrics(cfg: SweepConfig, r: dict) -> None:
     for name in METRICS:
         value = metrics.get(name)
         if name == cfg.metric or value is not None:
-            if not _finite(value) or not 0 <= value <= 1:
+            if not finite(value) or not 0 <= value <= 1:
                 raise _Rejected(f"has {name} = {value!r}; metrics must be numbers in [0, 1] (NaN means the trial went wrong)")
 
 
@@ -371,7 +371,7 @@ def _check_classes(r: dict) -> None:
     for name, value in recall.items():
         if value is None:
             continue  # a class with no test image has no recall
-        if not _finite(value) or not 0 <= value <= 1:
+        if not finite(value) or not 0 <= value <= 1:
             raise _Rejected(f"has per-class recall {value!r} for class {name!r}; it must be a number in [0, 1]")
     k = len(names)
     if k > MAX_CLASSES or len(set(names)) != k:
@@ -454,7 +454,7 @@ def _check_records(r: dict) -> None:
         if section is None:
             continue
         if not isinstance(section, dict) or not all(
-            _finite(v) and 0 <= v <= MAX_SECONDS and (key != "epochs" or isinstance(v, int)) for v in section.values()
+            finite(v) and 0 <= v <= MAX_SECONDS and (key != "epochs" or isinstance(v, int)) for v in section.values()
         ):
             raise _Rejected(f"has {key} that are not an object of numbers in [0, {MAX_SECONDS:g}]")
     for key in ("accelerator", "package_version", "feature_cache", "finished_at", "dataset_key", "sampling"):

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from .config import SweepConfig, variant_config
 from .data import open_source, prepare_dataset
 from .plan import trial_spec
-from .errors import TransientError
 from .results import TRIALS_PREFIX, build_result, refuse_foreign_result, result_key, trial_identity, write_result
 from .sampling import draw_subsample, refuse_equal_sample_sizes, sample_size, split_validation
 from .storage import Storage, open_storage
+from .training.runtime import configure_runtime, require_gpu, runtime_versions
 
 
 @dataclass
@@ -26,51 +26,6 @@ class TrialOutcome:
     index: int
     written: bool  # False: a result already existed (now or by the time we finished)
     result: dict | None
-
-
-def configure_runtime(cfg: SweepConfig, seed: int) -> str:
-    """Seed everything, set precision, and return a description of the accelerator seen."""
-    import keras
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    for gpu in gpus:
-        tf.config.experimental.set_memory_growth(gpu, True)
-    mp = cfg.training.mixed_precision
-    mixed = mp == "on" or (mp == "auto" and bool(gpus))
-    # Set both ways: a process that runs several trials must not inherit the last one's policy.
-    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
-    if gpus:
-        details = tf.config.experimental.get_device_details(gpus[0])
-        return f"GPU x{len(gpus)}: {details.get('device_name', gpus[0].name)}"
-    return "CPU"
-
-
-def runtime_versions() -> dict:
-    """The TensorFlow version and the first GPU's model (None on CPU), for the result."""
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    model = tf.config.experimental.get_device_details(gpus[0]).get("device_name", gpus[0].name) if gpus else None
-    return {"tensorflow_version": tf.__version__, "gpu_model": model}
-
-
-def require_gpu(accelerator: str) -> None:
-    """Exit 75 (retried) when a GPU was requested but TensorFlow sees none, before any data is loaded."""
-    if accelerator != "CPU":
-        return
-    import tensorflow as tf
-
-    build = "" if tf.test.is_built_with_cuda() else ", and this TensorFlow is built without CUDA (a CPU image)"
-    raise TransientError(
-        f"the pod requests a GPU (SAMPLESIZE_EXPECT_GPU=1) but TensorFlow {tf.__version__} sees none{build}. "
-        f"Check: the image is the GPU build (TF_EXTRA=gpu); LD_LIBRARY_PATH holds /usr/local/nvidia/lib64, where "
-        f"GKE mounts the driver (the samplesize image sets it); the node's NVIDIA driver is installed (GKE Standard: "
-        f"a node pool created with gpu-driver-version=default or latest, or the driver installer DaemonSet); "
-        f"`nvidia-smi` works in the pod. Nothing was trained; the index is retried"
-    )
 
 
 def run_trial(cfg: SweepConfig, index: int, storage: Storage, progress=None, expect_gpu: bool = False,
@@ -100,10 +55,10 @@ def run_trial(cfg: SweepConfig, index: int, storage: Storage, progress=None, exp
                                           data.class_names, spec.split)
     loaded = time.perf_counter()
 
-    from .evaluate import score_predictions
-    from .phases import trial_inputs
-    from .models import build_classifier
-    from .train import predict_probabilities, train_classifier
+    from .training.evaluate import score_predictions
+    from .training.models import build_classifier
+    from .training.phases import trial_inputs
+    from .training.train import predict_probabilities, train_classifier
 
     augment_seed = spec.seed if cfg.training.augment == "online" else None
     # The backbone comes from the sweep seed, so all trials share one frozen base (and its cached features).

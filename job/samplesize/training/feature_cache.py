@@ -32,11 +32,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import SweepConfig
-from .errors import DataError
-from .hashing import content_hash
-from .npz import UNREADABLE_NPZ, meta_array, write_npz_once
-from .storage import Storage
+from ..config import SweepConfig
+from ..errors import DataError
+from ..hashing import content_hash
+from ..storage.npz import UNREADABLE_NPZ, meta_array, write_npz_once
+from ..storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def load_or_build(cfg: SweepConfig, storage: Storage, data, clf, boundary_tensor
     One trial computes it while the others of the sweep wait (`lease`); should
     two compute it anyway, the first writer wins and both use its copy.
     """
-    from .lease import build_once
+    from ..storage.lease import build_once
 
     boundary_layer = boundary_tensor._keras_history.operation.name if boundary_tensor is not None else None
     dtype = clf.base.compute_dtype

@@ -26,8 +26,8 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from typing import TypeVar
 
-from .errors import SamplesizeError
-from .storage import Storage
+from ..errors import SamplesizeError
+from .base import Storage
 
 log = logging.getLogger(__name__)
 

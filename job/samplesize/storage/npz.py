@@ -12,7 +12,7 @@ import zipfile
 
 import numpy as np
 
-from .storage import Storage
+from .base import Storage
 
 # What np.load and NpzFile raise for a truncated, foreign or incomplete .npz.
 UNREADABLE_NPZ = (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile)

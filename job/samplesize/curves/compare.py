@@ -17,7 +17,7 @@ returns a plain dict (JSON-ready apart from `inf`) with:
 Usable from a notebook:
 
     from samplesize.curves import fit_learning_curve
-    from samplesize.compare import compare_curves
+    from samplesize.curves import compare_curves
     fits = {"small": fit_learning_curve(n_a, s_a), "large": fit_learning_curve(n_b, s_b)}
     cmp = compare_curves(fits, targets=[0.9, 0.95])
 """
@@ -33,7 +33,8 @@ import numpy as np
 from scipy.optimize import brentq
 from scipy.stats import t as student_t
 
-from .curves import LEVEL
+from .band import LEVEL
+
 # How far past the largest measured size the fitted curves are searched for crossings.
 CROSSING_REACH = 4.0
 _GRID = 400

@@ -23,7 +23,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .curves import LEVEL, Calibration, LearningCurveFit, base_spread, fit_learning_curve
+from .band import LEVEL, Calibration, base_spread
+from .fit import fit_learning_curve
+from .fitted import LearningCurveFit
 
 HORIZONS = (2, 4, 8)
 # (name, cutoff, step): fit on every `step`-th size up to largest / cutoff, counted down from there

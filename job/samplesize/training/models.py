@@ -25,10 +25,10 @@ from dataclasses import dataclass
 import keras
 from keras import layers
 
-from .backbones import APPLICATIONS, SMALL_CNN
-from .config import ModelConfig
-from .errors import ConfigError, DataError, TransientError
-from .storage import Storage
+from ..backbones import APPLICATIONS, SMALL_CNN
+from ..config import ModelConfig
+from ..errors import ConfigError, DataError, TransientError
+from ..storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def build_classifier(m: ModelConfig, image_size: int, n_classes: int, *, online_
     inputs = keras.Input(shape=(image_size, image_size, 3), name="pixels")
     x = inputs
     if online_augment_seed is not None:
-        from .augment import augmentation_layers
+        from ..data.augment import augmentation_layers
 
         x = augmentation_layers(online_augment_seed)(x)
     if m.backbone == SMALL_CNN:

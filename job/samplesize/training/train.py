@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .config import TrainingConfig
+from ..config import TrainingConfig
 from .models import Classifier, freeze_base, unfreeze_from
 
 ProgressFn = Callable[[dict], None]

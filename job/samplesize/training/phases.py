@@ -17,9 +17,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from .config import SweepConfig
+from ..config import SweepConfig
 from .feature_cache import load_or_build
-from .storage import Storage
+from ..storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def config_refusal(cfg: SweepConfig) -> str | None:
 
 
 def _has_frozen_backbone(cfg: SweepConfig) -> bool:
-    from .backbones import APPLICATIONS
+    from ..backbones import APPLICATIONS
 
     return cfg.model.backbone in APPLICATIONS
 

@@ -1,0 +1,193 @@
+"""Cross-field checks of a built config; each message names the key and what is allowed."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable
+
+from ..backbones import APPLICATIONS, BACKBONE_NAMES, SMALL_CNN
+from ..errors import ConfigError
+from .schema import (
+    AUGMENT_MODES,
+    BUILTIN_DATASETS,
+    FEATURE_CACHE_MODES,
+    LIMITS,
+    MAX_GCS_PREFIX_BYTES,
+    MAX_NAME_BYTES,
+    MAX_PATH_BYTES,
+    MAX_PREDICT_AT,
+    MAX_TRIALS,
+    METRICS,
+    MIXED_PRECISION_MODES,
+    SAMPLING_MODES,
+    SEED_STEP,
+    SOURCE_KINDS,
+    DatasetConfig,
+    ModelConfig,
+    SweepConfig,
+    TrainingConfig,
+)
+
+
+def _one_of(key: str, value: Any, allowed: Iterable[str]) -> None:
+    allowed = tuple(allowed)
+    if value not in allowed:
+        raise ConfigError(f"{key}: {value!r} is not allowed; choose one of: {', '.join(allowed)}")
+
+
+def _in_range(key: str, value: float, low: float, high: float, *, low_open: bool, high_open: bool) -> None:
+    ok_low = value > low if low_open else value >= low
+    ok_high = value < high if high_open else value <= high
+    if not (ok_low and ok_high):
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ConfigError(f"{key}: {value!r} is outside {interval}")
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+def check_config(cfg: SweepConfig) -> None:
+    """Cross-field validation; each message names the key."""
+    if not _NAME.match(cfg.name):
+        raise ConfigError(f"name: {cfg.name!r} must be 1-63 letters, digits, '.', '_' or '-' (it names folders and Jobs)")
+    _check_dataset(cfg.dataset)
+    _check_splits(cfg)
+    _check_sweep(cfg)
+    _check_model(cfg.model, cfg.dataset.image_size)
+    _check_training(cfg.training)
+    _check_limits(cfg)
+    _check_seed_steps(cfg)
+    _check_output(cfg.output_uri)
+
+
+def _check_dataset(ds: DatasetConfig) -> None:
+    kind = ds.kind if ":" in ds.source else ""
+    _one_of("dataset.source (the part before ':')", kind, SOURCE_KINDS)
+    if not ds.location:
+        raise ConfigError(f"dataset.source: {ds.source!r} names no dataset; write builtin:digits, folder:<path> or tfds:<name>")
+    if kind == "builtin":
+        _one_of("dataset.source builtin name", ds.location, BUILTIN_DATASETS)
+    _in_range("dataset.test_fraction", ds.test_fraction, 0, 1, low_open=True, high_open=True)
+    if not 8 <= ds.image_size <= 1024:
+        raise ConfigError(f"dataset.image_size: {ds.image_size} is outside [8, 1024] pixels")
+
+
+def _check_splits(cfg: SweepConfig) -> None:
+    """Splits and backtest splits: fractions in (0, 1], each unique, the two lists disjoint."""
+    if not cfg.splits:
+        raise ConfigError("splits: the list is empty; give at least two fractions in (0, 1], for example [0.1, 0.25, 0.5]")
+    for key, values in (("splits", cfg.splits), ("backtest_splits", cfg.backtest_splits)):
+        for v in values:
+            _in_range(key, v, 0, 1, low_open=True, high_open=False)
+        dupes = sorted({v for v in values if values.count(v) > 1})
+        if dupes:
+            raise ConfigError(f"{key}: {dupes} appear more than once; each split must be unique")
+    both = sorted(set(cfg.splits) & set(cfg.backtest_splits))
+    if both:
+        raise ConfigError(f"backtest_splits: {both} are also in splits; a backtest split must be left out of the fit")
+
+
+def _check_sweep(cfg: SweepConfig) -> None:
+    """Repetitions, seed, sampling and what the report is asked for."""
+    if cfg.repetitions < 1:
+        raise ConfigError(f"repetitions: {cfg.repetitions} must be at least 1")
+    if cfg.seed < 0:
+        raise ConfigError(f"seed: {cfg.seed} must be zero or positive")
+    _one_of("sampling", cfg.sampling, SAMPLING_MODES)
+    _one_of("metric", cfg.metric, METRICS)
+    for t in cfg.targets:
+        _in_range("targets", t, 0, 1, low_open=True, high_open=True)
+    for n in cfg.predict_at:
+        if n < 1:
+            raise ConfigError(f"predict_at: {n} must be a positive sample size")
+
+
+def _check_model(m: ModelConfig, image_size: int) -> None:
+    _one_of("model.backbone", m.backbone, BACKBONE_NAMES)
+    if m.backbone in APPLICATIONS and image_size < APPLICATIONS[m.backbone].min_size:
+        raise ConfigError(
+            f"dataset.image_size: {image_size} is too small for model.backbone {m.backbone}; "
+            f"use at least {APPLICATIONS[m.backbone].min_size}"
+        )
+    if m.backbone == SMALL_CNN and m.weights == "imagenet":
+        raise ConfigError("model.weights: 'imagenet' has no meaning for small_cnn; use none or a weights file")
+    if m.backbone == SMALL_CNN and m.fine_tune_from:
+        raise ConfigError(
+            f"model.fine_tune_from: {m.fine_tune_from!r} has no meaning for small_cnn, which trains every layer "
+            f"in one phase; remove it or choose a keras.applications backbone"
+        )
+    if not m.weights:
+        raise ConfigError("model.weights: empty; use imagenet, none, or a path or gs:// URI to a weights file")
+    _in_range("model.dropout", m.dropout, 0, 1, low_open=False, high_open=True)
+
+
+def _check_training(t: TrainingConfig) -> None:
+    for key in ("head_epochs", "batch_size", "patience"):
+        if getattr(t, key) < 1:
+            raise ConfigError(f"training.{key}: {getattr(t, key)} must be at least 1")
+    if t.fine_tune_epochs < 0:
+        raise ConfigError(f"training.fine_tune_epochs: {t.fine_tune_epochs} must be zero or more")
+    for key in ("learning_rate", "fine_tune_learning_rate"):
+        _in_range(f"training.{key}", getattr(t, key), 0, 1, low_open=True, high_open=False)
+    _in_range("training.validation_fraction", t.validation_fraction, 0, 1, low_open=True, high_open=True)
+    _one_of("training.augment", t.augment, AUGMENT_MODES)
+    _one_of("training.feature_cache", t.feature_cache, FEATURE_CACHE_MODES)
+    _one_of("training.mixed_precision", t.mixed_precision, MIXED_PRECISION_MODES)
+
+
+def _check_limits(cfg: SweepConfig) -> None:
+    """Upper bounds on counts (see LIMITS): a stray digit must fail at load, not after minutes."""
+    for dotted, (_, high) in LIMITS.items():
+        value: Any = cfg
+        for part in dotted.split("."):
+            value = getattr(value, part)
+        if isinstance(value, tuple):
+            if len(value) > high:
+                raise ConfigError(f"{dotted}: {len(value)} entries; at most {high} are allowed")
+        elif value > high:
+            raise ConfigError(f"{dotted}: {value} is too large; at most {high} is allowed")
+    if cfg.trial_count > MAX_TRIALS:
+        per = f" x {len(cfg.variants)} variants" if cfg.variants else ""
+        raise ConfigError(
+            f"repetitions: {len(cfg.all_splits)} splits x {cfg.repetitions} repetitions{per} = {cfg.trial_count} trials; "
+            f"at most {MAX_TRIALS} (an Indexed Job's limit) are allowed"
+        )
+    for n in cfg.predict_at:
+        if n > MAX_PREDICT_AT:
+            raise ConfigError(f"predict_at: {n} is too large; at most {MAX_PREDICT_AT} is allowed")
+
+
+def _check_seed_steps(cfg: SweepConfig) -> None:
+    """Splits closer than the seed's rounding step would draw identical subsamples."""
+    by_step: dict[int, float] = {}
+    for split in cfg.all_splits:
+        step = int(round(split / SEED_STEP))
+        other = by_step.setdefault(step, split)
+        if other != split:
+            raise ConfigError(
+                f"splits: {other!r} and {split!r} differ by less than {SEED_STEP:g}, so their trials get the same "
+                "seeds and subsamples; remove one"
+            )
+
+
+def _check_output(uri: str) -> None:
+    """Refuse an output path the file system or GCS cannot hold, before any work (not Errno 36 later)."""
+    if uri.startswith("gs://"):
+        if len(uri.encode("utf-8", "surrogateescape")) > MAX_GCS_PREFIX_BYTES:
+            raise ConfigError(
+                f"output: the gs:// URI is {len(uri.encode('utf-8', 'surrogateescape'))} bytes long; GCS object names "
+                f"are at most 1024 bytes, so keep it under {MAX_GCS_PREFIX_BYTES}"
+            )
+        return
+    import os
+
+    path = os.path.abspath(uri)
+    for part in path.split(os.sep):
+        size = len(os.fsencode(part))
+        if size > MAX_NAME_BYTES:
+            raise ConfigError(
+                f"output: the folder name {part[:40]!r}... is {size} bytes long; file systems allow "
+                f"{MAX_NAME_BYTES} bytes per name; choose a shorter output"
+            )
+    if len(os.fsencode(path)) > MAX_PATH_BYTES:
+        raise ConfigError(f"output: the path is {len(os.fsencode(path))} bytes long; keep it under {MAX_PATH_BYTES}")

@@ -1,0 +1,257 @@
+"""Load `sweep.yaml` and `--set` overrides into a validated `SweepConfig`, once, at the edge.
+
+Every key has a default: an empty config is the built-in demo sweep. Errors
+name the dotted key, the bad value and what is allowed, and are raised before
+any work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from ..errors import ConfigError
+from .checks import check_config
+from .schema import DatasetConfig, ModelConfig, SweepConfig, TrainingConfig
+from .variants import parse_variants, variant_names
+
+
+def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> SweepConfig:
+    """Read `path` (or nothing: the demo), apply `--set key=value` overrides, validate."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} does not exist; pass --config with the path to your sweep.yaml")
+        raw = parse_yaml(_read_utf8(p), source=str(p))
+    for item in overrides:
+        apply_override(raw, item)
+    return build_config(raw)
+
+
+def _read_utf8(p: Path) -> str:
+    data = p.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{p} is not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}); save it as UTF-8 "
+            "(for example `iconv -f latin1 -t utf-8`)"
+        ) from None
+
+
+class _DuplicateKey(yaml.YAMLError):
+    pass
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader (a !!python tag is an error, never code) that refuses a key given twice.
+
+    PyYAML keeps the last value silently; in a sweep that hides a typo's effect.
+    """
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *anchor` merges are overridden on purpose
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                first = seen.setdefault(key, line)
+            except TypeError:
+                continue  # an unhashable key: the base constructor reports it
+            if first != line:
+                raise _DuplicateKey(f"key {key!r} is given twice (lines {first} and {line}); keep one")
+        return super().construct_mapping(node, deep)
+
+
+def _load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def parse_yaml(text: str, source: str = "config") -> dict[str, Any]:
+    try:
+        data = _load_yaml(text)
+    except _DuplicateKey as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source} is not valid YAML (only plain YAML is accepted, no tags): {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source} must be a YAML mapping of keys to values, got {type(data).__name__}")
+    return data
+
+
+def apply_override(raw: dict[str, Any], item: str) -> None:
+    """Apply one `dotted.key=yaml-value` override to the raw mapping in place."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected key=value, for example --set repetitions=5")
+    key, _, text = item.partition("=")
+    parts = key.strip().split(".")
+    try:
+        value = _load_yaml(text) if text.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {key}: value {text!r} is not valid YAML: {exc}") from None
+    node = raw
+    for i, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {key}: {'.'.join(parts[: i + 1])} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def build_config(raw: dict[str, Any]) -> SweepConfig:
+    """Turn a raw mapping into a validated SweepConfig."""
+    values = _convert_section(SweepConfig, raw, prefix="")
+    cfg = SweepConfig(**values)
+    check_config(cfg)
+    _check_variants(cfg)
+    return cfg
+
+
+# Keys whose string values YAML 1.1 turns into booleans when unquoted (`feature_cache: off`).
+_SWITCHES = {"feature_cache": {False: "off", True: "auto"}, "mixed_precision": {False: "off", True: "on"}}
+
+
+_SECTIONS = {"dataset": DatasetConfig, "model": ModelConfig, "training": TrainingConfig}
+
+
+def _convert_section(cls: type, raw: Any, prefix: str) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a mapping, got {raw!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    _refuse_unknown_keys(raw, fields, prefix)
+    out: dict[str, Any] = {}
+    for name, value in raw.items():
+        key = prefix + name
+        if name == "variants" and cls is SweepConfig:
+            out[name] = parse_variants(value)
+        elif name in _SECTIONS and cls is SweepConfig:
+            out[name] = _SECTIONS[name](**_convert_section(_SECTIONS[name], value or {}, key + "."))
+        else:
+            out[name] = _coerce(key, fields[name], value)
+    return out
+
+
+def _refuse_unknown_keys(raw: dict, fields: dict[str, Any], prefix: str) -> None:
+    """Name the first unknown key, with the closest allowed one when there is one."""
+    unknown = [k for k in raw if k not in fields]
+    if unknown:
+        key = str(unknown[0])
+        hint = difflib.get_close_matches(key, fields, n=1)
+        did = f"; did you mean {prefix}{hint[0]}?" if hint else ""
+        raise ConfigError(f"unknown key {prefix}{key}{did} Allowed keys here: {', '.join(fields)}")
+
+
+def _coerce(key: str, f: dataclasses.Field, value: Any) -> Any:
+    """Coerce a YAML value to the field's declared type, or raise naming the key."""
+    t = str(f.type)
+    if "tuple[float" in t:
+        return tuple(_number(key, v, float) for v in _as_list(key, value))
+    if "tuple[int" in t:
+        return tuple(_number(key, v, int) for v in _as_list(key, value))
+    if value is None:
+        if "None" in t:
+            return None
+        raise ConfigError(f"{key} must be set, got null")
+    if t.startswith("bool"):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false, got {value!r}")
+        return value
+    if t.startswith("int"):
+        return _number(key, value, int)
+    if t.startswith("float"):
+        return _number(key, value, float)
+    if t.startswith("str"):
+        return _string(key, f.name, value)
+    raise AssertionError(f"unhandled field type {t} for {key}")
+
+
+def _string(key: str, name: str, value: Any) -> str:
+    """A string field; YAML's bare off/on (read as booleans) become the switch's words."""
+    if isinstance(value, bool) and name in _SWITCHES:
+        return _SWITCHES[name][value]
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise ConfigError(f"{key} must be a string, got {value!r}")
+    return str(value)
+
+
+def _as_list(key: str, value: Any) -> list:
+    if value is None:
+        return []
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return [value]
+    if not isinstance(value, list):
+        raise ConfigError(f"{key} must be a list, got {value!r}")
+    return value
+
+
+def _number(key: str, value: Any, kind: type) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{key} must be a number, got {value!r}{_number_hint(value)}")
+    if kind is int:
+        if isinstance(value, float) and not value.is_integer():
+            raise ConfigError(f"{key} must be a whole number, got {value!r}")
+        return int(value)
+    if not math.isfinite(value):
+        raise ConfigError(f"{key} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _number_hint(value: Any) -> str:
+    """YAML 1.1 reads `1e-1` (an exponent without a point) as text: say what to write instead."""
+    if not isinstance(value, str):
+        return ""
+    try:
+        number = float(value)
+    except ValueError:
+        return ""
+    if not math.isfinite(number):
+        return ""
+    return f" (text: YAML reads an exponent without a decimal point as a string); write {number!r}"
+
+
+def _raw_without_variants(cfg: SweepConfig) -> dict[str, Any]:
+    raw = cfg.to_dict()
+    raw.pop("variants", None)
+    return raw
+
+
+def variant_config(cfg: SweepConfig, name: str | None) -> SweepConfig:
+    """The trial config of variant `name`: the sweep's with its overrides, without `variants`.
+
+    `name` None (a sweep without variants) returns `cfg` itself.
+    """
+    if name is None:
+        return cfg
+    variant = next((v for v in cfg.variants if v.name == name), None)
+    if variant is None:
+        raise ConfigError(f"variant {name!r} is not in this sweep's variants ({', '.join(v.name for v in cfg.variants)})")
+    raw = _raw_without_variants(cfg)
+    for section, values in variant.overrides.items():
+        raw[section] = {**raw[section], **values}
+    try:
+        return build_config(raw)
+    except ConfigError as exc:
+        index = cfg.variants.index(variant)
+        raise ConfigError(f"variants[{index}] ({name}): {exc}") from None
+
+
+def _check_variants(cfg: SweepConfig) -> None:
+    """Validate every variant's trial config (raises ConfigError naming the variant and the key)."""
+    for v in cfg.variants:
+        variant_config(cfg, v.name)
+
+
+def variant_configs(cfg: SweepConfig) -> dict[str | None, SweepConfig]:
+    """Each variant's trial config by name ({None: cfg} without variants)."""
+    return {name: variant_config(cfg, name) for name in variant_names(cfg)}

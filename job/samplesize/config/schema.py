@@ -1,0 +1,175 @@
+"""The sweep's configuration as frozen dataclasses, with every default and the bounds on counts."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from ..backbones import SMALL_CNN
+from ..hashing import content_hash
+from ..jsonsafe import json_safe
+
+SAMPLING_MODES = ("stratified", "with_replacement")
+
+
+AUGMENT_MODES = ("none", "static", "online")
+
+
+METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "auc")
+
+
+FEATURE_CACHE_MODES = ("auto", "off")
+
+
+MIXED_PRECISION_MODES = ("auto", "on", "off")
+
+
+SOURCE_KINDS = ("builtin", "folder", "tfds")
+
+
+BUILTIN_DATASETS = ("digits",)
+
+
+# Bounds on counts, checked at load time so that a typo cannot make `plan` run for minutes or
+# exhaust memory. A key -> (smallest, largest); for a list, the largest is its length. The chart's
+# values.schema.json carries the same numbers (a test keeps them equal).
+LIMITS = {
+    "seed": (0, 2**32 - 1),  # scikit-learn's and NumPy's legacy seeds are 32-bit
+    "repetitions": (1, 1000),
+    "splits": (1, 100),
+    "backtest_splits": (0, 100),
+    "targets": (0, 100),
+    "predict_at": (0, 100),
+    "dataset.image_size": (8, 1024),
+    "training.head_epochs": (1, 10_000),
+    "training.fine_tune_epochs": (0, 10_000),
+    "training.patience": (1, 10_000),
+    "training.batch_size": (1, 65_536),
+}
+
+
+MAX_TRIALS = 100_000  # a Kubernetes Indexed Job's largest completions with per-index backoff
+
+
+MAX_PREDICT_AT = 10**12  # sizes beyond this are not a data-collection plan; floats lose integers past 2**53
+
+
+SEED_STEP = 1e-6  # plan.trial_seed rounds a split to this step: closer splits would share seeds
+
+
+MAX_NAME_BYTES = 255  # one path component on common file systems
+
+
+MAX_PATH_BYTES = 4096 - 128  # PATH_MAX, less room for the keys under the output
+
+
+MAX_GCS_PREFIX_BYTES = 1024 - 128  # a GCS object name is at most 1024 bytes, less room for the keys
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    source: str = "builtin:digits"
+    test_fraction: float = 0.2
+    image_size: int = 16
+    data_dir: str | None = None  # tfds: where prepared copies live (path or gs://)
+    download: bool = False  # tfds: allow a (possibly slow) download
+
+    @property
+    def kind(self) -> str:
+        return self.source.split(":", 1)[0]
+
+    @property
+    def location(self) -> str:
+        return self.source.split(":", 1)[1]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    backbone: str = SMALL_CNN
+    weights: str = "none"  # imagenet | none | path or gs:// URI of a weights file
+    fine_tune_from: str | None = None  # layer name; None skips fine-tuning
+    dropout: float = 0.2
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    head_epochs: int = 30
+    fine_tune_epochs: int = 10
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    fine_tune_learning_rate: float = 1e-4
+    patience: int = 8
+    validation_fraction: float = 0.2
+    augment: str = "none"
+    feature_cache: str = "auto"
+    mixed_precision: str = "auto"
+    xla: bool = False
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One pipeline of a comparison sweep: a name and its overrides of trial keys.
+
+    `overrides` holds only what the entry sets, as sections of plain values
+    (`{"model": {"backbone": ...}, "dataset": {"image_size": 32}}`); the
+    `variants` section below validates them and builds the variant's trial config.
+    """
+
+    name: str
+    overrides: dict = field(default_factory=dict, hash=False, compare=True)
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    name: str = "demo"
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    splits: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5)
+    backtest_splits: tuple[float, ...] = (1.0,)
+    repetitions: int = 3
+    seed: int = 42
+    sampling: str = "stratified"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    metric: str = "balanced_accuracy"
+    targets: tuple[float, ...] = (0.9, 0.95, 0.98)
+    predict_at: tuple[int, ...] = (2000, 5000)
+    output: str | None = None  # None: runs/<name>
+    variants: tuple[Variant, ...] = ()  # empty: one pipeline, the sweep as it always was
+
+    @property
+    def output_uri(self) -> str:
+        return self.output if self.output else f"runs/{self.name}"
+
+    @property
+    def all_splits(self) -> tuple[float, ...]:
+        """Every split that runs as trials: fitted splits and backtest splits."""
+        return tuple(self.splits) + tuple(self.backtest_splits)
+
+    @property
+    def trial_count(self) -> int:
+        return len(self.all_splits) * self.repetitions * max(1, len(self.variants))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = json_safe(dataclasses.asdict(self))
+        # A sweep without variants keeps today's dict (and so its trial hash and sweep.yaml).
+        d.pop("variants")
+        if self.variants:
+            d["variants"] = [{"name": v.name, **json_safe(v.overrides)} for v in self.variants]
+        return d
+
+    def trial_hash(self) -> str:
+        """Hash of everything that changes what a trial computes.
+
+        Targets, predict_at, metric, name and output only change the report, so
+        a user may edit them and re-aggregate without invalidating results.
+        """
+        d = self.to_dict()
+        for key in ("name", "metric", "targets", "predict_at", "output"):
+            d.pop(key)
+        return content_hash(d)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)

@@ -1,0 +1,269 @@
+"""A fitted learning curve: the blend, its band, predictions and the inversion to a sample size."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+import numpy as np
+from scipy.optimize import brentq
+from scipy.stats import norm
+
+from ..jsonsafe import json_safe
+from .band import (
+    CALIBRATED_LEVEL,
+    CALIBRATION,
+    FAR_FACTOR,
+    LEVEL,
+    REACH_HORIZON,
+    Calibration,
+    base_spread,
+)
+from .families import FAMILIES
+
+
+@dataclass
+class FamilyFit:
+    """One family fitted to the full data.
+
+    `in_sample_rmse` is the RMS gap between the curve and the per-size means;
+    `extrapolation_error` the RMS error predicting the largest size(s) after
+    refitting without them (nan when there were too few sizes to backtest).
+    `predict` returns the raw formula (pow2 may exceed 1; the blend clips).
+    """
+
+    name: str
+    params: dict[str, float]
+    in_sample_rmse: float
+    extrapolation_error: float
+    weight: float
+    ceiling: float
+    converged: bool
+    theta: np.ndarray = field(repr=False)
+    scale: float = field(repr=False)
+
+    def predict(self, n) -> np.ndarray:
+        n = np.asarray(n, float)
+        return FAMILIES[self.name].curve(self.theta, n.reshape(-1) / self.scale).reshape(n.shape)
+
+
+@dataclass(frozen=True)
+class SizeEstimate:
+    """The sample size needed to reach `target`, with its interval at `level`.
+
+    `size` is math.inf when the curve's ceiling is below the target. `interval`
+    is (where the upper band reaches the target, where the lower band does); either
+    end is math.inf when that band does not reach it within `REACH_HORIZON` x the
+    largest measured size. `far`: size > 4x the largest measured size. `p_reachable`:
+    the probability, under the fitted (calibrated) uncertainty, that the expected
+    score reaches the target within that horizon.
+    """
+
+    target: float
+    reachable: bool
+    size: float
+    interval: tuple[float, float]
+    far: bool
+    level: float = LEVEL
+    p_reachable: float = math.nan
+
+
+@dataclass
+class LearningCurveFit:
+    """The fitted learning curve; see `fit_learning_curve`."""
+
+    family: str
+    families: dict[str, FamilyFit]
+    max_size: float
+    min_size: float
+    warnings: list[str]
+    sizes: np.ndarray = field(repr=False)  # distinct fitted sizes
+    means: np.ndarray = field(repr=False)
+    stds: np.ndarray = field(repr=False)
+    counts: np.ndarray = field(repr=False)
+    boot_thetas: dict[str, np.ndarray] = field(repr=False)
+    edge_slope: float = 0.0  # d(score)/d(log n) at the largest size, >= 0
+    calibration: Calibration = CALIBRATION
+    method: dict = field(default_factory=dict, repr=False)
+    _grid_cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    # -- point predictions
+
+    def _family_curves(self, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Clipped predictions of the weighted families, (F, M), and their weights."""
+        used = [f for f in self.families.values() if f.weight > 0]
+        preds = np.array([np.clip(f.predict(n), 0.0, 1.0) for f in used])
+        return preds, np.array([f.weight for f in used])
+
+    def predict(self, n) -> np.ndarray:
+        """Predicted expected score at sample size(s) n (same shape as n)."""
+        n = np.asarray(n, float)
+        preds, w = self._family_curves(n.reshape(-1))
+        return (w @ preds).reshape(n.shape)
+
+    @property
+    def ceiling(self) -> float:
+        """Limit of `predict` as n -> inf (an unbounded family counts as reaching 1)."""
+        return float(sum(f.weight * min(f.ceiling, 1.0) for f in self.families.values() if f.weight > 0))
+
+    def is_far(self, n):
+        """True where n is more than 4x beyond the largest measured size."""
+        out = np.asarray(n, float) > FAR_FACTOR * self.max_size
+        return bool(out) if out.ndim == 0 else out
+
+    # -- intervals
+
+    def _sigma(self, n: np.ndarray, k: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Centre and base spread at sizes n (1-d); see `Calibration`."""
+        centre, noise, between = self._spread_parts(n)
+        cal = self.calibration if k is None else replace(self.calibration, k_slope=k)
+        return centre, base_spread(cal, centre, noise, between, np.log(np.maximum(n / self.max_size, 1.0)),
+                                   self.edge_slope)
+
+    def _spread_parts(self, n: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Centre, bootstrap (noise) variance and between-family variance at sizes n (1-d)."""
+        preds, w = self._family_curves(n)
+        centre = w @ preds
+        between = w @ (preds - centre) ** 2
+        boot = np.zeros((1, n.size))
+        used = [f for f in self.families.values() if f.weight > 0]
+        if self.boot_thetas:
+            u = n / used[0].scale
+            boot = sum(f.weight * np.clip(FAMILIES[f.name].curve(self.boot_thetas[f.name], u), 0.0, 1.0)
+                       for f in used)
+        noise = boot.var(axis=0) if boot.shape[0] > 1 else np.zeros(n.size)
+        return centre, noise, between
+
+    def _multipliers(self, n: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high) multipliers of the spread at sizes n: +-z inside the data, the
+        calibrated residual quantiles beyond it."""
+        z = norm.ppf(0.5 + level / 2)
+        z_calibrated = norm.ppf(0.5 + CALIBRATED_LEVEL / 2)
+        knots = np.array([0.0] + [float(i + 1) for i in range(len(self.calibration.quantiles))])
+        lows = np.array([-z_calibrated] + [q[0] for q in self.calibration.quantiles]) * z / z_calibrated
+        highs = np.array([z_calibrated] + [q[1] for q in self.calibration.quantiles]) * z / z_calibrated
+        h = np.log2(np.maximum(n / self.max_size, 1.0))
+        return np.interp(h, knots, lows), np.interp(h, knots, highs)
+
+    def _bands(self, n: np.ndarray, level: float, k: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        centre, sigma = self._sigma(n, k)
+        low, high = self._multipliers(n, level)
+        return np.clip(centre + low * sigma, 0.0, 1.0), np.clip(centre + high * sigma, 0.0, 1.0)
+
+    def p_reaches(self, target: float, n) -> np.ndarray:
+        """Probability, under the calibrated band, that the expected score at n is >= target.
+
+        The band's ends are read as the 10% and 90% quantiles of a two-piece normal
+        around the centre, so that this agrees with `interval` at CALIBRATED_LEVEL."""
+        n = np.asarray(n, float).reshape(-1)
+        centre, sigma = self._sigma(n)
+        low, high = self._multipliers(n, CALIBRATED_LEVEL)
+        z_calibrated = norm.ppf(0.5 + CALIBRATED_LEVEL / 2)
+        up = np.maximum(high * sigma / z_calibrated, 1e-12)  # spread above the centre
+        down = np.maximum(-low * sigma / z_calibrated, 1e-12)
+        gap = float(target) - centre
+        # each half holds half the probability: the median is the centre, continuous at the target
+        return norm.sf(gap / np.where(gap >= 0, up, down))
+
+    def interval(self, n, level: float = LEVEL, *, k: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high) band at sample size(s) n holding the expected score with
+        probability ~`level`. The lower band never falls as n grows: the expected
+        score at n is at least the one at any smaller size."""
+        _check_level(level)
+        n = np.asarray(n, float)
+        flat = n.reshape(-1)
+        low, high = self._bands(flat, level, k)
+        # running maximum of the lower band over a fixed grid, so the result at one
+        # size does not depend on the other sizes asked for
+        grid, grid_low = self._lower_grid(level, k)
+        idx = np.searchsorted(grid, flat, side="right") - 1
+        floor = np.where(idx >= 0, grid_low[np.clip(idx, 0, None)], 0.0)
+        return np.maximum(low, floor).reshape(n.shape), high.reshape(n.shape)
+
+    def _lower_grid(self, level: float, k: float | None) -> tuple[np.ndarray, np.ndarray]:
+        key = (level, k, self.calibration)
+        if key not in self._grid_cache:
+            grid = np.geomspace(self.min_size, self.max_size * 1e6, 400)
+            self._grid_cache[key] = grid, np.maximum.accumulate(self._bands(grid, level, k)[0])
+        return self._grid_cache[key]
+
+    # -- inversion
+
+    def size_for(self, target: float, level: float = LEVEL) -> SizeEstimate:
+        """Sample size at which the predicted score reaches `target`, with an interval."""
+        _check_level(level)
+        target = float(target)
+        size = _first_reach(lambda n: self.predict(n), target, self.max_size)
+        if target >= self.ceiling:
+            size = math.inf
+        horizon = REACH_HORIZON * self.max_size
+        low = _first_reach(lambda n: self.interval(n, level)[1], target, self.max_size, horizon)
+        high = _first_reach(lambda n: self.interval(n, level)[0], target, self.max_size, horizon)
+        low = min(low, size)
+        high = max(high, size)
+        return SizeEstimate(target=target, reachable=math.isfinite(size), size=size, interval=(low, high),
+                            far=bool(size > FAR_FACTOR * self.max_size), level=level,
+                            p_reachable=self.p_reachable(target))
+
+    def p_reachable(self, target: float) -> float:
+        """Probability that the expected score reaches `target` within REACH_HORIZON x the
+        largest measured size (0 for a target above 1)."""
+        if target > 1.0:
+            return 0.0
+        # The expected score never falls as n grows, so reaching the target at any n up to the
+        # horizon means reaching it by the horizon: the best chance over sizes is a lower bound
+        # that uses the measured sizes (narrow band) as well as the far end (wide band).
+        grid = np.geomspace(self.min_size, REACH_HORIZON * self.max_size, 64)
+        return float(np.max(self.p_reaches(target, grid)))
+
+    # -- serialisation
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary: no NaN or inf (None and "inf" instead)."""
+        return json_safe({
+            "family": self.family,
+            "ceiling": self.ceiling,
+            "max_size": self.max_size,
+            "per_size": [
+                {"size": s, "mean": m, "std": sd, "n": int(c)}
+                for s, m, sd, c in zip(self.sizes, self.means, self.stds, self.counts)
+            ],
+            "families": {
+                name: {
+                    "formula": FAMILIES[name].formula,
+                    "params": f.params,
+                    "in_sample_rmse": f.in_sample_rmse,
+                    "extrapolation_error": f.extrapolation_error,
+                    "weight": f.weight,
+                    "ceiling": f.ceiling,
+                    "converged": f.converged,
+                }
+                for name, f in self.families.items()
+            },
+            "warnings": list(self.warnings),
+            "method": {**self.method, "edge_slope": self.edge_slope, "extrapolation_k": self.calibration.k_slope,
+                       "calibration": {"k_slope": self.calibration.k_slope,
+                                       "k_headroom": self.calibration.k_headroom,
+                                       "quantiles_2x_4x_8x": [list(q) for q in self.calibration.quantiles]}},
+        })
+
+
+def _check_level(level: float) -> None:
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+
+
+def _first_reach(curve: Callable, target: float, max_size: float, horizon: float | None = None) -> float:
+    """Smallest n >= 1 with curve(n) >= target (curve non-decreasing), or inf (also when
+    it is reached only beyond `horizon`)."""
+    lo, hi = 0.0, math.log(max_size * 1e9 if horizon is None else horizon)
+
+    def gap(log_n: float) -> float:
+        return float(np.asarray(curve(np.array([math.exp(log_n)]))).reshape(-1)[0]) - target
+
+    if gap(lo) >= 0:
+        return 1.0
+    if gap(hi) < 0:
+        return math.inf
+    return math.exp(brentq(gap, lo, hi, xtol=1e-6))
