@@ -159,14 +159,27 @@ def wait_for_job(
     sleep: Callable[[float], Any] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> JobOutcome:
-    """Poll Job `name` in `namespace` until it is Complete or Failed.
+    """Poll the trials Job until it is Complete or Failed, logging progress whenever it changes.
 
-    Logs progress (completed, failed and running indexes) whenever it
-    changes, and once when the Job is suspended (waiting for Kueue). Transient
-    API errors are retried; after `max_transient_errors` in a row it raises
-    TransientError (exit 75, so Kubernetes retries the aggregator pod).
-    404 raises ConfigError, 401/403 AccessError, and running
-    past `timeout_seconds` TransientError.
+    Args:
+        name: the Job's name.
+        namespace: its namespace.
+        batch_api: a `kubernetes.client.BatchV1Api`. Defaults to one built from the in-cluster
+            (or kubeconfig) credentials.
+        poll_seconds: seconds between polls. Defaults to 15.
+        timeout_seconds: give up after this long. Defaults to never.
+        log: where progress lines go. Defaults to `print`.
+        max_transient_errors: transient API errors in a row before giving up. Defaults to 20.
+        sleep, clock: injected for tests. Default to `time.sleep` and `time.monotonic`.
+
+    Returns:
+        A `JobOutcome`: the final state and the failed indexes.
+
+    Raises:
+        ConfigError: the Job does not exist (404).
+        AccessError: the service account may not read it (401/403).
+        TransientError: `max_transient_errors` in a row, or past `timeout_seconds` (exit 75,
+            so Kubernetes retries the aggregator pod).
     """
     api = batch_api if batch_api is not None else load_batch_api()
     started = clock()

@@ -49,15 +49,24 @@ def compare_curves(
     reach: float = CROSSING_REACH,
     min_size: float = 1.0,
 ) -> dict[str, Any]:
-    """The comparison of the variants' curves.
+    """Compare the variants' curves: the size each needs per target, where they cross, paired differences.
 
-    fits: variant name -> LearningCurveFit, or None when that variant has no curve.
-    trials: variant name -> its trials, each a mapping with `split`, `repetition`,
-        `sample_size` and `score` (a `backtest` flag is kept as is). Trials with
-        the same (split, repetition) in two variants are a pair.
-    targets: scores to reach. level: the intervals' level. reach: crossings of
-        the fitted curves are searched up to `reach` x the largest measured size.
-    min_size: the smallest sample a trial can draw; sizes and intervals are never below it.
+    Args:
+        fits: variant name -> its `LearningCurveFit`, or None when that variant has no curve.
+        trials: variant name -> its trials, each a mapping with `split`, `repetition`,
+            `sample_size` and `score` (a `backtest` flag is kept as is). Trials with the same
+            (split, repetition) in two variants are a pair. Defaults to none (no paired differences).
+        targets: the scores to reach. Defaults to none.
+        level: the intervals' nominal level. Defaults to `LEVEL` (0.8).
+        reach: crossings of the fitted curves are searched up to `reach` x the largest
+            measured size. Defaults to `CROSSING_REACH`.
+        min_size: the smallest sample a trial can draw; no size or interval end falls below it.
+            Defaults to 1.
+
+    Returns:
+        A mapping (JSON-ready apart from `inf`): `variants`, `level`, `targets` (per target,
+        each variant's size and interval and the one that needs fewest), `crossings` and
+        `paired` (per pair of variants).
     """
     names = list(fits)
     trials = trials or {}

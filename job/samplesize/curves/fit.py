@@ -229,15 +229,44 @@ def _edge_slope(fit: LearningCurveFit, data: _Data) -> float:
 def fit_learning_curve(sizes: Sequence[float], scores: Sequence[float], families: Sequence[str] | None = None,
                        n_bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0, *, select: str = "blend",
                        n_test: int | None = None) -> LearningCurveFit:
-    """Fit learning-curve families to per-trial (sample size, score) pairs.
+    """Fit learning-curve families to per-trial (sample size, score) pairs, blend them and calibrate the band.
 
-    sizes, scores: one value per trial; NaN scores are dropped (with a warning).
-    families: names from FAMILIES (default: all).
-    n_bootstrap: bootstrap replicates over trials for the intervals (0: none).
-    seed: seeds the fit starts and the bootstrap, so results are reproducible.
-    select: "blend" (average weighted by backtest error) or "best" (lowest backtest error).
-    n_test: test-set size, for the binomial floor on each size's spread (default 1000).
-    Raises CurveFitError for unusable input.
+    Args:
+        sizes: the sample size of each trial (one value per trial).
+        scores: the score of each trial, in [0, 1], higher is better; NaN scores are dropped
+            with a warning.
+        families: names from `FAMILIES` to fit. Defaults to all of them.
+        n_bootstrap: bootstrap replicates over trials for the intervals; 0 gives no bootstrap.
+            Defaults to `DEFAULT_BOOTSTRAP`.
+        seed: seeds the fit starts and the bootstrap, so a fit is reproducible. Defaults to 0.
+        select: `"blend"` (the families with a ceiling, weighted by backtest error) or
+            `"best"` (the single family with the lowest backtest error). Defaults to `"blend"`.
+        n_test: the test-set size behind each score, for the binomial floor on each size's
+            spread. Defaults to `DEFAULT_N_TEST` (1000).
+
+    Returns:
+        A `LearningCurveFit`: `predict(n)`, `interval(n)`, `size_for(target)` and
+        `p_reachable(target)`, with its `warnings`.
+
+    Raises:
+        CurveFitError: fewer than two distinct sizes, sizes that are not finite and positive,
+            no finite score, scores outside [0, 1], an unknown family, or sizes and scores of
+            different lengths.
+        ValueError: `select` is neither `"blend"` nor `"best"`.
+
+    Example:
+
+    >>> sizes = [50, 100, 200, 400, 800] * 3
+    >>> noise = [0.004, -0.003, 0.002, -0.001, 0.001] * 2 + [-0.002, 0.003, -0.002, 0.001, -0.001]
+    >>> scores = [0.95 - 2.0 * n ** -0.5 + e for n, e in zip(sizes, noise)]
+    >>> fit = fit_learning_curve(sizes, scores, n_bootstrap=100, n_test=500)
+    >>> round(float(fit.predict(1600)), 3)  # the true curve gives 0.900 at 1,600
+    0.899
+    >>> [round(float(end), 3) for end in fit.interval(1600)]
+    [0.887, 0.918]
+    >>> answer = fit.size_for(0.9)
+    >>> answer.reachable, round(answer.size, -1), round(answer.p_reachable, 2)
+    (True, 1700.0, 0.84)
     """
     warnings: list[str] = []
     names, sizes, scores = _checked_input(sizes, scores, families, select, warnings)

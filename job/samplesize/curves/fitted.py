@@ -97,7 +97,14 @@ class LearningCurveFit:
         return preds, np.array([f.weight for f in used])
 
     def predict(self, n) -> np.ndarray:
-        """Predicted expected score at sample size(s) n (same shape as n)."""
+        """The predicted expected score at sample size(s) `n`.
+
+        Args:
+            n: a sample size or an array of them.
+
+        Returns:
+            The blend's score, an array of the same shape as `n`.
+        """
         n = np.asarray(n, float)
         preds, w = self._family_curves(n.reshape(-1))
         return (w @ preds).reshape(n.shape)
@@ -167,9 +174,23 @@ class LearningCurveFit:
         return norm.sf(gap / np.where(gap >= 0, up, down))
 
     def interval(self, n, level: float = LEVEL, *, k: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(low, high) band at sample size(s) n holding the expected score with
-        probability ~`level`. The lower band never falls as n grows: the expected
-        score at n is at least the one at any smaller size."""
+        """The band that holds the expected score at sample size(s) `n` with probability about `level`.
+
+        The lower end never falls as n grows: the expected score at n is at least the one
+        at any smaller size. Beyond the data the ends are the calibrated quantiles.
+
+        Args:
+            n: a sample size or an array of them.
+            level: the nominal level, in (0, 1). Defaults to `LEVEL` (0.8).
+            k: the slope multiplier of the distance term, for calibration studies only.
+                Defaults to the calibrated one.
+
+        Returns:
+            `(low, high)`, each of the same shape as `n`.
+
+        Raises:
+            ValueError: `level` is not in (0, 1).
+        """
         _check_level(level)
         n = np.asarray(n, float)
         flat = n.reshape(-1)
@@ -191,7 +212,20 @@ class LearningCurveFit:
     # -- inversion
 
     def size_for(self, target: float, level: float = LEVEL) -> SizeEstimate:
-        """Sample size at which the predicted score reaches `target`, with an interval."""
+        """The sample size at which the predicted score reaches `target`, with its interval.
+
+        Args:
+            target: the score to reach.
+            level: the interval's nominal level. Defaults to `LEVEL` (0.8).
+
+        Returns:
+            A `SizeEstimate`: `size` (math.inf when the curve's ceiling is below the target),
+            `interval` (an end is math.inf when that band never reaches the target within
+            `REACH_HORIZON` x the largest measured size), `far` and `p_reachable`.
+
+        Raises:
+            ValueError: `level` is not in (0, 1).
+        """
         _check_level(level)
         target = float(target)
         size = _first_reach(lambda n: self.predict(n), target, self.max_size)
@@ -207,8 +241,15 @@ class LearningCurveFit:
                             p_reachable=self.p_reachable(target))
 
     def p_reachable(self, target: float) -> float:
-        """Probability that the expected score reaches `target` within REACH_HORIZON x the
-        largest measured size (0 for a target above 1)."""
+        """The probability that the expected score reaches `target` "with this pipeline".
+
+        Args:
+            target: the score to reach.
+
+        Returns:
+            The chance, under the calibrated band, that the expected score reaches `target`
+            within `REACH_HORIZON` x the largest measured size; 0 for a target above 1.
+        """
         if target > 1.0:
             return 0.0
         # The expected score never falls as n grows, so reaching the target at any n up to the

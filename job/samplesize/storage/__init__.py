@@ -14,7 +14,20 @@ __all__ = ["GcsOptions", "LocalStorage", "Storage", "check_key", "join_uri", "op
 
 
 def open_storage(uri: str, gcs_options: GcsOptions | None = None) -> Storage:
-    """A Storage for `uri`: gs://bucket/prefix (with `gcs_options`, default `GcsOptions()`), or a local folder path."""
+    """Open the storage that `uri` names.
+
+    Args:
+        uri: `gs://bucket/prefix` (Google Cloud Storage) or a local folder path.
+        gcs_options: retry deadline and emulator host for GCS. Defaults to `GcsOptions()`;
+            the command line builds them from the environment.
+
+    Returns:
+        A `Storage`: `GcsStorage` for gs://, else `LocalStorage`.
+
+    Raises:
+        ConfigError: a gs:// URI without a bucket.
+        AccessError: GCS credentials are missing or refused.
+    """
     if uri.startswith("gs://"):
         from .gcs import GcsStorage  # imported lazily: the client is slow to import
 
