@@ -35,3 +35,21 @@ def test_every_relative_link_and_anchor_resolves(page):
             if anchor not in {_anchor(h) for h in headings}:
                 broken.append(link)
     assert not broken, f"{page.name}: broken links {broken}"
+
+
+def test_the_architecture_page_names_every_module():
+    page = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    package = ROOT / "job" / "samplesize"
+    missing = []
+    for path in sorted(package.rglob("*.py")):
+        if path.name in ("__init__.py", "__main__.py"):
+            continue
+        relative = path.relative_to(package)
+        if len(relative.parts) == 1:
+            text = page
+        else:  # a subpackage's module is named in that subpackage's section
+            start = page.find(f"### `{relative.parts[0]}/`")
+            text = page[start:page.find("\n#", start + 1)] if start >= 0 else ""
+        if f"`{path.stem}`" not in text:
+            missing.append(str(relative))
+    assert not missing, f"docs/architecture.md does not name: {missing}"
