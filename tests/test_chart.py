@@ -31,6 +31,7 @@ from render_k8s import find_helm  # one helm lookup for the script and the tests
 from samplesize import config as sweep_config
 from samplesize.backbones import BACKBONE_NAMES
 from samplesize.config import SweepConfig, build_config
+from samplesize.config.schema import MAX_TRIALS
 from samplesize.errors import EXIT_CONFIG, EXIT_DATA
 
 REPO = Path(__file__).resolve().parents[1]
@@ -994,3 +995,96 @@ def test_variant_mistakes_fail_helm_install_with_the_cli_message(helm, tmp_path,
     proc = template(helm, tmp_path, {"sweep": {"variants": variants}})
     assert proc.returncode != 0, f"helm accepted {variants}"
     assert str(refused.value) in proc.stderr, proc.stderr
+
+
+# ------------------------------------------- counts and sizes at install time (issue 24)
+
+# Every count the chart takes, with its largest allowed value: a typo such as
+# parallelism 100000000000000 renders as 1e+14 otherwise. The trial counts
+# are the package's own (MAX_TRIALS); the rest are far past any real sweep.
+CHART_COUNT_MAXIMA = {
+    "parallelism": MAX_TRIALS,
+    "maxFailedIndexes": MAX_TRIALS,
+    "gpu/count": 16,
+    "backoffLimitPerIndex": 100,
+    "activeDeadlineSeconds": 31_536_000,
+    "ttlSecondsAfterFinished": 31_536_000,
+    "aggregate/backoffLimit": 100,
+    "aggregate/activeDeadlineSeconds": 31_622_400,
+}
+
+
+def _schema_node(pointer: str) -> dict:
+    node = json.loads((CHART / "values.schema.json").read_text())
+    for part in pointer.split("/"):
+        node = node["properties"][part]
+    return node
+
+
+def _nested(pointer: str, value) -> dict:
+    tree = value
+    for part in reversed(pointer.split("/")):
+        tree = {part: tree}
+    return tree
+
+
+def test_chart_counts_have_an_upper_bound_equal_to_the_package_limits():
+    for pointer, maximum in CHART_COUNT_MAXIMA.items():
+        assert _schema_node(pointer).get("maximum") == maximum, pointer
+
+    def integers(node, path):
+        if "integer" in (node.get("type") if isinstance(node.get("type"), list) else [node.get("type")]):
+            yield path, node
+        for key, child in node.get("properties", {}).items():
+            yield from integers(child, f"{path}/{key}")
+        if isinstance(node.get("items"), dict):
+            yield from integers(node["items"], f"{path}/items")
+
+    unbounded = [p for p, n in integers(json.loads((CHART / "values.schema.json").read_text()), "") if "maximum" not in n]
+    assert not unbounded, f"counts without a maximum: {unbounded}"
+
+
+@pytest.mark.parametrize("pointer", sorted(CHART_COUNT_MAXIMA))
+def test_chart_counts_have_an_upper_bound_at_install(helm, tmp_path, pointer):
+    proc = template(helm, tmp_path, _nested(pointer, 100_000_000_000_000))
+    assert proc.returncode != 0, f"{pointer}=1e14 installed"
+    assert "schema" in proc.stderr and (f"/{pointer}" in proc.stderr or pointer.replace("/", ".") in proc.stderr)
+
+
+def test_chart_counts_at_their_maximum_render_as_integers(helm, tmp_path):
+    values = {
+        "sweep": {"splits": [i / 100 for i in range(1, 101)], "backtest_splits": [], "repetitions": 1000},
+        **{k: v for k, v in CHART_COUNT_MAXIMA.items() if "/" not in k},
+        "gpu": {"count": CHART_COUNT_MAXIMA["gpu/count"]},
+        "aggregate": {"backoffLimit": 100, "activeDeadlineSeconds": CHART_COUNT_MAXIMA["aggregate/activeDeadlineSeconds"]},
+    }
+    proc = template(helm, tmp_path, values)
+    assert proc.returncode == 0, proc.stderr
+    assert "e+" not in proc.stdout, "a count rendered in exponent form"
+    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    spec, agg = trials_job(docs)["spec"], aggregate_job(docs)["spec"]
+    assert spec["completions"] == spec["parallelism"] == spec["maxFailedIndexes"] == MAX_TRIALS
+    assert spec["activeDeadlineSeconds"] == 31_536_000 and spec["ttlSecondsAfterFinished"] == 31_536_000
+    assert agg["activeDeadlineSeconds"] == 31_622_400 and agg["backoffLimit"] == 100
+
+
+def test_chart_counts_more_trials_than_an_indexed_job_takes_fail_install_with_the_cli_message(helm, tmp_path):
+    from samplesize.errors import ConfigError
+
+    sweep = {"splits": [i / 101 for i in range(1, 101)], "backtest_splits": [1.0], "repetitions": 1000}
+    with pytest.raises(ConfigError) as refused:
+        build_config(deep_merge(deep_merge(chart_values()["sweep"], REQUIRED["sweep"]), sweep))
+    proc = template(helm, tmp_path, {"sweep": sweep})
+    assert proc.returncode != 0, "101,000 trials installed"
+    assert str(refused.value) in proc.stderr, proc.stderr
+
+
+def test_chart_configmap_over_1_mib_fails_install_naming_the_value_to_shrink(helm, tmp_path):
+    weights = "gs://my-bucket/weights/" + "w" * (1 << 20) + ".weights.h5"
+    proc = template(helm, tmp_path, {"sweep": {"model": {"weights": weights}}})
+    assert proc.returncode != 0, "a ConfigMap over Kubernetes' 1 MiB rendered"
+    assert "1 MiB" in proc.stderr and "sweep.model.weights" in proc.stderr, proc.stderr[-2000:]
+    assert "w" * 200 not in proc.stderr, "the message repeats the huge value"
+    # Just under the limit installs: the bound is Kubernetes', not a smaller one of the chart's.
+    fits = "gs://my-bucket/weights/" + "w" * ((1 << 20) // 2) + ".weights.h5"
+    assert template(helm, tmp_path, {"sweep": {"model": {"weights": fits}}}).returncode == 0
