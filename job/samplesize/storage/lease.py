@@ -83,7 +83,8 @@ def build_once(storage: Storage, key: str, build: Callable[[], T], load: Callabl
         if now - started > wait_s:
             raise _waited_too_long(storage, key, what, state, now - started)
         if not announced:
-            log.warning("%s %s is being built by %s; waiting for it", what, key, _cut(state.get("owner", "another pod")))
+            owner_seen = _cut(state.get("owner", "another pod"))
+            log.warning("%s %s is being built by %s; waiting for it", what, key, owner_seen)
             announced = True
         sleep(poll_s)
 
