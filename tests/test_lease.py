@@ -186,3 +186,128 @@ def test_preparing_a_folder_never_holds_its_pixels_in_memory(tmp_path):
     stored = _open_prepared(reread, prepared_key(cfg, LocalStorage(folder)))
     np.testing.assert_array_equal(stored.pool_images, prepared.pool_images)
     np.testing.assert_array_equal(stored.test_images, prepared.test_images)
+
+
+# ------------------------------------------- hostile or broken lock files (issue 24)
+
+
+class _Recording:
+    """The storage, with the keys it was asked to read: a huge lock must not be read whole."""
+
+    def __init__(self, inner):
+        self._inner, self.reads = inner, []
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def read(self, key):
+        self.reads.append(key)
+        return self._inner.read(key)
+
+    def open_read(self, key):
+        self.reads.append(key)
+        return self._inner.open_read(key)
+
+
+def _waits_at_most(n):
+    """A sleep that fails the test instead of waiting forever (the old code's hang)."""
+    calls = []
+
+    def sleep(seconds):
+        calls.append(seconds)
+        if len(calls) > n:
+            raise AssertionError(f"still waiting after {n} polls: the wait has no end")
+
+    return sleep
+
+
+@pytest.mark.parametrize(
+    "lock",
+    [
+        b'{"owner": "x", "state": "building", "beat": 1e300}',
+        b'{"owner": "x", "state": "building", "beat": NaN}',
+        b'{"owner": "x", "state": "building", "beat": Infinity}',
+        b'{"owner": "x", "state": "building", "beat": -Infinity}',
+        b'{"owner": "x", "state": "building", "beat": "soon"}',
+        b'{"owner": "x", "state": "building", "beat": true}',
+        b'{"owner": "x", "state": "building", "beat": [1000000]}',
+        b'{"owner": "x", "state": "building", "beat": 1003600}',  # an hour ahead of the clock
+        b'{"owner": "x", "state": "building"}',
+        b'{"owner": "x", "state": ["building"], "beat": 1000000}',
+        b'["building", 1000000]',
+        b'{"owner": "x", "state": "buil',
+        b"\xff\xfe\x00garbage",
+        b"",
+        b'{"owner": "x", "state": "building", "beat": 1' + b"0" * 4000 + b"}",
+        b"[" * 60_000,
+    ],
+    ids=["1e300", "NaN", "Infinity", "-Infinity", "soon", "true", "list", "future", "no-beat", "state-list",
+         "not-a-mapping", "truncated", "not-utf8", "empty",
+         "4000-digit-int", "nested-60000-deep"],
+)
+def test_lease_files_with_absurd_heartbeats_are_stale_and_the_next_process_builds(storage, lock):
+    now = 1_000_000.0
+    storage.write_once(KEY + LOCK_SUFFIX, lock)
+
+    def build():
+        storage.write_once(KEY, b"rebuilt")
+        return "rebuilt"
+
+    got = build_once(storage, KEY, build, lambda: "loaded", what="test object", stale_s=300, clock=lambda: now,
+                     sleep=_waits_at_most(0))
+    assert got == "rebuilt" and storage.read(KEY) == b"rebuilt"
+
+
+def test_lease_file_within_the_clock_skew_allowance_is_still_waited_for(storage):
+    now = 1_000_000.0
+    storage.write_once(KEY + LOCK_SUFFIX, json.dumps({"owner": "x", "state": "building", "beat": now + 20}).encode())
+
+    def sleep(seconds):
+        storage.write_once(KEY, b"built elsewhere")
+
+    got = build_once(storage, KEY, lambda: pytest.fail("built though a live holder's clock is only 20 s ahead"),
+                     lambda: storage.read(KEY), what="test object", clock=lambda: now, sleep=sleep)
+    assert got == b"built elsewhere"
+
+
+def test_lease_file_larger_than_its_bound_is_stale_without_being_read_whole(storage):
+    now = 1_000_000.0  # a live-looking lock, 1 MiB of owner name: valid, fresh, and far past any sane size
+    huge = json.dumps({"owner": "x" * 2**20, "state": "building", "beat": now}).encode()
+    storage.write_once(KEY + LOCK_SUFFIX, huge)
+    recording = _Recording(storage)
+
+    def build():
+        storage.write_once(KEY, b"rebuilt")
+        return "rebuilt"
+
+    got = build_once(recording, KEY, build, lambda: "loaded", what="test object", clock=lambda: now,
+                     sleep=_waits_at_most(0))
+    assert got == "rebuilt"
+    assert KEY + LOCK_SUFFIX not in recording.reads
+    assert read_lock(recording, KEY + LOCK_SUFFIX) == {}
+
+
+def test_lease_wait_for_a_holder_that_never_finishes_ends_with_a_transient_error_naming_the_lock(storage):
+    from samplesize.errors import EXIT_TRANSIENT, TransientError
+
+    lock = KEY + LOCK_SUFFIX
+    now = [1_000_000.0]
+
+    def beating_forever():  # a live holder: its beat stays fresh, the object never appears
+        storage.write(lock, json.dumps({"owner": "stuck-pod", "state": "building", "beat": now[0]}).encode())
+
+    beating_forever()
+    polls = _waits_at_most(10_000)
+
+    def sleep(seconds):
+        polls(seconds)
+        now[0] += seconds
+        beating_forever()
+
+    with pytest.raises(TransientError) as err:
+        build_once(storage, KEY, lambda: pytest.fail("built under a live lock"), lambda: "loaded",
+                   what="test object", poll_s=5, wait_s=600, clock=lambda: now[0], sleep=sleep)
+    message = str(err.value)
+    assert err.value.exit_code == EXIT_TRANSIENT
+    assert lock in message and "stuck-pod" in message and "delete" in message
+    assert 600 <= now[0] - 1_000_000.0 <= 610

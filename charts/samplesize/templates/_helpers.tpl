@@ -34,12 +34,12 @@ Chart name and version, for the helm.sh/chart label.
 Standard labels on every object.
 */}}
 {{- define "samplesize.labels" -}}
-helm.sh/chart: {{ include "samplesize.chart" . }}
+helm.sh/chart: {{ include "samplesize.chart" . | quote }}
 {{ include "samplesize.selectorLabels" . }}
 {{- if .Chart.AppVersion }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 {{- end }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/managed-by: {{ .Release.Service | quote }}
 app.kubernetes.io/part-of: samplesize
 {{- end }}
 
@@ -47,8 +47,8 @@ app.kubernetes.io/part-of: samplesize
 Labels that identify this release's pods (kubectl logs -l ...).
 */}}
 {{- define "samplesize.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "samplesize.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/name: {{ include "samplesize.name" . | quote }}
+app.kubernetes.io/instance: {{ .Release.Name | quote }}
 {{- end }}
 
 {{/*
@@ -138,7 +138,7 @@ Volumes and mounts shared by every samplesize pod: the one ConfigMap and /tmp.
 {{- $root := .root }}
 - name: config
   configMap:
-    name: {{ include "samplesize.configMapName" $root }}
+    name: {{ include "samplesize.configMapName" $root | quote }}
     items:
       - key: sweep.yaml
         path: sweep.yaml
@@ -146,10 +146,10 @@ Volumes and mounts shared by every samplesize pod: the one ConfigMap and /tmp.
   {{- if or $root.Values.tmp.medium .sizeLimit }}
   emptyDir:
     {{- with $root.Values.tmp.medium }}
-    medium: {{ . }}
+    medium: {{ . | quote }}
     {{- end }}
     {{- with .sizeLimit }}
-    sizeLimit: {{ . }}
+    sizeLimit: {{ . | quote }}
     {{- end }}
   {{- else }}
   emptyDir: {}
@@ -188,5 +188,5 @@ immutable, so `helm upgrade` with a different sweep fails loudly instead of
 letting running trials pick up a new config halfway through a sweep.
 */}}
 {{- define "samplesize.configChecksum" -}}
-checksum/config: {{ include "samplesize.sweepYaml" . | sha256sum }}
+checksum/config: {{ include "samplesize.sweepYaml" . | sha256sum | quote }}
 {{- end }}

@@ -27,7 +27,38 @@ whether model.fine_tune_from names a layer of the backbone.
 {{- if and (not (kindIs "invalid" $trials)) (not (kindIs "invalid" $agg)) (le (int64 $agg) (int64 $trials)) }}
 {{- fail (printf "aggregate.activeDeadlineSeconds (%d) must exceed activeDeadlineSeconds (%d): the aggregator waits for the trials Job, then writes the report" (int64 $agg) (int64 $trials)) }}
 {{- end }}
-{{- include "samplesize.validateSweep" (include "samplesize.sweepYaml" . | fromYaml) }}
+{{- $sweepYaml := include "samplesize.sweepYaml" . }}
+{{- include "samplesize.validateSweep" ($sweepYaml | fromYaml) }}
+{{- /* Kubernetes refuses a ConfigMap whose data exceeds 1 MiB, but only once
+`helm install` has created the objects before it: fail before any. The key's
+name counts too. */ -}}
+{{- $size := add (len $sweepYaml) (len "sweep.yaml") }}
+{{- if gt $size 1048576 }}
+{{- $largest := include "samplesize.largestValue" (dict "path" "sweep" "value" $v.sweep) }}
+{{- fail (printf "sweep: the sweep config is %d bytes, over the 1 MiB (1048576 bytes) a Kubernetes ConfigMap may hold; shrink %s, its largest value" (int64 $size) $largest) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The dotted path of the largest value under (dict "path" P "value" V), sized
+as YAML: what to shrink when the sweep is too large for its ConfigMap.
+*/}}
+{{- define "samplesize.largestValue" -}}
+{{- $best := "" }}
+{{- $bestSize := -1 }}
+{{- $bestValue := "" }}
+{{- if and (kindIs "map" .value) .value }}
+{{- range $k, $x := .value }}
+{{- $n := len (toYaml $x) }}
+{{- if gt $n $bestSize }}{{ $best = printf ".%s" $k }}{{ $bestSize = $n }}{{ $bestValue = $x }}{{ end }}
+{{- end }}
+{{- else if and (kindIs "slice" .value) .value }}
+{{- range $i, $x := .value }}
+{{- $n := len (toYaml $x) }}
+{{- if gt $n $bestSize }}{{ $best = printf "[%d]" $i }}{{ $bestSize = $n }}{{ $bestValue = $x }}{{ end }}
+{{- end }}
+{{- end }}
+{{- if eq $bestSize -1 }}{{ .path }}{{ else }}{{ include "samplesize.largestValue" (dict "path" (printf "%s%s" .path $best) "value" $bestValue) }}{{ end }}
 {{- end }}
 
 {{/*
@@ -38,6 +69,13 @@ Takes the converted sweep (numbers, not strings).
 {{- $s := . }}
 {{- $splits := $s.splits | default list }}
 {{- $backtest := $s.backtest_splits | default list }}
+{{- /* Must equal config.schema.MAX_TRIALS. */ -}}
+{{- $variants := $s.variants | default list }}
+{{- $trials := mul (add (len $splits) (len $backtest)) (int64 $s.repetitions) (max 1 (len $variants)) }}
+{{- if gt (int64 $trials) 100000 }}
+{{- $per := ternary (printf " x %d variants" (len $variants)) "" (gt (len $variants) 0) }}
+{{- fail (printf "repetitions: %d splits x %d repetitions%s = %d trials; at most 100000 (an Indexed Job's limit) are allowed" (add (len $splits) (len $backtest)) (int64 $s.repetitions) $per (int64 $trials)) }}
+{{- end }}
 {{- range $key := list "splits" "backtest_splits" }}
 {{- $values := ternary $splits $backtest (eq $key "splits") }}
 {{- $dupes := list }}
