@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from ..storage import Storage
+from ..summary import Summary, VariantsSummary
 from .html import render_comparison_html, render_html
 from .markdown import render_comparison_markdown, render_markdown
 from .plots import plot_class_curves, plot_comparison, plot_learning_curve
@@ -19,16 +20,24 @@ FILES = ("report.html", "learning_curve.png", "summary.json", "report.md")  # th
 REPORT_FILES = tuple(REPORT_PREFIX + name for name in FILES)  # their keys under the sweep's output
 
 
-def write_report(storage: Storage, summary: dict[str, Any], *, fit: Any = None, class_fits: dict | None = None) -> list[str]:
-    """Write the four report files under `report/`; return their keys."""
-    curve_png = plot_learning_curve(summary, fit)
-    class_png = plot_class_curves(summary, class_fits or {})
-    return write_files(storage, summary, curve_png, render_html(summary, curve_png, class_png),
-                        render_markdown(summary))
+def write_report(storage: Storage, summary: Summary) -> list[str]:
+    """Write the four report files of a sweep without variants under `report/`, from the summary alone.
+
+    Args:
+        storage: the sweep's output (or wherever the report should go).
+        summary: the sweep's `Summary` (from `summarize.build_summary`, or read back with `Summary.from_json`).
+
+    Returns:
+        The keys written, `REPORT_FILES` in the order written.
+    """
+    doc = summary.to_json()
+    curve_png = plot_learning_curve(doc)
+    class_png = plot_class_curves(doc)
+    return write_files(storage, doc, curve_png, render_html(doc, curve_png, class_png), render_markdown(doc))
 
 
 def write_files(storage: Storage, summary: dict[str, Any], curve_png: bytes, page: str, text: str) -> list[str]:
-    """Write the plot, the HTML page, summary.json and the Markdown, in that order; return their keys."""
+    """Write the plot, the HTML page, summary.json and the Markdown, each once and in that order; return their keys."""
     files = {
         "learning_curve.png": curve_png,
         "report.html": page.encode("utf-8"),
@@ -41,8 +50,16 @@ def write_files(storage: Storage, summary: dict[str, Any], curve_png: bytes, pag
     return [REPORT_PREFIX + name for name in files]
 
 
-def write_comparison_report(storage: Storage, summary: dict[str, Any], fits: dict[str, Any]) -> list[str]:
-    """The report of a sweep with `variants`: the same four files, one curve per variant."""
-    curve_png = plot_comparison(summary, fits)
-    return write_files(storage, summary, curve_png, render_comparison_html(summary, curve_png),
-                        render_comparison_markdown(summary))
+def write_comparison_report(storage: Storage, summary: VariantsSummary) -> list[str]:
+    """The report of a sweep with `variants`: the same four files, one curve per variant (see `write_report`)."""
+    doc = summary.to_json()
+    curve_png = plot_comparison(doc)
+    return write_files(storage, doc, curve_png, render_comparison_html(doc, curve_png),
+                       render_comparison_markdown(doc))
+
+
+def rewrite_report(storage: Storage, summary: Summary | VariantsSummary) -> list[str]:
+    """Render the report of either kind of summary again (`samplesize report`); return the keys written."""
+    if isinstance(summary, VariantsSummary):
+        return write_comparison_report(storage, summary)
+    return write_report(storage, summary)
