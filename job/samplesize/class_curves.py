@@ -37,20 +37,26 @@ def class_curves(seed: int, results: dict[int, dict], fitted_splits: list[float]
         measured = _class_measured(rows)
         entry = ClassCurve(name=name, measured=measured, recall_at_largest=measured[-1].mean if measured else None)
         if len(measured) >= 2 and len(fitted_splits) >= 2:
-            try:
-                f = fit_learning_curve(
-                    [r[1] for r in rows], [r[2] for r in rows], families=CLASS_FAMILIES,
-                    n_bootstrap=n_bootstrap, seed=seed, n_test=class_test_sizes.get(name),
-                )
-            except CurveFitError as exc:
-                warnings.append(f"class {name!r}: no recall curve ({exc})")
-            else:
-                fits[name] = f
-                entry.family, entry.ceiling = f.family, f.ceiling
-                entry.predictions = [prediction(f, n, label, multiple) for n, label, multiple in prediction_sizes]
-                entry.targets = [target_answer(f, t) for t in targets]
+            fits[name] = _class_fit(entry, rows, seed, n_bootstrap, class_test_sizes.get(name),
+                                    prediction_sizes, targets, warnings)
         out.append(entry)
-    return out, fits
+    return out, {name: f for name, f in fits.items() if f is not None}
+
+
+def _class_fit(entry: ClassCurve, rows: list[tuple], seed: int, n_bootstrap: int, n_test: int | None,
+               prediction_sizes: list[tuple[int, str, int | None]], targets: Iterable[float],
+               warnings: list[str]) -> Any:
+    """Fit one class's recall curve and fill in its answers; None (and a warning) when it cannot be fitted."""
+    try:
+        f = fit_learning_curve([r[1] for r in rows], [r[2] for r in rows], families=CLASS_FAMILIES,
+                               n_bootstrap=n_bootstrap, seed=seed, n_test=n_test)
+    except CurveFitError as exc:
+        warnings.append(f"class {entry.name!r}: no recall curve ({exc})")
+        return None
+    entry.family, entry.ceiling = f.family, f.ceiling
+    entry.predictions = [prediction(f, n, label, multiple) for n, label, multiple in prediction_sizes]
+    entry.targets = [target_answer(f, t) for t in targets]
+    return f
 
 
 def add_class_grids(per_class: list[ClassCurve], fits: dict[str, Any], xlim: tuple[float, float]) -> None:

@@ -83,8 +83,8 @@ class Prediction:
     pool_multiple: int | None  # the size is this many times the pool; None for other sizes
     predicted: float
     interval: list[float]
-    times_past_data: float | None
-    far: bool
+    times_past_data: float | None = None  # not written for a class's predictions
+    far: bool = False
 
     def to_json(self, *, distance: bool = True) -> dict:
         return _fields(self, () if distance else ("times_past_data",))
@@ -170,8 +170,7 @@ class Validation:
 
 
 @dataclass
-class CurveGrid:
-    """A fitted curve sampled for the plot: `mean` (and its band `low`..`high`) at each of `sizes`."""
+class CurveGrid:  # a fitted curve sampled for the plot: `mean` (and its band `low`..`high`) at each of `sizes`
     sizes: list[float]
     mean: list[float]
     low: list[float] | None = None
@@ -255,8 +254,7 @@ class ClassCurve:
 
 
 @dataclass
-class ConfusionAtLargest:
-    """Summed counts over the repetitions of the largest split."""
+class ConfusionAtLargest:  # summed counts over the repetitions of the largest split
     split: float
     sample_size: float
     trials: int
@@ -438,11 +436,7 @@ class VariantsSummary:
 
 
 def read_summary(doc: dict[str, Any]) -> Summary | VariantsSummary:
-    """The summary in summary.json's parsed content `doc`, of the type its fields say.
-
-    Raises:
-        KeyError, TypeError, ValueError: `doc` is not a summary of this schema.
-    """
+    """The summary in summary.json's parsed content `doc`, of the type its fields say (see `Summary.from_json`)."""
     if not isinstance(doc, dict):
         raise TypeError(f"a summary is a JSON object, not {type(doc).__name__}")
     return VariantsSummary.from_json(doc) if "variants" in doc else Summary.from_json(doc)

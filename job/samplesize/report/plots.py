@@ -148,12 +148,7 @@ def plot_class_curves(summary: dict) -> bytes | None:
     ax = fig.add_subplot()
     xlo, xhi = _x_range(summary)
     for i, c in enumerate(shown):
-        color = f"C{i % 10}"
-        xs = [row["sample_size"] for row in c["measured"]]
-        ys = [row["mean"] for row in c["measured"]]
-        ax.plot(xs, ys, "o", color=color, ms=4, label=_mpl_text(c["class"], 30))
-        if c.get("grid"):
-            ax.plot(_values(c["grid"]["sizes"]), _values(c["grid"]["mean"]), lw=1.2, color=color, alpha=0.8)
+        _plot_class(ax, c, f"C{i % 10}")
     if summary["curve"] is not None:
         ax.axvspan(summary["curve"]["max_fitted_size"], xhi, color="grey", alpha=0.08, lw=0)
     ax.set_xscale("log")
@@ -171,6 +166,15 @@ def plot_class_curves(summary: dict) -> bytes | None:
     ax.legend(fontsize=7, loc="lower right", ncol=2)
     fig.tight_layout()
     return _png(fig)
+
+
+def _plot_class(ax, c: dict, color: str) -> None:
+    """One class's mean recall per split and, when fitted, its curve."""
+    xs = [row["sample_size"] for row in c["measured"]]
+    ys = [row["mean"] for row in c["measured"]]
+    ax.plot(xs, ys, "o", color=color, ms=4, label=_mpl_text(c["class"], 30))
+    if c.get("grid"):
+        ax.plot(_values(c["grid"]["sizes"]), _values(c["grid"]["mean"]), lw=1.2, color=color, alpha=0.8)
 
 
 def plot_comparison(summary: dict) -> bytes:

@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..errors import ConfigError, DataError
 from ..storage import Storage
-from ..summary import Summary, VariantsSummary
+from ..summary import Summary, VariantsSummary, read_summary
+from ..text import terminal_safe
 from .html import render_comparison_html, render_html
 from .markdown import render_comparison_markdown, render_markdown
 from .plots import plot_class_curves, plot_comparison, plot_learning_curve
 
 REPORT_PREFIX = "report/"
+# A summary.json of thousands of classes and variants stays far below this.
+MAX_SUMMARY_BYTES = 64 * 2**20
 
 
 FILES = ("report.html", "learning_curve.png", "summary.json", "report.md")  # the page a reader opens first
@@ -63,3 +67,24 @@ def rewrite_report(storage: Storage, summary: Summary | VariantsSummary) -> list
     if isinstance(summary, VariantsSummary):
         return write_comparison_report(storage, summary)
     return write_report(storage, summary)
+
+
+def read_report_summary(source: Storage, key: str) -> Summary | VariantsSummary:
+    """The summary at `key` (a summary.json), checked like any file under an output: it may be malformed.
+
+    Raises:
+        ConfigError: there is no file at `key`.
+        DataError: the file is too large, or not a summary this version reads.
+    """
+    where = f"{source.uri.rstrip('/')}/{key}"
+    try:
+        data = source.read(key)
+    except FileNotFoundError:
+        raise ConfigError(f"no summary at {where}: run `samplesize aggregate` first, or pass --summary") from None
+    if len(data) > MAX_SUMMARY_BYTES:
+        raise DataError(f"{where} is {len(data)} bytes, far larger than any summary (at most {MAX_SUMMARY_BYTES})")
+    try:
+        return read_summary(json.loads(data.decode("utf-8")))
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        raise DataError(f"{where} is not a summary this samplesize can render ({terminal_safe(str(exc)[:200])}); "
+                        "re-run `samplesize aggregate` to write it again") from None
