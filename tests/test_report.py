@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from fake_sweep import BOOT, CLASSES, fake_result, make_cfg, write_sweep
+from fake_sweep import BOOT, CLASSES, TWO_VARIANTS, fake_result, make_cfg, write_sweep
 from samplesize.aggregate import aggregate
 from samplesize.report.html import render_html
 from samplesize.report.markdown import render_markdown
@@ -213,3 +213,37 @@ def test_per_class_table_predicts_at_the_largest_multiple_of_the_pool(finished):
     root, summary = finished
     largest = max((p for p in summary["predictions"] if p["pool_multiple"]), key=lambda p: p["pool_multiple"])
     assert f"Predicted at {largest['label']} ({int(largest['sample_size']):,}" in read(root, "report.html")
+
+
+@pytest.mark.parametrize("overrides", [{}, {"variants": TWO_VARIANTS}], ids=["plain", "variants"])
+def test_report_command_renders_the_same_four_files_from_summary_json_alone(overrides, tmp_path, monkeypatch):
+    from samplesize.cli import main
+    from samplesize.report import REPORT_FILES
+
+    cfg = make_cfg(**overrides)
+    aggregate(cfg, write_sweep(cfg, tmp_path / "sweep"), n_bootstrap=BOOT)
+    copied = tmp_path / "elsewhere" / "summary.json"
+    copied.parent.mkdir()
+    copied.write_bytes((tmp_path / "sweep" / "report" / "summary.json").read_bytes())
+    # Nothing may refit a curve or read a trial: the summary alone renders the report.
+    for name in ("samplesize.curves.fit.fit_learning_curve", "samplesize.summarize.fit_learning_curve",
+                 "samplesize.class_curves.fit_learning_curve", "samplesize.results.load_results",
+                 "samplesize.aggregate.load_results"):
+        monkeypatch.setattr(name, None)
+    assert main(["report", "--summary", str(copied), "--output", str(tmp_path / "fresh")]) == 0
+    for key in REPORT_FILES:
+        assert (tmp_path / "fresh" / key).read_bytes() == (tmp_path / "sweep" / key).read_bytes(), key
+    # By default the report is rendered again in place, next to the summary it reads.
+    assert main(["report", "--summary", str(tmp_path / "sweep" / "report" / "summary.json")]) == 0
+    for key in REPORT_FILES:
+        assert (tmp_path / "sweep" / key).read_bytes() == (tmp_path / "fresh" / key).read_bytes(), key
+
+
+def test_report_command_refuses_a_file_that_is_not_a_summary(tmp_path, capsys):
+    from samplesize.cli import main
+
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "summary.json").write_text('{"summary_schema_version": 99}')
+    assert main(["report", "--summary", str(tmp_path / "report" / "summary.json")]) == 65
+    assert "not a summary this samplesize can render" in capsys.readouterr().err
+    assert main(["report", "--summary", str(tmp_path / "nowhere" / "summary.json"), "--output", str(tmp_path)]) == 64

@@ -248,8 +248,8 @@ def test_sweep_without_variants_has_the_same_summary_as_before(tmp_path):
     assert not re.search(r"\"(variant|variants|comparison)\":", json.dumps(summary))
     assert set(summary["points"][0]) == {"index", "split", "repetition", "sample_size", "score", "backtest"}
     # The same values as the single-curve summary built directly (bar its timestamp).
-    direct, _, _ = build_summary(cfg, load_results(cfg, storage), job_state="Complete", n_bootstrap=BOOT,
-                                 output_uri=storage.uri)
+    direct = build_summary(cfg, load_results(cfg, storage), job_state="Complete", n_bootstrap=BOOT,
+                           output_uri=storage.uri).to_json()
     for s in (summary, direct):
         s["run"].pop("generated_at")
     assert summary == direct

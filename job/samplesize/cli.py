@@ -1,4 +1,4 @@
-"""The `samplesize` command line: plan, prepare, trial, run, aggregate, status.
+"""The `samplesize` command line: plan, prepare, trial, run, aggregate, report, status.
 
 Every command reads the sweep config once (`--config`, `--set`), opens the
 output storage, and calls one function of the package. Errors meant for the
@@ -63,6 +63,12 @@ def _parser() -> argparse.ArgumentParser:
     agg.add_argument("--namespace", default=os.environ.get("POD_NAMESPACE", "default"), help="namespace of that Job")
     agg.add_argument("--bootstrap", type=int, default=None,
                      help="bootstrap resamples for intervals (default: curves.DEFAULT_BOOTSTRAP, 1000)")
+
+    report = sub.add_parser("report", parents=[common],
+                            help="render the report again from a summary.json, without refitting or reading trials")
+    report.add_argument("--summary", metavar="PATH", help="the summary.json to render (default: <output>/report/summary.json)")
+    report.add_argument("--output", metavar="URI",
+                        help="where report/ is written (default: the output whose report/ holds the summary)")
 
     status = sub.add_parser("status", parents=[common], help="show finished and missing trials, and whether the report exists")
     status.add_argument("--require-report", action="store_true", help="exit 1 unless report/summary.json exists")
@@ -376,6 +382,26 @@ def _aggregate(args, cfg: SweepConfig, storage: Storage, failed_indexes, job_sta
     return EXIT_OK
 
 
+def cmd_report(args, cfg: SweepConfig, storage: Storage) -> int:
+    """Render report/ again from a summary.json alone: nothing is refitted and no trial is read."""
+    from .report import REPORT_PREFIX, read_report_summary, rewrite_report
+
+    source, key, output = storage, REPORT_PREFIX + "summary.json", storage
+    if args.summary:
+        folder, _, name = args.summary.rstrip("/").rpartition("/")
+        source, key = open_uri(folder or "."), name
+        above, _, last = folder.rpartition("/")
+        output = open_uri(above or ".") if last == REPORT_PREFIX.rstrip("/") else None
+    if args.output:
+        output = open_uri(args.output)
+    if output is None:
+        raise ConfigError(f"--summary {terminal_safe(args.summary[:200])}: it is not in a report/ folder, so pass "
+                          "--output to say where report/ should be written")
+    keys = rewrite_report(output, read_report_summary(source, key))
+    print(f"report: {output.uri.rstrip('/')}/{REPORT_PREFIX}report.html ({len(keys)} files)", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_status(args, cfg: SweepConfig, storage: Storage) -> int:
     """Finished trials as `aggregate` counts them: foreign, broken and mismatched files are not finished."""
     from .report import REPORT_FILES
@@ -418,4 +444,4 @@ def _stale_report(cfg: SweepConfig, storage: Storage, results: dict) -> str | No
 
 
 COMMANDS = {"plan": cmd_plan, "prepare": cmd_prepare, "trial": cmd_trial, "run": cmd_run,
-            "aggregate": cmd_aggregate, "status": cmd_status}
+            "aggregate": cmd_aggregate, "report": cmd_report, "status": cmd_status}

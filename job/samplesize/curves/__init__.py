@@ -30,7 +30,7 @@ inversion), `band` (the calibrated width and levels), `compare` (several variant
 
 from .band import (CALIBRATED_LEVEL, CALIBRATION, FAR_FACTOR, LEVEL, REACH_HORIZON, Calibration, CurveFitError,
                    base_spread)
-from .compare import CROSSING_REACH, compare_curves
+from .compare import CROSSING_REACH, compare_curves, whole_size
 from .families import FAMILIES, Family
 from .fit import DEFAULT_BOOTSTRAP, DEFAULT_N_TEST, fit_learning_curve
 from .fitted import FamilyFit, LearningCurveFit, SizeEstimate
@@ -38,5 +38,5 @@ from .fitted import FamilyFit, LearningCurveFit, SizeEstimate
 __all__ = [
     "CALIBRATED_LEVEL", "CALIBRATION", "CROSSING_REACH", "DEFAULT_BOOTSTRAP", "DEFAULT_N_TEST", "FAMILIES",
     "FAR_FACTOR", "LEVEL", "REACH_HORIZON", "Calibration", "CurveFitError", "Family", "FamilyFit",
-    "LearningCurveFit", "SizeEstimate", "base_spread", "compare_curves", "fit_learning_curve",
+    "LearningCurveFit", "SizeEstimate", "base_spread", "compare_curves", "fit_learning_curve", "whole_size",
 ]

@@ -40,6 +40,12 @@ CROSSING_REACH = 4.0
 _GRID = 400
 
 
+def whole_size(size: float) -> float:
+    """Sizes are counts of images: round up, keep inf as inf."""
+    size = float(size)
+    return float(math.ceil(size)) if math.isfinite(size) else math.inf
+
+
 def compare_curves(
     fits: Mapping[str, Any],
     trials: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
@@ -102,11 +108,11 @@ def target_comparison(fits: Mapping[str, Any], target: float, level: float = LEV
             by_variant[name] = None
             continue
         est = fit.size_for(target, level=level)
-        size = max(_whole(est.size), min_size) if est.reachable else None
+        size = max(whole_size(est.size), min_size) if est.reachable else None
         by_variant[name] = {
             "reachable": bool(est.reachable),
             "sample_size": size,
-            "interval": [max(_whole(end), min_size) for end in est.interval],
+            "interval": [max(whole_size(end), min_size) for end in est.interval],
             "p_reachable": float(est.p_reachable),
             "far": bool(est.far),
             "times_past_data": size / fit.max_size if size is not None else None,
@@ -201,8 +207,3 @@ def fitted_crossings(a: str, b: str, fit_a: Any, fit_b: Any, reach: float = CROS
         })
     return out
 
-
-def _whole(size: float) -> float:
-    """Sizes are counts of images: round up, keep inf as inf."""
-    size = float(size)
-    return float(math.ceil(size)) if math.isfinite(size) else math.inf

@@ -38,7 +38,7 @@ class Family:
         return len(self.lower)
 
 
-def _p(theta):
+def _param_columns(theta):
     """Columns of theta, shaped to broadcast against a size axis."""
     theta = np.asarray(theta, float)
     return [theta[..., i, None] for i in range(theta.shape[-1])]
@@ -56,7 +56,7 @@ def _ceiling_start(rng, d: DataSummary) -> float:
 
 
 def _pow2_curve(theta, u):
-    a, b = _p(theta)
+    a, b = _param_columns(theta)
     return a * np.exp(b * np.log(u))
 
 
@@ -67,7 +67,7 @@ def _pow2_start(rng, d):
 
 
 def _pow3_curve(theta, u):
-    a, g, c = _p(theta)
+    a, g, c = _param_columns(theta)
     return a - g * np.exp(-c * np.log(u))
 
 
@@ -77,7 +77,7 @@ def _pow3_start(rng, d):
 
 
 def _pow4_curve(theta, u):
-    a, g, c, off = _p(theta)
+    a, g, c, off = _param_columns(theta)
     return a - g * ((u + off) / (1.0 + off)) ** (-c)
 
 
@@ -86,7 +86,7 @@ def _pow4_start(rng, d):
 
 
 def _mmf4_curve(theta, u):
-    c, g, beta, dd = _p(theta)
+    c, g, beta, dd = _param_columns(theta)
     return c - g * expit(beta - dd * np.log(u))
 
 
@@ -98,7 +98,7 @@ def _mmf4_start(rng, d):
 
 
 def _wbl4_curve(theta, u):
-    c, b, alpha, dd = _p(theta)
+    c, b, alpha, dd = _param_columns(theta)
     return c - b * np.exp(-np.exp(alpha + dd * np.log(u)))
 
 
@@ -110,7 +110,7 @@ def _wbl4_start(rng, d):
 
 
 def _exp3_curve(theta, u):
-    a, b, gamma = _p(theta)
+    a, b, gamma = _param_columns(theta)
     return a - b * np.exp(-np.exp(gamma) * u)
 
 

@@ -1,5 +1,7 @@
 """The report's figures (matplotlib, Agg): the learning curve, per-class curves, the comparison.
 
+Every figure draws from the summary alone: the fitted curves come sampled on the plot's grid
+(`curve.grid`, `per_class[].grid`, `comparison.grid`), so nothing here refits.
 `$` is escaped before it reaches matplotlib, which would otherwise read it as mathtext.
 """
 
@@ -12,9 +14,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .words import far_factor, far_text, fmt_chance, fmt_pct, fmt_size, interval_level, is_inf, level_pct, metric_name
-
-MAX_CLASSES_PLOTTED = 10  # a legend of 100 classes helps nobody; plot the weakest
+from ..plot_layout import COMPARISON_REACH, plot_range, plotted_classes
+from .words import far_factor, far_text, fmt_chance, fmt_pct, fmt_size, is_inf, level_pct, metric_name
 
 
 def _mpl_text(s: Any, limit: int = 40) -> str:
@@ -32,19 +33,12 @@ def _png(fig: Figure) -> bytes:
 
 
 def _x_range(summary: dict) -> tuple[float, float]:
-    sizes = [p["sample_size"] for p in summary["points"]]
-    low, high = min(sizes) / 1.5, max(sizes) * 1.3
-    for p in summary["predictions"] or []:
-        high = max(high, p["sample_size"] * 1.3)
-    for t in summary["targets"]:
-        s = t.get("sample_size")
-        # Reach out for a target's size, but not so far that the data shrinks to a dot.
-        if t.get("reachable") and s is not None and not is_inf(s) and s < high * 10:
-            high = max(high, s * 1.3)
-    return low, high
+    return plot_range([p["sample_size"] for p in summary["points"]],
+                      [p["sample_size"] for p in summary["predictions"] or []],
+                      [(t.get("reachable"), t.get("sample_size")) for t in summary["targets"]])
 
 
-def plot_learning_curve(summary: dict, fit: Any = None) -> bytes:
+def plot_learning_curve(summary: dict) -> bytes:
     """The learning curve: trials, means ± std, families, band, extrapolation, targets."""
     fig = Figure(figsize=(9.5, 5.8), dpi=110)
     ax = fig.add_subplot()
@@ -52,8 +46,8 @@ def plot_learning_curve(summary: dict, fit: Any = None) -> bytes:
     points = summary["points"]
     xlo, xhi = _x_range(summary)
     _plot_measured(ax, points, summary["per_size"])
-    if fit is not None:
-        _plot_fit(ax, summary, fit, xlo, xhi)
+    if summary["curve"] is not None:
+        _plot_fit(ax, summary, summary["curve"], xhi)
     scores = [p["score"] for p in points]
     goals = [t["target"] for t in summary["targets"]]
     ylo = max(0.0, min(scores) - 0.05)
@@ -62,9 +56,13 @@ def plot_learning_curve(summary: dict, fit: Any = None) -> bytes:
         _plot_target(ax, summary, t, (xlo, xhi), (ylo, yhi))
     _set_axes(ax, (xlo, xhi), (ylo, yhi), m, fontsize=7, ncol=2)
     title = f"{m} against sample size: {_mpl_text(summary['run']['sweep'])}"
-    if fit is None:
+    if summary["curve"] is None:
         title += " (no curve yet: fewer than two splits finished)"
     return _finish_plot(fig, ax, summary, title)
+
+
+def _values(values: list) -> np.ndarray:
+    return np.asarray([np.nan if v is None else v for v in values], float)  # JSON's null is a NaN
 
 
 def _plot_measured(ax, points: list[dict], per_size: list[dict]) -> None:
@@ -82,19 +80,19 @@ def _plot_measured(ax, points: list[dict], per_size: list[dict]) -> None:
                     color="black", ms=5, capsize=4, zorder=5, label="mean ± std per size" if i == 0 else None)
 
 
-def _plot_fit(ax, summary: dict, fit: Any, xlo: float, xhi: float) -> None:
+def _plot_fit(ax, summary: dict, curve: dict, xhi: float) -> None:
     """The chosen curve with its interval band, the other families faintly, and the extrapolation zones."""
-    grid = np.geomspace(xlo, xhi, 300)
-    for name, f in fit.families.items():
-        if name != fit.family:
-            role = f"weight {f.weight:.2f} in the blend" if fit.family == "blend" and f.weight > 0 else "not chosen"
-            ax.plot(grid, np.asarray(f.predict(grid), float), lw=0.9, alpha=0.35, label=f"{name} ({role})")
-    low, high = fit.interval(grid, level=interval_level(summary))
-    ax.fill_between(grid, np.asarray(low, float), np.asarray(high, float), color="C1", alpha=0.2,
+    grid = curve["grid"]
+    sizes = _values(grid["sizes"])
+    records = {f["name"]: f for f in curve["families"]}
+    for name, values in grid.get("families", {}).items():
+        role = f"weight {records[name]['weight']:.2f} in the blend" if records[name]["in_blend"] else "not chosen"
+        ax.plot(sizes, _values(values), lw=0.9, alpha=0.35, label=f"{name} ({role})")
+    ax.fill_between(sizes, _values(grid["low"]), _values(grid["high"]), color="C1", alpha=0.2,
                     label=f"{level_pct(summary)} interval")
-    ax.plot(grid, np.asarray(fit.predict(grid), float), lw=2.4, color="C1", label=f"chosen: {_mpl_text(fit.family)}")
-    ax.axvspan(fit.max_size, xhi, color="grey", alpha=0.08, lw=0, label="extrapolation")
-    far = far_factor(summary) * fit.max_size
+    ax.plot(sizes, _values(grid["mean"]), lw=2.4, color="C1", label=f"chosen: {_mpl_text(curve['family'])}")
+    ax.axvspan(curve["max_fitted_size"], xhi, color="grey", alpha=0.08, lw=0, label="extrapolation")
+    far = far_factor(summary) * curve["max_fitted_size"]
     if far < xhi:
         ax.axvspan(far, xhi, color="grey", alpha=0.10, lw=0, label=f"far extrapolation (>{far_text(summary)})")
 
@@ -140,25 +138,17 @@ def _finish_plot(fig, ax, summary: dict, title: str) -> bytes:
     return _png(fig)
 
 
-def plot_class_curves(summary: dict, class_fits: dict) -> bytes | None:
+def plot_class_curves(summary: dict) -> bytes | None:
     """Per-class recall against sample size; the weakest classes when there are many."""
     classes = [c for c in summary["per_class"] if c["measured"]]
     if not classes:
         return None
-    classes.sort(key=lambda c: c["recall_at_largest"])
-    shown = classes[:MAX_CLASSES_PLOTTED]
+    shown = [summary["per_class"][i] for i in plotted_classes(c["recall_at_largest"] for c in summary["per_class"])]
     fig = Figure(figsize=(9.5, 5.2), dpi=100)
     ax = fig.add_subplot()
     xlo, xhi = _x_range(summary)
-    grid = np.geomspace(xlo, xhi, 200)
     for i, c in enumerate(shown):
-        color = f"C{i % 10}"
-        xs = [row["sample_size"] for row in c["measured"]]
-        ys = [row["mean"] for row in c["measured"]]
-        ax.plot(xs, ys, "o", color=color, ms=4, label=_mpl_text(c["class"], 30))
-        f = class_fits.get(c["class"])
-        if f is not None:
-            ax.plot(grid, np.asarray(f.predict(grid), float), lw=1.2, color=color, alpha=0.8)
+        _plot_class(ax, c, f"C{i % 10}")
     if summary["curve"] is not None:
         ax.axvspan(summary["curve"]["max_fitted_size"], xhi, color="grey", alpha=0.08, lw=0)
     ax.set_xscale("log")
@@ -178,17 +168,26 @@ def plot_class_curves(summary: dict, class_fits: dict) -> bytes | None:
     return _png(fig)
 
 
-def plot_comparison(summary: dict, fits: dict[str, Any]) -> bytes:
+def _plot_class(ax, c: dict, color: str) -> None:
+    """One class's mean recall per split and, when fitted, its curve."""
+    xs = [row["sample_size"] for row in c["measured"]]
+    ys = [row["mean"] for row in c["measured"]]
+    ax.plot(xs, ys, "o", color=color, ms=4, label=_mpl_text(c["class"], 30))
+    if c.get("grid"):
+        ax.plot(_values(c["grid"]["sizes"]), _values(c["grid"]["mean"]), lw=1.2, color=color, alpha=0.8)
+
+
+def plot_comparison(summary: dict) -> bytes:
     """Every variant's trials, means and fitted curve with its interval band, on one plot."""
     fig = Figure(figsize=(8, 4.8), dpi=90)
     ax = fig.add_subplot()
     sizes = [p["sample_size"] for p in summary["points"]] or [1.0]
-    xlo, xhi = min(sizes) / 1.5, max(sizes) * 4
-    grid = np.geomspace(xlo, xhi, 300)
+    grid = summary["comparison"]["grid"]
+    xlo, xhi = min(sizes) / 1.5, max(sizes) * COMPARISON_REACH
     scores = [p["score"] for p in summary["points"]] or [0.5]
     for i, entry in enumerate(summary["variants"]):
         if entry["summary"] is not None:
-            _plot_variant(ax, summary, entry, fits.get(entry["name"]), grid, f"C{i % 10}")
+            _plot_variant(ax, summary, entry, grid, f"C{i % 10}")
     crossed = False
     for c in summary["comparison"]["crossings"]:
         for x in c["fitted"]:
@@ -205,16 +204,17 @@ def plot_comparison(summary: dict, fits: dict[str, Any]) -> bytes:
     return _finish_plot(fig, ax, summary, title)
 
 
-def _plot_variant(ax, summary: dict, entry: dict, fit: Any, grid: np.ndarray, color: str) -> None:
-    """One variant's trials, its means and, with a fit, its curve and interval band."""
+def _plot_variant(ax, summary: dict, entry: dict, grid: dict, color: str) -> None:
+    """One variant's trials, its means and, with a curve, its curve and interval band."""
     vs = entry["summary"]
     pts = vs["points"]
     ax.scatter([p["sample_size"] for p in pts], [p["score"] for p in pts], s=10, alpha=0.35, color=color)
     ax.plot([r["sample_size"] for r in vs["per_size"]], [r["mean"] for r in vs["per_size"]], "s", color=color, ms=5)
     label = _mpl_text(entry["name"], 30)
-    if fit is None:
+    curve = grid["variants"].get(entry["name"])
+    if curve is None:
         ax.plot([], [], "s", color=color, label=f"{label} (no curve)")
         return
-    low, high = fit.interval(grid, level=interval_level(summary))
-    ax.fill_between(grid, np.asarray(low, float), np.asarray(high, float), color=color, alpha=0.15)
-    ax.plot(grid, np.asarray(fit.predict(grid), float), lw=2, color=color, label=f"{label} ({level_pct(summary)} band)")
+    sizes = _values(grid["sizes"])
+    ax.fill_between(sizes, _values(curve["low"]), _values(curve["high"]), color=color, alpha=0.15)
+    ax.plot(sizes, _values(curve["mean"]), lw=2, color=color, label=f"{label} ({level_pct(summary)} band)")

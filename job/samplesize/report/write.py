@@ -5,12 +5,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..errors import ConfigError, DataError
 from ..storage import Storage
+from ..summary import Summary, VariantsSummary, read_summary
+from ..text import terminal_safe
 from .html import render_comparison_html, render_html
 from .markdown import render_comparison_markdown, render_markdown
 from .plots import plot_class_curves, plot_comparison, plot_learning_curve
 
 REPORT_PREFIX = "report/"
+# A summary.json of thousands of classes and variants stays far below this.
+MAX_SUMMARY_BYTES = 64 * 2**20
 
 
 FILES = ("report.html", "learning_curve.png", "summary.json", "report.md")  # the page a reader opens first
@@ -19,16 +24,24 @@ FILES = ("report.html", "learning_curve.png", "summary.json", "report.md")  # th
 REPORT_FILES = tuple(REPORT_PREFIX + name for name in FILES)  # their keys under the sweep's output
 
 
-def write_report(storage: Storage, summary: dict[str, Any], *, fit: Any = None, class_fits: dict | None = None) -> list[str]:
-    """Write the four report files under `report/`; return their keys."""
-    curve_png = plot_learning_curve(summary, fit)
-    class_png = plot_class_curves(summary, class_fits or {})
-    return write_files(storage, summary, curve_png, render_html(summary, curve_png, class_png),
-                        render_markdown(summary))
+def write_report(storage: Storage, summary: Summary) -> list[str]:
+    """Write the four report files of a sweep without variants under `report/`, from the summary alone.
+
+    Args:
+        storage: the sweep's output (or wherever the report should go).
+        summary: the sweep's `Summary` (from `summarize.build_summary`, or read back with `Summary.from_json`).
+
+    Returns:
+        The keys written, `REPORT_FILES` in the order written.
+    """
+    doc = summary.to_json()
+    curve_png = plot_learning_curve(doc)
+    class_png = plot_class_curves(doc)
+    return write_files(storage, doc, curve_png, render_html(doc, curve_png, class_png), render_markdown(doc))
 
 
 def write_files(storage: Storage, summary: dict[str, Any], curve_png: bytes, page: str, text: str) -> list[str]:
-    """Write the plot, the HTML page, summary.json and the Markdown, in that order; return their keys."""
+    """Write the plot, the HTML page, summary.json and the Markdown, each once and in that order; return their keys."""
     files = {
         "learning_curve.png": curve_png,
         "report.html": page.encode("utf-8"),
@@ -41,8 +54,37 @@ def write_files(storage: Storage, summary: dict[str, Any], curve_png: bytes, pag
     return [REPORT_PREFIX + name for name in files]
 
 
-def write_comparison_report(storage: Storage, summary: dict[str, Any], fits: dict[str, Any]) -> list[str]:
-    """The report of a sweep with `variants`: the same four files, one curve per variant."""
-    curve_png = plot_comparison(summary, fits)
-    return write_files(storage, summary, curve_png, render_comparison_html(summary, curve_png),
-                        render_comparison_markdown(summary))
+def write_comparison_report(storage: Storage, summary: VariantsSummary) -> list[str]:
+    """The report of a sweep with `variants`: the same four files, one curve per variant (see `write_report`)."""
+    doc = summary.to_json()
+    curve_png = plot_comparison(doc)
+    return write_files(storage, doc, curve_png, render_comparison_html(doc, curve_png),
+                       render_comparison_markdown(doc))
+
+
+def rewrite_report(storage: Storage, summary: Summary | VariantsSummary) -> list[str]:
+    """Render the report of either kind of summary again (`samplesize report`); return the keys written."""
+    if isinstance(summary, VariantsSummary):
+        return write_comparison_report(storage, summary)
+    return write_report(storage, summary)
+
+
+def read_report_summary(source: Storage, key: str) -> Summary | VariantsSummary:
+    """The summary at `key` (a summary.json), checked like any file under an output: it may be malformed.
+
+    Raises:
+        ConfigError: there is no file at `key`.
+        DataError: the file is too large, or not a summary this version reads.
+    """
+    where = f"{source.uri.rstrip('/')}/{key}"
+    try:
+        data = source.read(key)
+    except FileNotFoundError:
+        raise ConfigError(f"no summary at {where}: run `samplesize aggregate` first, or pass --summary") from None
+    if len(data) > MAX_SUMMARY_BYTES:
+        raise DataError(f"{where} is {len(data)} bytes, far larger than any summary (at most {MAX_SUMMARY_BYTES})")
+    try:
+        return read_summary(json.loads(data.decode("utf-8")))
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        raise DataError(f"{where} is not a summary this samplesize can render ({terminal_safe(str(exc)[:200])}); "
+                        "re-run `samplesize aggregate` to write it again") from None
