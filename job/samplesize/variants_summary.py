@@ -76,13 +76,10 @@ def _variant_entry(cfg: SweepConfig, name: str, to_global: list[int], loaded: Lo
 
     `to_global` maps the variant's own trial numbers (its plan numbers them 0..n-1 in the sweep's
     order) to the sweep's indexes, which its summary names."""
-    from .config import variant_config
-    from .config.variants import describe
-
     local = {j: {**loaded.results[g], "index": j} for j, g in enumerate(to_global) if g in loaded.results}
     if not local:  # nothing finished yet for this variant: named, no curve
-        return {"name": name, "changes": describe(cfg, name), "summary": None}, None
-    summary, fit, _ = build_summary(variant_config(cfg, name), LoadedResults(results=local),
+        return {"name": name, "changes": cfg.variant(name).describe(), "summary": None}, None
+    summary, fit, _ = build_summary(cfg.trial_config(name), LoadedResults(results=local),
                                     n_bootstrap=n_bootstrap, output_uri=output_uri)
     for point in summary["points"]:
         point["index"] = to_global[point["index"]]
@@ -96,4 +93,4 @@ def _variant_entry(cfg: SweepConfig, name: str, to_global: list[int], loaded: Lo
                                len(to_global), job_state)
     summary.update(complete=not reasons, status="partial" if reasons else "complete", partial_reasons=reasons)
     summary["run"].update(config_hash=cfg.trial_hash(), variant=name)
-    return {"name": name, "changes": describe(cfg, name), "summary": summary}, fit
+    return {"name": name, "changes": cfg.variant(name).describe(), "summary": summary}, fit
