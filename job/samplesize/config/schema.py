@@ -116,8 +116,9 @@ class Variant:
     """One pipeline of a comparison sweep: a name and its overrides of trial keys.
 
     `overrides` holds only what the entry sets, as sections of plain values
-    (`{"model": {"backbone": ...}, "dataset": {"image_size": 32}}`); the
-    `variants` section below validates them and builds the variant's trial config.
+    (`{"model": {"backbone": ...}, "dataset": {"image_size": 32}}`);
+    `config` is the variant's trial config, which `build_config` builds and
+    checks once (read it with `SweepConfig.trial_config(name)`).
     """
 
     name: str
