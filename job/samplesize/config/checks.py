@@ -1,4 +1,4 @@
-"""Cross-field checks of a built config; each message names the key and what is allowed."""
+"""Checks of a built config: the bounds in LIMITS, then cross-field rules; each message names the key and what is allowed."""
 
 from __future__ import annotations
 
