@@ -99,7 +99,7 @@ def worker(kind: str, sets: list[str], index: int, weights_path: str | None) -> 
     from samplesize.training.runtime import configure_runtime
 
     spec = trial_spec(cfg, 0)
-    configure_runtime(cfg, spec.seed)
+    configure_runtime(cfg.training, spec.seed)
     data = prepare_dataset(cfg, storage, open_source(cfg.dataset, open_uri))
     if kind == "calibrate":
         clf = build_classifier(cfg.model, cfg.dataset.image_size, len(data.class_names), backbone_seed=cfg.seed,
@@ -113,7 +113,7 @@ def worker(kind: str, sets: list[str], index: int, weights_path: str | None) -> 
         clf = build_classifier(cfg.model, cfg.dataset.image_size, len(data.class_names),
                                backbone_seed=cfg.seed, head_seed=spec.seed, open_uri=open_uri)
         started = time.perf_counter()
-        _, _, note = trial_inputs(cfg, storage, data, clf)
+        note = trial_inputs(cfg, storage, data, clf).feature_cache
         return {"seconds": round(time.perf_counter() - started, 3), "note": note, "peak_rss_mb": _peak_rss_mb()}
     raise ValueError(kind)
 

@@ -67,7 +67,7 @@ def test_prepared_dataset_is_stored_once_and_reused(tmp_path, image_folder):
     again = prepare_dataset(cfg, storage, source)
     assert (tmp_path / "out" / key).stat().st_mtime_ns == stamp
     assert np.array_equal(first.pool_images, again.pool_images)
-    assert again.skipped["counts"] and first.pool_size + len(first.test_labels) == 36
+    assert again.skipped.counts and first.pool_size + len(first.test_labels) == 36
 
 
 def test_pool_facts_are_stored_beside_the_prepared_copy_for_plan(tmp_path, image_folder):

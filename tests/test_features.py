@@ -134,7 +134,9 @@ def test_training_from_the_cache_matches_training_the_whole_network(images):
             fine = PhaseInputs(fine_tune_model(clf, boundary), arrays["pool_boundary"], None, "boundary")
         else:
             head = fine = PhaseInputs(clf.model, x, None, "pixels")
-        train_classifier(clf, cfg.training, cfg.model.fine_tune_from, head, fine, train_idx, val_idx, y, N_CLASSES, seed=3, progress=seen.append)
+        train_classifier(clf, head, fine, training=cfg.training, fine_tune_from=cfg.model.fine_tune_from,
+                         train_idx=train_idx, val_idx=val_idx, pool_labels=y, n_classes=N_CLASSES, seed=3,
+                         progress=seen.append)
         losses.append([e["loss"] for e in seen])
         probabilities.append(clf.model.predict(x.astype("float32"), verbose=0))  # the full model holds the trained head
     assert len(losses[0]) == 4

@@ -27,10 +27,10 @@ def test_a_built_result_is_read_back_as_usable(tmp_path):
         clock=(0.0, 1.0, 3.5, 4.0), feature_cache="off: test", accelerator="CPU",
         runtime={"tensorflow_version": "2.x", "gpu_model": None},
     )
-    assert result["timings"] == {"load_s": 1.0, "train_s": 2.5, "evaluate_s": 0.5, "total_s": 4.0}
-    assert result["pool_size"] == 1000 and result["test_size"] == 250 and result["dataset_key"] == data.key
+    assert result.timings == {"load_s": 1.0, "train_s": 2.5, "evaluate_s": 0.5, "total_s": 4.0}
+    assert result.pool_size == 1000 and result.test_size == 250 and result.dataset_key == data.key
     storage = LocalStorage(tmp_path)
     assert write_result(storage, result)
     loaded = load_results(cfg, storage)
     assert loaded.problems == []
-    assert loaded.results[3] == json.loads(encode_result(result))
+    assert loaded.results[3] == json.loads(encode_result(result.to_json()))

@@ -12,7 +12,7 @@ from fake_sweep import BOOT, fake_result, make_cfg, write_sweep
 from samplesize.aggregate import aggregate
 from samplesize.summarize import build_summary
 from samplesize.curves import compare_curves
-from samplesize.config import build_config, variant_config
+from samplesize.config import build_config
 from samplesize.curves import fit_learning_curve
 from samplesize.data import prepare_dataset
 from samplesize.errors import ConfigError
@@ -34,7 +34,7 @@ def variant_cfg(**overrides):
 def test_variant_overrides_make_each_variants_trial_config():
     cfg = make_cfg(variants=[{"name": "a", "model": {"dropout": 0.5}},
                              {"name": "b", "training": {"augment": "static"}, "dataset": {"image_size": 24}}])
-    a, b = variant_config(cfg, "a"), variant_config(cfg, "b")
+    a, b = cfg.trial_config("a"), cfg.trial_config("b")
     assert (a.model.dropout, a.dataset.image_size, a.training.augment) == (0.5, 16, "none")
     assert (b.model.dropout, b.dataset.image_size, b.training.augment) == (0.2, 24, "static")
     assert a.variants == () and a.splits == cfg.splits and a.seed == cfg.seed
@@ -110,7 +110,7 @@ def test_every_variant_draws_the_same_images_for_a_split_and_repetition(tmp_path
     storage = LocalStorage(tmp_path)
     drawn = {}
     for spec in all_trials(cfg):
-        data = prepare_dataset(variant_config(cfg, spec.variant), storage)  # 8 px and 16 px copies of one pool
+        data = prepare_dataset(cfg.trial_config(spec.variant), storage)  # 8 px and 16 px copies of one pool
         indexes = draw_subsample(data.pool_labels, spec.split, spec.seed, cfg.sampling, len(data.class_names))
         drawn.setdefault((spec.split, spec.repetition), []).append((data.key, data.pool_labels, indexes))
     for pair in drawn.values():
@@ -323,7 +323,7 @@ def test_each_variant_gets_its_own_feature_cache_unless_only_its_training_differ
     ])
 
     def key(name):
-        vcfg = variant_config(cfg, name)
+        vcfg = cfg.trial_config(name)
         return feature_cache_key(vcfg, prepared_key(vcfg), f"none:seed={vcfg.seed}", None, "float32")
 
     keys = {v.name: key(v.name) for v in cfg.variants}

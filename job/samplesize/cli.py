@@ -195,18 +195,15 @@ def _stored_pool(cfg: SweepConfig, storage: Storage) -> PoolFacts | None:
     Every variant shares the pool (its labels and order), so the first variant's copy sizes them all.
     """
     from .data import open_source, read_pool_facts
-    from .config import variant_config
 
-    return read_pool_facts(variant_config(cfg, trial_spec(cfg, 0).variant), storage,
-                           open_source(cfg.dataset, open_uri))
+    return read_pool_facts(cfg.trial_config(trial_spec(cfg, 0).variant), storage, open_source(cfg.dataset, open_uri))
 
 
 def _prepared_trials(cfg: SweepConfig, storage: Storage, source: Storage | None) -> list[tuple[TrialSpec, int]]:
     """Every trial with its sample size; prepares the dataset first, once, before trials race for it."""
     from .data import prepare_dataset
-    from .config import variant_config
 
-    data = prepare_dataset(variant_config(cfg, trial_spec(cfg, 0).variant), storage, source)
+    data = prepare_dataset(cfg.trial_config(trial_spec(cfg, 0).variant), storage, source)
     return planned_trials(cfg, data.pool_size, len(data.class_names))
 
 
@@ -242,8 +239,6 @@ def _print_plan(cfg: SweepConfig, rows: list[dict]) -> None:
 
 def _print_variant_plan(cfg: SweepConfig, rows: list[dict]) -> None:
     """The plan with a variant column; the same seed (subsample) recurs in every variant."""
-    from .config.variants import describe
-
     width = max(7, *(len(v.name) for v in cfg.variants))
     print(f"{'index':>5}  {'variant':<{width}}  {'split':>6}  {'repetition':>10}  {'sample_size':>11}  {'seed':>10}")
     for r in rows:
@@ -253,7 +248,7 @@ def _print_variant_plan(cfg: SweepConfig, rows: list[dict]) -> None:
     print(f"{len(rows)} trials = {len(cfg.all_splits)} splits x {cfg.repetitions} repetitions x {len(cfg.variants)} "
           f"variants (paired: each subsample is trained in every variant); output: {cfg.output_uri}")
     for v in cfg.variants:
-        print(f"  {v.name}: {describe(cfg, v.name)}")
+        print(f"  {v.name}: {v.describe()}")
 
 
 def cmd_prepare(args, cfg: SweepConfig, storage: Storage) -> int:
@@ -263,11 +258,10 @@ def cmd_prepare(args, cfg: SweepConfig, storage: Storage) -> int:
         return _prepare_variants(cfg, storage)
     data = prepare_dataset(cfg, storage, open_source(cfg.dataset, open_uri))
     _warn_other_data(storage, data.key)
-    counts = data.skipped["counts"]
-    reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items()))
+    reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(data.skipped.counts.items()))
     print(f"prepared {data.key}: pool {data.pool_size}, test {len(data.test_labels)}, "
-          f"{len(data.class_names)} classes; skipped files: {sum(counts.values())}" + (f" ({reasons})" if reasons else ""))
-    for example in data.skipped["examples"]:
+          f"{len(data.class_names)} classes; skipped files: {data.skipped.total}" + (f" ({reasons})" if reasons else ""))
+    for example in data.skipped.examples:
         print(f"  skipped {example}")
     return EXIT_OK
 
@@ -275,12 +269,11 @@ def cmd_prepare(args, cfg: SweepConfig, storage: Storage) -> int:
 def _prepare_variants(cfg: SweepConfig, storage: Storage) -> int:
     """One prepared copy per distinct image size and augmentation among the variants."""
     from .data import open_source, prepare_dataset
-    from .config.load import variant_configs
 
     keys = set()
     source = open_source(cfg.dataset, open_uri)  # variants share the source
-    for name, vcfg in variant_configs(cfg).items():
-        data = prepare_dataset(vcfg, storage, source)
+    for name in cfg.variant_names:
+        data = prepare_dataset(cfg.trial_config(name), storage, source)
         keys.add(data.key)
         print(f"variant {name}: prepared {data.key}: pool {data.pool_size}, test {len(data.test_labels)}, "
               f"{len(data.class_names)} classes")
@@ -317,10 +310,10 @@ def cmd_trial(args, cfg: SweepConfig, storage: Storage) -> int:
     if not outcome.written:
         print(f"trial {index}: a result already exists at {storage.uri}/{result_key(index)}; nothing to do")
         return EXIT_OK
-    r = outcome.result
-    variant = f"variant {r['variant']}, " if "variant" in r else ""
-    print(f"trial {index}: {variant}split {r['split']} repetition {r['repetition']}, sample size {r['sample_size']}: "
-          f"{cfg.metric} {r['metrics'][cfg.metric]} in {r['timings']['total_s']:.1f}s -> {storage.uri}/{result_key(index)}")
+    r = outcome.trial
+    variant = f"variant {r.variant}, " if r.variant is not None else ""
+    print(f"trial {index}: {variant}split {r.split} repetition {r.repetition}, sample size {r.sample_size}: "
+          f"{cfg.metric} {r.metrics[cfg.metric]} in {r.timings['total_s']:.1f}s -> {storage.uri}/{result_key(index)}")
     return EXIT_OK
 
 
@@ -329,11 +322,10 @@ def cmd_run(args, cfg: SweepConfig, storage: Storage) -> int:
 
     _refuse_foreign_results(cfg, storage)
     from .data import open_source, prepared_key
-    from .config.load import variant_configs
 
     source = open_source(cfg.dataset, open_uri)  # variants share the source
     trials = _prepared_trials(cfg, storage, source)
-    _warn_other_data(storage, frozenset(prepared_key(v, source) for v in variant_configs(cfg).values()))
+    _warn_other_data(storage, frozenset(prepared_key(cfg.trial_config(name), source) for name in cfg.variant_names))
     storage.write("sweep.yaml", cfg.to_yaml().encode())
     print(f"sweep {cfg.name}: {len(trials)} trials, {args.workers} worker(s), output {cfg.output_uri}", file=sys.stderr)
     failed = run_sweep(cfg, storage, trials, args.workers)
@@ -375,10 +367,10 @@ def _aggregate(args, cfg: SweepConfig, storage: Storage, failed_indexes, job_sta
     aggregate(cfg, storage, failed_indexes=failed_indexes, job_state=job_state,
               **({} if boot is None else {"n_bootstrap": boot}))
     try:
-        print(storage.read("report/report.md").decode("utf-8"))
+        print(storage.read(_report_key("report.md")).decode("utf-8"))
     except FileNotFoundError:
         pass
-    print(f"report: {storage.uri.rstrip('/')}/report/report.html", file=sys.stderr)
+    print(f"report: {storage.uri.rstrip('/')}/{_report_key('report.html')}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -407,39 +399,47 @@ def cmd_status(args, cfg: SweepConfig, storage: Storage) -> int:
     from .report import REPORT_FILES
     from .results import load_results
 
+    summary_key = _report_key("summary.json")
     loaded = load_results(cfg, storage)
     report = [k for k in REPORT_FILES if storage.exists(k)]
-    print(f"sweep {cfg.name} at {cfg.output_uri}: {len(loaded.results)}/{cfg.trial_count} trials finished")
+    print(f"sweep {cfg.name} at {cfg.output_uri}: {len(loaded.trials)}/{cfg.trial_count} trials finished")
     if loaded.missing:
         print(f"missing indexes: {index_ranges(loaded.missing)}")
     if loaded.problems:
         print(f"{len(loaded.problems)} result file(s) rejected, not counted as finished:")
         for problem in loaded.problems[:10]:
             print(f"  {problem}")
-    stale = _stale_report(cfg, storage, loaded.results) if "report/summary.json" in report else None
+    stale = _stale_report(cfg, storage, summary_key, set(loaded.trials)) if summary_key in report else None
     if not report:
         print("report: not written yet")
     elif stale:
         print(f"report: present but stale ({stale}); run `samplesize aggregate` again")
     else:
         print(f"report: present ({', '.join(report)})")
-    if args.require_report and ("report/summary.json" not in report or stale):
+    if args.require_report and (summary_key not in report or stale):
         return 1
     return EXIT_OK
 
 
-def _stale_report(cfg: SweepConfig, storage: Storage, results: dict) -> str | None:
-    """Why report/summary.json does not describe the usable results of this sweep, or None."""
+def _report_key(name: str) -> str:
+    """The storage key of the report file `name` (one of `report.REPORT_FILES`)."""
+    from .report import REPORT_FILES
+
+    return next(key for key in REPORT_FILES if key.rsplit("/", 1)[-1] == name)
+
+
+def _stale_report(cfg: SweepConfig, storage: Storage, summary_key: str, usable: set[int]) -> str | None:
+    """Why the summary at `summary_key` does not describe this sweep's usable results (their indexes), or None."""
     try:
-        summary = json.loads(storage.read("report/summary.json"))
+        summary = json.loads(storage.read(summary_key))
         config_hash = summary["run"]["config_hash"]
         used = sorted(int(p["index"]) for p in summary["points"])
     except (FileNotFoundError, ValueError, RecursionError, KeyError, TypeError):
         return "report/summary.json is unreadable"
     if config_hash != cfg.trial_hash():
         return "it was written for another configuration"
-    if used != sorted(results):
-        return f"it used {len(used)} results, {len(results)} are usable now"
+    if used != sorted(usable):
+        return f"it used {len(used)} results, {len(usable)} are usable now"
     return None
 
 

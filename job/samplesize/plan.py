@@ -27,7 +27,6 @@ import numpy as np
 from .config import SweepConfig
 from .errors import ConfigError
 from .sampling import refuse_equal_sample_sizes, sample_size
-from .config.variants import variant_names
 
 
 @dataclass(frozen=True)
@@ -64,7 +63,7 @@ def trial_spec(cfg: SweepConfig, index: int) -> TrialSpec:
             f"trial index {index} is out of range: this sweep has {cfg.trial_count} trials "
             f"(indexes 0..{cfg.trial_count - 1}); check completions in the Job against the config"
         )
-    names = variant_names(cfg)
+    names = cfg.variant_names
     block, repetition = divmod(index, cfg.repetitions)
     split_position, variant_position = divmod(block, len(names))
     split = ordered_splits(cfg)[split_position]

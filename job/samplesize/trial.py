@@ -11,75 +11,81 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from .config import SweepConfig, variant_config
+from .config import SweepConfig
 from .data import open_source, prepare_dataset
 from .plan import trial_spec
-from .results import TRIALS_PREFIX, build_result, refuse_foreign_result, result_key, trial_identity, write_result
+from .results import TRIALS_PREFIX, TrialResult, build_result, refuse_foreign_result, result_key, trial_identity, write_result
 from .sampling import draw_subsample, refuse_equal_sample_sizes, sample_size, split_validation
 from .storage import Storage, open_storage
-from .training.runtime import configure_runtime, require_gpu, runtime_versions
+from .training import configure_runtime, require_gpu, runtime_versions, train_and_score
 
 
 @dataclass
 class TrialOutcome:
     index: int
     written: bool  # False: a result already existed (now or by the time we finished)
-    result: dict | None
+    trial: TrialResult | None  # the result this call wrote; None when it wrote none
+
+    @property
+    def result(self) -> dict[str, Any] | None:
+        """The written result as its JSON object."""
+        return self.trial.to_json() if self.trial is not None else None
 
 
-def run_trial(cfg: SweepConfig, index: int, storage: Storage, progress=None, expect_gpu: bool = False,
+def run_trial(sweep: SweepConfig, index: int, storage: Storage, progress=None, expect_gpu: bool = False,
               open_uri: Callable[[str], Storage] = open_storage) -> TrialOutcome:
-    """Run trial `index` of the sweep and write its result; skip if it exists.
+    """Run trial `index` of the sweep and write its result; skip it when a result exists.
 
-    A result of another config at the index raises ConfigError, and with
-    `expect_gpu` a trial that sees no GPU raises TransientError before loading data.
-    `open_uri` opens the dataset folder and a gs:// weights file (the CLI's
-    opener configures GCS from the environment).
+    Args:
+        sweep: the sweep's config; the trial trains with its variant's trial config.
+        index: the trial to run (`plan.trial_spec`).
+        storage: the sweep's output.
+        progress: called with each epoch's event. Defaults to None (silent).
+        expect_gpu: refuse to train without a GPU. Defaults to False.
+        open_uri: opens the dataset folder and a gs:// weights file. Defaults to
+            `open_storage` (the CLI passes an opener that configures GCS from the environment).
+
+    Returns:
+        A `TrialOutcome`; `written` is False when a result of this config already existed.
+
+    Raises:
+        ConfigError: when the index is out of range, or a result of another config is at the index.
+        TransientError: with `expect_gpu`, when no GPU is seen (before any data is loaded).
+        DataError: when the dataset or a stored cache is unusable.
     """
-    spec = trial_spec(cfg, index)
-    sweep, cfg = cfg, variant_config(cfg, spec.variant)  # the variant's model and training; the sweep's identity
+    spec = trial_spec(sweep, index)
+    trial_cfg = sweep.trial_config(spec.variant)  # the variant's model and training; the sweep's identity
+    identity = trial_identity(sweep, spec)
+    config_hash = identity["config_hash"]
     if storage.exists(result_key(index)):
-        refuse_foreign_result(storage, sweep, index)
+        refuse_foreign_result(storage, config_hash, index)
         return TrialOutcome(index, False, None)
     storage.check_writable(TRIALS_PREFIX)  # fail now, not after training, when the result cannot be written
     started = time.perf_counter()
-    accelerator = configure_runtime(cfg, spec.seed)
+    accelerator = configure_runtime(trial_cfg.training, spec.seed)
     if expect_gpu:
         require_gpu(accelerator)
-    data = prepare_dataset(cfg, storage, open_source(cfg.dataset, open_uri))
+    data = prepare_dataset(trial_cfg, storage, open_source(trial_cfg.dataset, open_uri))
     n_classes = len(data.class_names)
-    refuse_equal_sample_sizes(cfg.all_splits, data.pool_size, n_classes, cfg.sampling)
-    drawn = draw_subsample(data.pool_labels, spec.split, spec.seed, cfg.sampling, n_classes)
-    train_idx, val_idx = split_validation(drawn, data.pool_labels, cfg.training.validation_fraction, spec.seed,
+    refuse_equal_sample_sizes(sweep.all_splits, data.pool_size, n_classes, sweep.sampling)
+    drawn = draw_subsample(data.pool_labels, spec.split, spec.seed, sweep.sampling, n_classes)
+    train_idx, val_idx = split_validation(drawn, data.pool_labels, trial_cfg.training.validation_fraction, spec.seed,
                                           data.class_names, spec.split)
     loaded = time.perf_counter()
-
-    from .training.evaluate import score_predictions
-    from .training.models import build_classifier
-    from .training.phases import trial_inputs
-    from .training.train import predict_probabilities, train_classifier
-
-    augment_seed = spec.seed if cfg.training.augment == "online" else None
-    # The backbone comes from the sweep seed, so all trials share one frozen base (and its cached features).
-    clf = build_classifier(cfg.model, cfg.dataset.image_size, n_classes, online_augment_seed=augment_seed,
-                           backbone_seed=cfg.seed, head_seed=spec.seed, open_uri=open_uri)
-    head, fine_tune, cache_note = trial_inputs(cfg, storage, data, clf)
-    epochs, final = train_classifier(clf, cfg.training, cfg.model.fine_tune_from, head, fine_tune, train_idx, val_idx,
-                                     data.pool_labels, n_classes, spec.seed, progress)
-    trained = time.perf_counter()
-    probabilities = predict_probabilities(final.model, final.test, cfg.training.batch_size)
-    metrics, confusion = score_predictions(probabilities, data.test_labels, data.class_names)
+    trained = train_and_score(trial_cfg, data, train_idx, val_idx, seed=spec.seed, storage=storage,
+                              open_uri=open_uri, progress=progress)
     done = time.perf_counter()
 
     result = build_result(
-        trial_identity(sweep, spec), data,
-        sample_size=sample_size(spec.split, spec.seed, data.pool_size, n_classes, cfg.sampling),
-        train_size=len(train_idx), validation_size=len(val_idx), metrics=metrics, confusion=confusion,
-        epochs=epochs, clock=(started, loaded, trained, done), feature_cache=cache_note,
+        identity, data,
+        sample_size=sample_size(spec.split, spec.seed, data.pool_size, n_classes, sweep.sampling),
+        train_size=len(train_idx), validation_size=len(val_idx), metrics=trained.metrics, confusion=trained.confusion,
+        epochs=trained.epochs, clock=(started, loaded, trained.trained_at, done), feature_cache=trained.feature_cache,
         accelerator=accelerator, runtime=runtime_versions(),
     )
     written = write_result(storage, result)
     if not written:
-        refuse_foreign_result(storage, sweep, index)  # another pod got there first: with this config?
+        refuse_foreign_result(storage, config_hash, index)  # another pod got there first: with this config?
     return TrialOutcome(index, written, result if written else None)

@@ -6,8 +6,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .config import SweepConfig, variant_config
-from .config.variants import describe
+from .config import SweepConfig
 from .curves import DEFAULT_BOOTSTRAP, LEVEL, compare_curves
 from .plan import trial_spec
 from .plot_layout import COMPARISON_REACH, CURVE_GRID_POINTS
@@ -76,19 +75,19 @@ def _variant_entry(cfg: SweepConfig, name: str, specs: dict, loaded: LoadedResul
     mine = [i for i in sorted(specs) if specs[i].variant == name]
     results = {i: loaded.results[i] for i in mine if i in loaded.results}
     if not results:  # nothing finished yet for this variant: named, no curve
-        return VariantEntry(name=name, changes=describe(cfg, name), summary=None), None
+        return VariantEntry(name=name, changes=cfg.variant(name).describe(), summary=None), None
     missing = [i for i in loaded.missing if i in mine]
     failed = [i for i in sweep.trials.failed if i in mine]
     job_state = sweep.trials.job_state
     reasons = partial_reasons(missing, [i for i in failed if i not in loaded.results], len(mine), job_state)
-    variant_cfg = variant_config(cfg, name)
+    variant_cfg = cfg.trial_config(name)
     head = Head(complete=not reasons, partial_reasons=reasons, metric=variant_cfg.metric, level=LEVEL,
                 trials=Trials(expected=len(mine), usable=len(results), missing=missing, failed=failed,
                               rejected=[], job_state=job_state))
     # The sweep's summary carries the PARTIAL warning and the rejected files once, not once per variant.
     pipeline = Pipeline(variant_cfg, results, specs, head, warnings=[], config_hash=cfg.trial_hash(), variant=name)
     summary, fit = pipeline_summary(pipeline, n_bootstrap=n_bootstrap, output_uri=output_uri)
-    return VariantEntry(name=name, changes=describe(cfg, name), summary=summary), fit
+    return VariantEntry(name=name, changes=cfg.variant(name).describe(), summary=summary), fit
 
 
 def _comparison_grid(fits: dict[str, Any], sizes: list[float]) -> dict:

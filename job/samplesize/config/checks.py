@@ -1,4 +1,4 @@
-"""Cross-field checks of a built config; each message names the key and what is allowed."""
+"""Checks of a built config: the bounds in LIMITS, then cross-field rules; each message names the key and what is allowed."""
 
 from __future__ import annotations
 
@@ -52,30 +52,29 @@ def check_config(cfg: SweepConfig) -> None:
         raise ConfigError(f"name: {cfg.name!r} must be 1-63 letters, digits, '.', '_' or '-' (it names folders and Jobs)")
     _check_dataset(cfg.dataset)
     _check_splits(cfg)
+    _check_limits(cfg)
     _check_sweep(cfg)
     _check_model(cfg.model, cfg.dataset.image_size)
     _check_training(cfg.training)
-    _check_limits(cfg)
+    _check_trial_count(cfg)
     _check_seed_steps(cfg)
     _check_output(cfg.output_uri)
 
 
-def _check_dataset(ds: DatasetConfig) -> None:
-    kind = ds.kind if ":" in ds.source else ""
+def _check_dataset(dataset: DatasetConfig) -> None:
+    kind = dataset.kind if ":" in dataset.source else ""
     _one_of("dataset.source (the part before ':')", kind, SOURCE_KINDS)
-    if not ds.location:
-        raise ConfigError(f"dataset.source: {ds.source!r} names no dataset; write builtin:digits, folder:<path> or tfds:<name>")
+    if not dataset.location:
+        raise ConfigError(
+            f"dataset.source: {dataset.source!r} names no dataset; write builtin:digits, folder:<path> or tfds:<name>"
+        )
     if kind == "builtin":
-        _one_of("dataset.source builtin name", ds.location, BUILTIN_DATASETS)
-    _in_range("dataset.test_fraction", ds.test_fraction, 0, 1, low_open=True, high_open=True)
-    if not 8 <= ds.image_size <= 1024:
-        raise ConfigError(f"dataset.image_size: {ds.image_size} is outside [8, 1024] pixels")
+        _one_of("dataset.source builtin name", dataset.location, BUILTIN_DATASETS)
+    _in_range("dataset.test_fraction", dataset.test_fraction, 0, 1, low_open=True, high_open=True)
 
 
 def _check_splits(cfg: SweepConfig) -> None:
     """Splits and backtest splits: fractions in (0, 1], each unique, the two lists disjoint."""
-    if not cfg.splits:
-        raise ConfigError("splits: the list is empty; give at least two fractions in (0, 1], for example [0.1, 0.25, 0.5]")
     for key, values in (("splits", cfg.splits), ("backtest_splits", cfg.backtest_splits)):
         for v in values:
             _in_range(key, v, 0, 1, low_open=True, high_open=False)
@@ -88,11 +87,7 @@ def _check_splits(cfg: SweepConfig) -> None:
 
 
 def _check_sweep(cfg: SweepConfig) -> None:
-    """Repetitions, seed, sampling and what the report is asked for."""
-    if cfg.repetitions < 1:
-        raise ConfigError(f"repetitions: {cfg.repetitions} must be at least 1")
-    if cfg.seed < 0:
-        raise ConfigError(f"seed: {cfg.seed} must be zero or positive")
+    """Sampling and what the report is asked for."""
     _one_of("sampling", cfg.sampling, SAMPLING_MODES)
     _one_of("metric", cfg.metric, METRICS)
     for t in cfg.targets:
@@ -100,61 +95,67 @@ def _check_sweep(cfg: SweepConfig) -> None:
     for n in cfg.predict_at:
         if n < 1:
             raise ConfigError(f"predict_at: {n} must be a positive sample size")
+        if n > MAX_PREDICT_AT:
+            raise ConfigError(f"predict_at: {n} is too large; at most {MAX_PREDICT_AT} is allowed")
 
 
-def _check_model(m: ModelConfig, image_size: int) -> None:
-    _one_of("model.backbone", m.backbone, BACKBONE_NAMES)
-    if m.backbone in APPLICATIONS and image_size < APPLICATIONS[m.backbone].min_size:
+def _check_model(model: ModelConfig, image_size: int) -> None:
+    _one_of("model.backbone", model.backbone, BACKBONE_NAMES)
+    if model.backbone in APPLICATIONS and image_size < APPLICATIONS[model.backbone].min_size:
         raise ConfigError(
-            f"dataset.image_size: {image_size} is too small for model.backbone {m.backbone}; "
-            f"use at least {APPLICATIONS[m.backbone].min_size}"
+            f"dataset.image_size: {image_size} is too small for model.backbone {model.backbone}; "
+            f"use at least {APPLICATIONS[model.backbone].min_size}"
         )
-    if m.backbone == SMALL_CNN and m.weights == "imagenet":
+    if model.backbone == SMALL_CNN and model.weights == "imagenet":
         raise ConfigError("model.weights: 'imagenet' has no meaning for small_cnn; use none or a weights file")
-    if m.backbone == SMALL_CNN and m.fine_tune_from:
+    if model.backbone == SMALL_CNN and model.fine_tune_from:
         raise ConfigError(
-            f"model.fine_tune_from: {m.fine_tune_from!r} has no meaning for small_cnn, which trains every layer "
+            f"model.fine_tune_from: {model.fine_tune_from!r} has no meaning for small_cnn, which trains every layer "
             f"in one phase; remove it or choose a keras.applications backbone"
         )
-    if not m.weights:
+    if not model.weights:
         raise ConfigError("model.weights: empty; use imagenet, none, or a path or gs:// URI to a weights file")
-    _in_range("model.dropout", m.dropout, 0, 1, low_open=False, high_open=True)
+    _in_range("model.dropout", model.dropout, 0, 1, low_open=False, high_open=True)
 
 
-def _check_training(t: TrainingConfig) -> None:
-    for key in ("head_epochs", "batch_size", "patience"):
-        if getattr(t, key) < 1:
-            raise ConfigError(f"training.{key}: {getattr(t, key)} must be at least 1")
-    if t.fine_tune_epochs < 0:
-        raise ConfigError(f"training.fine_tune_epochs: {t.fine_tune_epochs} must be zero or more")
+def _check_training(training: TrainingConfig) -> None:
     for key in ("learning_rate", "fine_tune_learning_rate"):
-        _in_range(f"training.{key}", getattr(t, key), 0, 1, low_open=True, high_open=False)
-    _in_range("training.validation_fraction", t.validation_fraction, 0, 1, low_open=True, high_open=True)
-    _one_of("training.augment", t.augment, AUGMENT_MODES)
-    _one_of("training.feature_cache", t.feature_cache, FEATURE_CACHE_MODES)
-    _one_of("training.mixed_precision", t.mixed_precision, MIXED_PRECISION_MODES)
+        _in_range(f"training.{key}", getattr(training, key), 0, 1, low_open=True, high_open=False)
+    _in_range("training.validation_fraction", training.validation_fraction, 0, 1, low_open=True, high_open=True)
+    _one_of("training.augment", training.augment, AUGMENT_MODES)
+    _one_of("training.feature_cache", training.feature_cache, FEATURE_CACHE_MODES)
+    _one_of("training.mixed_precision", training.mixed_precision, MIXED_PRECISION_MODES)
 
 
 def _check_limits(cfg: SweepConfig) -> None:
-    """Upper bounds on counts (see LIMITS): a stray digit must fail at load, not after minutes."""
-    for dotted, (_, high) in LIMITS.items():
+    """Every bound in LIMITS: a count (or a list's length) below its least, or a stray digit past its most."""
+    for dotted, (low, high) in LIMITS.items():
         value: Any = cfg
         for part in dotted.split("."):
             value = getattr(value, part)
         if isinstance(value, tuple):
-            if len(value) > high:
-                raise ConfigError(f"{dotted}: {len(value)} entries; at most {high} are allowed")
+            _check_length(dotted, len(value), low, high)
+        elif value < low:
+            raise ConfigError(f"{dotted}: {value} must be {'zero or more' if low == 0 else f'at least {low}'}")
         elif value > high:
             raise ConfigError(f"{dotted}: {value} is too large; at most {high} is allowed")
+
+
+def _check_length(dotted: str, n: int, low: int, high: int) -> None:
+    if n < low:
+        shown = "the list is empty" if n == 0 else f"{n} entries"
+        raise ConfigError(f"{dotted}: {shown}; give at least {low} entr{'y' if low == 1 else 'ies'}")
+    if n > high:
+        raise ConfigError(f"{dotted}: {n} entries; at most {high} are allowed")
+
+
+def _check_trial_count(cfg: SweepConfig) -> None:
     if cfg.trial_count > MAX_TRIALS:
         per = f" x {len(cfg.variants)} variants" if cfg.variants else ""
         raise ConfigError(
             f"repetitions: {len(cfg.all_splits)} splits x {cfg.repetitions} repetitions{per} = {cfg.trial_count} trials; "
             f"at most {MAX_TRIALS} (an Indexed Job's limit) are allowed"
         )
-    for n in cfg.predict_at:
-        if n > MAX_PREDICT_AT:
-            raise ConfigError(f"predict_at: {n} is too large; at most {MAX_PREDICT_AT} is allowed")
 
 
 def _check_seed_steps(cfg: SweepConfig) -> None:

@@ -9,20 +9,33 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, get_args, get_origin, get_type_hints
 
 import yaml
 
 from ..errors import ConfigError
 from .checks import check_config
-from .schema import DatasetConfig, ModelConfig, SweepConfig, TrainingConfig
-from .variants import parse_variants, variant_names
+from .schema import DatasetConfig, ModelConfig, SweepConfig, TrainingConfig, Variant
+from .variants import parse_variants
 
 
 def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> SweepConfig:
-    """Read `path` (or nothing: the demo), apply `--set key=value` overrides, validate."""
+    """Read a sweep config, apply `--set` overrides, and validate it (see `build_config`).
+
+    Args:
+        path: the `sweep.yaml` to read. Defaults to None: the built-in demo sweep.
+        overrides: `dotted.key=yaml-value` items, applied in order. Defaults to none.
+
+    Returns:
+        The validated, frozen `SweepConfig`; the trial configs of its variants are built with it.
+
+    Raises:
+        ConfigError: when the file is missing, not UTF-8 or not plain YAML, an override is
+            malformed, or a value is out of bounds; the message names the key to fix.
+    """
     raw: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
@@ -110,12 +123,37 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
 
 
 def build_config(raw: dict[str, Any]) -> SweepConfig:
-    """Turn a raw mapping into a validated SweepConfig."""
-    values = _convert_section(SweepConfig, raw, prefix="")
-    cfg = SweepConfig(**values)
+    """Turn a raw mapping into a validated SweepConfig, with every variant's trial config built once.
+
+    Args:
+        raw: the parsed `sweep.yaml` with overrides applied; a missing key takes its default.
+
+    Returns:
+        The frozen config. With `variants`, each `Variant.config` holds that
+        variant's checked trial config (`SweepConfig.trial_config(name)`).
+
+    Raises:
+        ConfigError: naming the first bad key (for a variant: its index and name) and what is allowed.
+    """
+    cfg = SweepConfig(**_convert_section(SweepConfig, raw, prefix=""))
     check_config(cfg)
-    _check_variants(cfg)
-    return cfg
+    if not cfg.variants:
+        return cfg
+    built = tuple(dataclasses.replace(v, config=_variant_trial_config(cfg, i, v)) for i, v in enumerate(cfg.variants))
+    return dataclasses.replace(cfg, variants=built)
+
+
+def _variant_trial_config(cfg: SweepConfig, index: int, variant: Variant) -> SweepConfig:
+    """The sweep's config with the variant's overrides and no `variants`; raises ConfigError naming the variant."""
+    try:
+        sections = {name: dataclasses.replace(getattr(cfg, name),
+                                              **_convert_section(_SECTIONS[name], values, name + "."))
+                    for name, values in variant.overrides.items()}
+        trial = dataclasses.replace(cfg, variants=(), **sections)
+        check_config(trial)
+    except ConfigError as exc:
+        raise ConfigError(f"variants[{index}] ({variant.name}): {exc}") from None
+    return trial
 
 
 # Keys whose string values YAML 1.1 turns into booleans when unquoted (`feature_cache: off`).
@@ -138,7 +176,7 @@ def _convert_section(cls: type, raw: Any, prefix: str) -> dict[str, Any]:
         elif name in _SECTIONS and cls is SweepConfig:
             out[name] = _SECTIONS[name](**_convert_section(_SECTIONS[name], value or {}, key + "."))
         else:
-            out[name] = _coerce(key, fields[name], value)
+            out[name] = _coerce(key, cls, name, value)
     return out
 
 
@@ -152,28 +190,33 @@ def _refuse_unknown_keys(raw: dict, fields: dict[str, Any], prefix: str) -> None
         raise ConfigError(f"unknown key {prefix}{key}{did} Allowed keys here: {', '.join(fields)}")
 
 
-def _coerce(key: str, f: dataclasses.Field, value: Any) -> Any:
-    """Coerce a YAML value to the field's declared type, or raise naming the key."""
-    t = str(f.type)
-    if "tuple[float" in t:
-        return tuple(_number(key, v, float) for v in _as_list(key, value))
-    if "tuple[int" in t:
-        return tuple(_number(key, v, int) for v in _as_list(key, value))
+def _coerce(key: str, owner: type, name: str, value: Any) -> Any:
+    """Coerce a YAML value to the declared type of field `name` of `owner`, or raise naming the key."""
+    declared = _field_types(owner)[name]
+    if get_origin(declared) is tuple:
+        item = get_args(declared)[0]
+        return tuple(_number(key, v, item) for v in _as_list(key, value))
+    optional = type(None) in get_args(declared)
+    kind = next((a for a in get_args(declared) if a is not type(None)), declared) if optional else declared
     if value is None:
-        if "None" in t:
+        if optional:
             return None
         raise ConfigError(f"{key} must be set, got null")
-    if t.startswith("bool"):
+    if kind is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{key} must be true or false, got {value!r}")
         return value
-    if t.startswith("int"):
-        return _number(key, value, int)
-    if t.startswith("float"):
-        return _number(key, value, float)
-    if t.startswith("str"):
-        return _string(key, f.name, value)
-    raise AssertionError(f"unhandled field type {t} for {key}")
+    if kind in (int, float):
+        return _number(key, value, kind)
+    if kind is str:
+        return _string(key, name, value)
+    raise AssertionError(f"unhandled field type {declared} for {key}")
+
+
+@functools.cache
+def _field_types(cls: type) -> dict[str, Any]:
+    # The schema uses `from __future__ import annotations`: a field's `type` is a string until resolved.
+    return get_type_hints(cls)
 
 
 def _string(key: str, name: str, value: Any) -> str:
@@ -218,40 +261,3 @@ def _number_hint(value: Any) -> str:
     if not math.isfinite(number):
         return ""
     return f" (text: YAML reads an exponent without a decimal point as a string); write {number!r}"
-
-
-def _raw_without_variants(cfg: SweepConfig) -> dict[str, Any]:
-    raw = cfg.to_dict()
-    raw.pop("variants", None)
-    return raw
-
-
-def variant_config(cfg: SweepConfig, name: str | None) -> SweepConfig:
-    """The trial config of variant `name`: the sweep's with its overrides, without `variants`.
-
-    `name` None (a sweep without variants) returns `cfg` itself.
-    """
-    if name is None:
-        return cfg
-    variant = next((v for v in cfg.variants if v.name == name), None)
-    if variant is None:
-        raise ConfigError(f"variant {name!r} is not in this sweep's variants ({', '.join(v.name for v in cfg.variants)})")
-    raw = _raw_without_variants(cfg)
-    for section, values in variant.overrides.items():
-        raw[section] = {**raw[section], **values}
-    try:
-        return build_config(raw)
-    except ConfigError as exc:
-        index = cfg.variants.index(variant)
-        raise ConfigError(f"variants[{index}] ({name}): {exc}") from None
-
-
-def _check_variants(cfg: SweepConfig) -> None:
-    """Validate every variant's trial config (raises ConfigError naming the variant and the key)."""
-    for v in cfg.variants:
-        variant_config(cfg, v.name)
-
-
-def variant_configs(cfg: SweepConfig) -> dict[str | None, SweepConfig]:
-    """Each variant's trial config by name ({None: cfg} without variants)."""
-    return {name: variant_config(cfg, name) for name in variant_names(cfg)}

@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from ..errors import ConfigError
+
 from ..backbones import SMALL_CNN
 from ..hashing import content_hash
 from ..jsonsafe import json_safe
@@ -114,12 +116,20 @@ class Variant:
     """One pipeline of a comparison sweep: a name and its overrides of trial keys.
 
     `overrides` holds only what the entry sets, as sections of plain values
-    (`{"model": {"backbone": ...}, "dataset": {"image_size": 32}}`); the
-    `variants` section below validates them and builds the variant's trial config.
+    (`{"model": {"backbone": ...}, "dataset": {"image_size": 32}}`);
+    `config` is the variant's trial config, which `build_config` builds and
+    checks once (read it with `SweepConfig.trial_config(name)`).
     """
 
     name: str
     overrides: dict = field(default_factory=dict, hash=False, compare=True)
+    # Built and checked once by `load.build_config`; equality and hashing stay those of the entry itself.
+    config: SweepConfig | None = field(default=None, hash=False, compare=False, repr=False)
+
+    def describe(self) -> str:
+        """What the variant changes, in one line: `model.backbone=mobilenet_v2, dataset.image_size=96`."""
+        return ", ".join(f"{s}.{k}={val}" for s, values in self.overrides.items()
+                         for k, val in values.items()) or "no overrides"
 
 
 @dataclass(frozen=True)
@@ -152,10 +162,42 @@ class SweepConfig:
     def trial_count(self) -> int:
         return len(self.all_splits) * self.repetitions * max(1, len(self.variants))
 
+    @property
+    def variant_names(self) -> list[str | None]:
+        """The variants in plan order; [None] for a sweep without variants."""
+        return [v.name for v in self.variants] or [None]
+
+    def trial_config(self, name: str | None) -> SweepConfig:
+        """The config the trials of variant `name` run: the sweep's with its overrides, without `variants`.
+
+        Args:
+            name: a variant's name, or None (a sweep without variants), which returns this config itself.
+
+        Returns:
+            The variant's trial config, built and checked when the sweep was loaded.
+
+        Raises:
+            ConfigError: when the sweep has no variant `name`.
+        """
+        if name is None:
+            return self
+        config = self.variant(name).config
+        if config is None:  # a bug: a SweepConfig with variants comes from build_config
+            raise AssertionError(f"variant {name!r} has no trial config; build the sweep with build_config")
+        return config
+
+    def variant(self, name: str) -> Variant:
+        """The entry of `variants` named `name`; raises ConfigError when there is none."""
+        for v in self.variants:
+            if v.name == name:
+                return v
+        raise ConfigError(f"variant {name!r} is not in this sweep's variants ({', '.join(v.name for v in self.variants)})")
+
     def to_dict(self) -> dict[str, Any]:
-        d = json_safe(dataclasses.asdict(self))
+        # Not asdict(self): it would copy every variant's built trial config too.
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "variants"}
+        d = json_safe({k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for k, v in values.items()})
         # A sweep without variants keeps today's dict (and so its trial hash and sweep.yaml).
-        d.pop("variants")
         if self.variants:
             d["variants"] = [{"name": v.name, **json_safe(v.overrides)} for v in self.variants]
         return d

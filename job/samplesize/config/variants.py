@@ -18,7 +18,7 @@ import re
 from typing import Any
 
 from ..errors import ConfigError
-from .schema import SweepConfig, Variant
+from .schema import Variant
 
 # Sections a variant may override, and within each the keys it may set (None: every key).
 OVERRIDABLE = {"model": None, "training": None, "dataset": ("image_size",)}
@@ -89,16 +89,3 @@ def _section_overrides(where: str, section: Any, value: Any) -> dict:
 
 def _allowed() -> list[str]:
     return [f"{s}.{k}" for s, keys in OVERRIDABLE.items() for k in (keys or ("*",))]
-
-
-def variant_names(cfg: SweepConfig) -> list[str | None]:
-    """The variants in plan order; [None] for a sweep without variants."""
-    return [v.name for v in cfg.variants] or [None]
-
-
-def describe(cfg: SweepConfig, name: str | None) -> str:
-    """What a variant changes, in one line: `model.backbone=mobilenet_v2, dataset.image_size=96`."""
-    if name is None:
-        return ""
-    v = next(v for v in cfg.variants if v.name == name)
-    return ", ".join(f"{s}.{k}={val}" for s, values in v.overrides.items() for k, val in values.items()) or "no overrides"

@@ -25,7 +25,7 @@ from ..errors import DataError
 from ..hashing import content_hash
 from ..storage import Storage
 from ..storage.npz import UNREADABLE_NPZ, meta_array, read_meta, write_npz_once
-from .sources import folder_storage, in_hidden_folder, load_source
+from .sources import SkippedFiles, folder_storage, in_hidden_folder, load_source
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class PreparedDataset:
     pool_labels: np.ndarray
     test_labels: np.ndarray
     class_names: list[str]
-    skipped: dict
+    skipped: SkippedFiles  # files of a folder source that could not be used
     key: str
     load_images: Callable[[str], np.ndarray] = field(repr=False)  # "pool_images" / "test_images" -> uint8 array
 
@@ -229,7 +229,7 @@ def _build_prepared(cfg: SweepConfig, storage: Storage, key: str, source: Storag
         pool_labels=data.labels[pool],
         test_labels=data.labels[test],
         class_names=data.class_names,
-        skipped={"counts": data.skipped.counts, "examples": data.skipped.examples},
+        skipped=data.skipped,
         key=key,
         load_images=load_images,
     )
@@ -251,7 +251,7 @@ def take_rows(images: np.ndarray, rows: np.ndarray, path: str, chunk: int = 256)
 def _prepared_arrays(p: PreparedDataset, images: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The prepared dataset's arrays, the layout `_open_prepared` reads."""
     return {**images, "pool_labels": p.pool_labels, "test_labels": p.test_labels,
-            "meta": meta_array({"class_names": p.class_names, "skipped": p.skipped})}
+            "meta": meta_array({"class_names": p.class_names, "skipped": p.skipped.to_json()})}
 
 
 def _open_prepared(storage: Storage, key: str) -> PreparedDataset:
@@ -267,6 +267,7 @@ def _open_prepared(storage: Storage, key: str) -> PreparedDataset:
         if missing:
             raise KeyError(f"no {', '.join(sorted(missing))}")
         meta = read_meta(arrays["meta"])
+        skipped = SkippedFiles.from_json(meta["skipped"])
         pool_labels, test_labels = arrays["pool_labels"], arrays["test_labels"]
     except UNREADABLE_NPZ as exc:
         source.close()
@@ -282,4 +283,4 @@ def _open_prepared(storage: Storage, key: str) -> PreparedDataset:
             raise unreadable(ValueError(f"{name} holds {len(images)} images for {expected} labels"))
         return images
 
-    return PreparedDataset(pool_labels, test_labels, meta["class_names"], meta["skipped"], key, load_images)
+    return PreparedDataset(pool_labels, test_labels, meta["class_names"], skipped, key, load_images)

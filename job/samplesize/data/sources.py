@@ -35,6 +35,18 @@ class SkippedFiles:
     def total(self) -> int:
         return sum(self.counts.values())
 
+    def to_json(self) -> dict:
+        """`{"counts": {reason: n}, "examples": [...]}`, as the prepared copy stores it."""
+        return {"counts": self.counts, "examples": self.examples}
+
+    @classmethod
+    def from_json(cls, data: dict) -> SkippedFiles:
+        """The record `to_json` wrote; raises ValueError when it is not one (a hand-edited cache file)."""
+        if not isinstance(data, dict) or not isinstance(data.get("counts"), dict) \
+                or not isinstance(data.get("examples"), list):
+            raise ValueError("the skipped-files record is not {counts: {...}, examples: [...]}")
+        return cls(dict(data["counts"]), list(data["examples"]))
+
     def describe(self) -> str:
         if not self.total:
             return "no files skipped"

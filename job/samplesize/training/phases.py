@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..config import SweepConfig
 from .feature_cache import load_or_build
@@ -160,10 +160,18 @@ def fine_tune_model(clf, boundary_tensor):
 # ---------------------------------------------------------------- what a trial trains on
 
 
-def trial_inputs(cfg: SweepConfig, storage: Storage, data, clf):
-    """(head inputs, fine-tuning inputs or None, note) for one trial, using the cache when exact.
+class TrialInputs(NamedTuple):
+    """What each phase of one trial trains on, and how the feature cache served it."""
 
-    The note goes into the result's `feature_cache`: "used: ..." or "off: <reason>".
+    head: Any  # train.PhaseInputs
+    fine_tune: Any  # train.PhaseInputs, or None without fine-tuning
+    feature_cache: str  # the result's `feature_cache`: "used: ..." or "off: <reason>"
+
+
+def trial_inputs(cfg: SweepConfig, storage: Storage, data, clf) -> TrialInputs:
+    """What each phase of one trial trains on, using the cache when it is exact.
+
+    `cfg` is the trial's config (a variant's, in a sweep with variants).
     """
     from .train import PhaseInputs, whole_network
 
@@ -171,7 +179,7 @@ def trial_inputs(cfg: SweepConfig, storage: Storage, data, clf):
     if not plan.head.cached:
         log.info("feature cache %s; training the whole network", plan.note())
         whole = whole_network(clf, data)
-        return whole, (whole if plan.fine_tune is not None else None), plan.note()
+        return TrialInputs(whole, whole if plan.fine_tune is not None else None, plan.note())
     cache = load_or_build(cfg, storage, data, clf, plan.boundary)
     head = PhaseInputs(head_model(clf, cache.pool_pooled.shape[1:]), cache.pool_pooled, cache.test_pooled,
                        "pooled features")
@@ -183,4 +191,4 @@ def trial_inputs(cfg: SweepConfig, storage: Storage, data, clf):
         fine = whole_network(clf, data)
     note = plan.note(cache.boundary_layer)
     log.info("feature cache %s (%s)", note, cache.key)
-    return head, fine, note
+    return TrialInputs(head, fine, note)

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from ..config import SweepConfig
+from ..config import TrainingConfig
 from ..errors import TransientError
 
 
-def configure_runtime(cfg: SweepConfig, seed: int) -> str:
-    """Seed everything, set precision, and return a description of the accelerator seen."""
+def configure_runtime(training: TrainingConfig, seed: int) -> str:
+    """Seed everything, set precision (`training.mixed_precision`), and return a description of the accelerator seen."""
     import keras
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
     for gpu in gpus:
         tf.config.experimental.set_memory_growth(gpu, True)
-    mp = cfg.training.mixed_precision
+    mp = training.mixed_precision
     mixed = mp == "on" or (mp == "auto" and bool(gpus))
     # Set both ways: a process that runs several trials must not inherit the last one's policy.
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")

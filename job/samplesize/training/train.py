@@ -90,25 +90,37 @@ def whole_network(clf: Classifier, data) -> PhaseInputs:
     return PhaseInputs(clf.model, data.pool_images, data.test_images, "pixels")
 
 
-def train_classifier(clf: Classifier, t: TrainingConfig, fine_tune_from: str, head: PhaseInputs,
-                     fine_tune: PhaseInputs | None, train_idx: np.ndarray, val_idx: np.ndarray, pool_labels: np.ndarray,
+def train_classifier(clf: Classifier, head: PhaseInputs, fine_tune: PhaseInputs | None, *, training: TrainingConfig,
+                     fine_tune_from: str | None, train_idx: np.ndarray, val_idx: np.ndarray, pool_labels: np.ndarray,
                      n_classes: int, seed: int, progress: ProgressFn | None = None) -> tuple[dict[str, int], PhaseInputs]:
     """Run the two-phase protocol; return epochs run per phase and the inputs to predict with.
 
-    `fine_tune_from` is the block fine-tuning starts from (`model.fine_tune_from`);
-    `train_idx` and `val_idx` index the pool; `fine_tune` is None when the
-    configuration does not fine-tune.
+    Args:
+        clf: the classifier whose layers both phases train.
+        head: what the head phase trains on.
+        fine_tune: what the fine-tuning phase trains on; None when the configuration does not fine-tune.
+        training: epochs, learning rates, batch size, patience and XLA.
+        fine_tune_from: the block fine-tuning starts from (`model.fine_tune_from`).
+        train_idx: pool rows to train on.
+        val_idx: pool rows early stopping watches.
+        pool_labels: the pool's labels.
+        n_classes: the number of classes.
+        seed: the trial seed; each phase shuffles with its own seed derived from it.
+        progress: called with each epoch's event. Defaults to None (silent).
+
+    Returns:
+        (epochs run per phase, the `PhaseInputs` of the last phase, to predict with).
     """
     train_y, val_y = pool_labels[train_idx], pool_labels[val_idx]
     freeze_base(clf)
-    epochs = {"head": _fit(head, train_idx, val_idx, train_y, val_y, t, n_classes, seed, "head",
-                           t.head_epochs, t.learning_rate, progress),
+    epochs = {"head": _fit(head, train_idx, val_idx, train_y, val_y, training, n_classes, seed, "head",
+                           training.head_epochs, training.learning_rate, progress),
               "fine_tune": 0}
     if fine_tune is None:
         return epochs, head
     unfreeze_from(clf, fine_tune_from)
-    epochs["fine_tune"] = _fit(fine_tune, train_idx, val_idx, train_y, val_y, t, n_classes, phase_seed(seed, 1),
-                               "fine_tune", t.fine_tune_epochs, t.fine_tune_learning_rate, progress)
+    epochs["fine_tune"] = _fit(fine_tune, train_idx, val_idx, train_y, val_y, training, n_classes, phase_seed(seed, 1),
+                               "fine_tune", training.fine_tune_epochs, training.fine_tune_learning_rate, progress)
     return epochs, fine_tune
 
 
@@ -116,12 +128,12 @@ def phase_seed(seed: int, phase: int) -> int:
     return int(np.random.SeedSequence([seed, phase]).generate_state(1, dtype=np.uint32)[0] >> 1)
 
 
-def _fit(inputs: PhaseInputs, train_idx, val_idx, train_y, val_y, t: TrainingConfig, n_classes: int, seed: int,
+def _fit(inputs: PhaseInputs, train_idx, val_idx, train_y, val_y, training: TrainingConfig, n_classes: int, seed: int,
          phase: str, epochs: int, learning_rate: float, progress: ProgressFn | None) -> int:
-    train = to_batches(inputs.pool[train_idx], train_y, t.batch_size, n_classes, shuffle_seed=seed)
-    val = to_batches(inputs.pool[val_idx], val_y, t.batch_size, n_classes)
-    return fit_phase(inputs.model, train, val, epochs=epochs, learning_rate=learning_rate, patience=t.patience,
-                     jit_compile=t.xla, phase=phase, progress=progress)
+    train = to_batches(inputs.pool[train_idx], train_y, training.batch_size, n_classes, shuffle_seed=seed)
+    val = to_batches(inputs.pool[val_idx], val_y, training.batch_size, n_classes)
+    return fit_phase(inputs.model, train, val, epochs=epochs, learning_rate=learning_rate, patience=training.patience,
+                     jit_compile=training.xla, phase=phase, progress=progress)
 
 
 def predict_probabilities(model: keras.Model, x: np.ndarray, batch_size: int) -> np.ndarray:
