@@ -55,7 +55,33 @@ def trial_seed(sweep_seed: int, split: float, repetition: int) -> int:
 
 
 def trial_spec(cfg: SweepConfig, index: int) -> TrialSpec:
-    """The trial that `index` runs; raises ConfigError when out of range."""
+    """The trial that `index` runs: a pure function of the config, the same in every pod.
+
+    Indexes go largest split first (Kubernetes starts indexes in order, so the longest
+    trials start first), then variant, then repetition.
+
+    Args:
+        cfg: the sweep.
+        index: the trial's index, 0 to `cfg.trial_count - 1` (a pod's `JOB_COMPLETION_INDEX`).
+
+    Returns:
+        A `TrialSpec`: split, repetition, seed (from the sweep seed, the split and the
+        repetition only), whether it is a backtest split, and the variant.
+
+    Raises:
+        ConfigError: `index` is not an integer, or out of range.
+
+    Example:
+
+    >>> from samplesize.config import build_config
+    >>> cfg = build_config({"splits": [0.1, 0.5], "backtest_splits": [1.0], "repetitions": 2})
+    >>> [(s.split, s.repetition, s.backtest) for s in (trial_spec(cfg, i) for i in range(cfg.trial_count))]
+    [(1.0, 0, True), (1.0, 1, True), (0.5, 0, False), (0.5, 1, False), (0.1, 0, False), (0.1, 1, False)]
+    >>> trial_spec(cfg, 6)
+    Traceback (most recent call last):
+    ...
+    samplesize.errors.ConfigError: trial index 6 is out of range: this sweep has 6 trials (indexes 0..5); check completions in the Job against the config
+    """
     if isinstance(index, bool) or not isinstance(index, int):
         raise ConfigError(f"trial index {index!r} must be an integer")
     if not 0 <= index < cfg.trial_count:
@@ -83,10 +109,19 @@ def all_trials(cfg: SweepConfig) -> list[TrialSpec]:
 
 def planned_trials(cfg: SweepConfig, pool_size: int | None = None,
                    n_classes: int | None = None) -> list[tuple[TrialSpec, int | None]]:
-    """Every trial with its sample size, from the pool's size and class count.
+    """Every trial of the sweep with its sample size, from the pool's size and class count.
 
-    Without them (before the dataset is prepared) every size is None. Raises
-    ConfigError when two splits would draw the same sample size from the pool.
+    Args:
+        cfg: the sweep.
+        pool_size: the prepared pool's size. Defaults to None: before `samplesize prepare`,
+            every sample size is None.
+        n_classes: the pool's class count. Defaults to None.
+
+    Returns:
+        `(TrialSpec, sample size or None)` for every index, in index order.
+
+    Raises:
+        ConfigError: two splits would draw the same sample size from this pool.
     """
     trials = all_trials(cfg)
     if pool_size is None or n_classes is None:
