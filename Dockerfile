@@ -9,15 +9,25 @@
 # image puts both on the search paths. Without a GPU they are absent and
 # harmless: TensorFlow runs on the CPU (see docs/docker.md).
 #
-#   docker build -t samplesize .                                 # GPU
-#   docker build --build-arg TF_EXTRA=cpu -t samplesize:cpu .    # CPU only
+# GKE's nodes are x86_64: build for linux/amd64 even on an arm64 Mac, or every
+# trial pod fails with "exec format error" (docs/docker.md):
 #
-# A base that already ships TensorFlow works too: pass TF_EXTRA="" so nothing
-# is installed over it (the venv sees the base's site-packages).
+#   docker buildx build --platform linux/amd64 -t samplesize .                            # GPU
+#   docker buildx build --platform linux/amd64 --build-arg TF_EXTRA=cpu -t samplesize:cpu .  # CPU only
 #
-# Offline builds: put wheels in .ci-work/wheels (scripts/ci_docker.sh does)
-# and pip installs from there only, with no index; without them, from PyPI.
-ARG BASE_IMAGE=python:3.11-slim-bookworm
+# Reproducible: the Python packages come from docker/requirements-<TF_EXTRA>.lock
+# (every version pinned, every file hashed, `--require-hashes`; regenerate with
+# scripts/lock_image_requirements.sh) and the base is pinned by digest, so two
+# builds a month apart install the same bytes. A base that already ships
+# TensorFlow works too: pass TF_EXTRA="" so nothing is installed over it; that
+# build resolves pyproject.toml's ranges and is not locked.
+#
+# Offline builds: put the lock's files in .ci-work/wheels (scripts/ci_docker.sh
+# does) and pip installs from there only, with no index; without them, from PyPI.
+# The digest is the multi-arch index of python:3.11-slim-bookworm; refresh it
+# with `docker buildx imagetools inspect python:3.11-slim-bookworm` together
+# with a relock, as the lock's target (CPython 3.11, glibc 2.36) comes from it.
+ARG BASE_IMAGE=python:3.11-slim-bookworm@sha256:a36c24f9cbdf4fd0f52d67f0823eeac19c2028c637cecc392d97f980d4fec56b
 
 FROM ${BASE_IMAGE} AS build
 ARG TF_EXTRA=gpu
@@ -31,15 +41,20 @@ WORKDIR /src
 RUN python3 -m venv --system-site-packages /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
-# Dependencies first, from pyproject.toml alone, so editing the source does
-# not reinstall TensorFlow. The wheelhouse glob may match nothing; the COPY
-# still succeeds because pyproject.toml always matches.
-COPY pyproject.toml scripts/docker_requirements.py ./
+# Dependencies first, from the lock alone, so editing the source does not
+# reinstall TensorFlow. The wheelhouse glob may match nothing; the COPY still
+# succeeds because pyproject.toml always matches. Without --no-deps, pip also
+# refuses a lock that misses a dependency (it has no hash for it).
+COPY pyproject.toml scripts/docker_requirements.py docker/requirements-*.lock ./
 COPY pyproject.toml .ci-work/wheel[s] /wheels/
 RUN set -- /wheels/*.whl; \
     if [ -e "$1" ]; then export PIP_NO_INDEX=1 PIP_FIND_LINKS=/wheels; fi; \
-    python3 docker_requirements.py pyproject.toml "${TF_EXTRA}" > requirements.txt \
-    && pip install --requirement requirements.txt
+    if [ -n "${TF_EXTRA}" ]; then \
+        pip install --require-hashes --requirement "requirements-${TF_EXTRA}.lock"; \
+    else \
+        python3 docker_requirements.py pyproject.toml > requirements.txt \
+        && pip install --requirement requirements.txt; \
+    fi
 
 # README.md* : the package metadata reads it, but a checkout without it still builds.
 COPY pyproject.toml README.md* ./

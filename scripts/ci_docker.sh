@@ -8,9 +8,9 @@
 #   3. makes the base image samplesize-base:ci with debootstrap (bookworm,
 #      python3.11) and `docker import` (if missing);
 #   4. prepares a wheelhouse on the host (.ci-work/wheels, inside the build
-#      context and gitignored): the package's dependencies + tensorflow-cpu for
-#      Linux x86_64 / CPython 3.11, and setuptools to build the package (an
-#      offline build cannot fetch its build backend);
+#      context and gitignored): every file of docker/requirements-cpu.lock for
+#      Linux x86_64 / CPython 3.11, hash-checked, so the offline build installs
+#      exactly what a networked one would;
 #   5. builds samplesize:ci with `--network none`, changing only the base image
 #      and the TensorFlow extra, with BuildKit where the client allows.
 #
@@ -150,11 +150,13 @@ build_base() {
 }
 
 # pip on the host may run on another Python or OS than the image; ask for
-# wheels that fit the image explicitly: CPython 3.11, glibc <= 2.36
-# (bookworm), x86_64.
+# files that fit the image explicitly: CPython 3.11, glibc <= 2.36 (bookworm),
+# x86_64. --no-deps: the lock is complete (the Dockerfile's install checks it),
+# and it lets pip take an sdist where a package has no wheel (promise, which
+# the image builds with the lock's setuptools, also in the wheelhouse).
 prepare_wheelhouse() {
-    local stamp="$wheels/.stamp" want
-    want="$(sha256sum "$repo/pyproject.toml" | cut -c1-16)"
+    local stamp="$wheels/.stamp" want lock="$repo/docker/requirements-cpu.lock"
+    want="$(sha256sum <"$lock" | cut -c1-16)"
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
         log "wheelhouse up to date ($(find "$wheels" -name '*.whl' | wc -l) wheels)"
         return 0
@@ -165,25 +167,15 @@ prepare_wheelhouse() {
     fi
     rm -rf "$wheels"
     mkdir -p "$wheels"
-    # The Dockerfile's requirement list, plus setuptools to build the package.
-    "$py" "$repo/scripts/docker_requirements.py" "$repo/pyproject.toml" cpu --build-system \
-        >"$wheels/requirements.txt"
     # pip takes the platform tags literally: list every glibc up to bookworm's.
     local platforms=(--platform linux_x86_64 --platform manylinux2014_x86_64) minor
     for minor in $(seq 17 36); do platforms+=(--platform "manylinux_2_${minor}_x86_64"); done
-    log "collecting wheels ($(wc -l <"$wheels/requirements.txt") top-level requirements)"
-    # 1. `pip wheel` also builds the few sdist-only dependencies (e.g.
-    #    tensorflow-datasets' `promise`, pure Python) into wheels.
-    "$py" -m pip wheel --quiet --disable-pip-version-check --no-cache-dir \
-        --prefer-binary --wheel-dir "$wheels" -r "$wheels/requirements.txt"
-    # 2. Complete and check the set for the image's platform, in case this
-    #    host runs another Python or OS: binary wheels only, built ones count.
+    log "collecting the files of $(grep -c '^[a-z0-9]' "$lock") locked requirements"
     "$py" -m pip download --quiet --disable-pip-version-check --no-cache-dir \
-        --dest "$wheels" --find-links "$wheels" --only-binary=:all: \
+        --dest "$wheels" --no-deps --require-hashes \
         --implementation cp --python-version "$python_version" \
         "${platforms[@]}" \
-        -r "$wheels/requirements.txt"
-    rm "$wheels/requirements.txt"
+        -r "$lock"
     echo "$want" >"$stamp"
     log "wheelhouse: $(find "$wheels" -name '*.whl' | wc -l) wheels, $(du -sh "$wheels" | cut -f1)"
 }

@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import platform
 import signal
 import sys
 import threading
@@ -297,6 +298,9 @@ def cmd_trial(args, cfg: SweepConfig, storage: Storage) -> int:
         index = parse_index(args.index, "--index")
     else:
         index = parse_index(os.environ.get("JOB_COMPLETION_INDEX"), "JOB_COMPLETION_INDEX")
+    # The architecture first: an image built for the wrong one dies before this
+    # line ("exec format error"), and one run under emulation says so here.
+    print(f"trial {index}: starting on {platform.machine()}, samplesize {__version__}", flush=True)
 
     def progress(event: dict) -> None:
         if args.progress == "json":

@@ -5,8 +5,8 @@ The aggregation Job starts together with the trials Job and calls
 a Job object (a `kubernetes.client.V1Job`) into a small `JobOutcome`; it is
 pure, so the wait logic is tested on real client model objects.
 
-Only `get` on one Job is used, which the chart's Role grants (get, list and
-watch on the trials Job, nothing else).
+Only `get` on one Job is used, which is all the chart's Role grants (`get` on
+the release's trials Job, by `resourceNames`).
 """
 
 from __future__ import annotations

@@ -270,7 +270,7 @@ class GcsStorage:
         return spool
 
     def check_writable(self, prefix: str) -> None:
-        """Nothing to check up front: a probe object would need delete rights the trials' role lacks.
+        """Nothing to check up front: a probe object would be litter in the output (or cost a delete per trial).
 
         A denied write fails at once with exit 77 and the identity in use (see `_errors`).
         """

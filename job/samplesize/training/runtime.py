@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from ..config import TrainingConfig
-from ..errors import TransientError
+from ..errors import ConfigError, TransientError
+
+# TF 2.21's GPU kernels start at sm_60 and the locked cuDNN 9.10 at 5.0, so 6.0
+# (P100) is the floor; docs/kubernetes.md "Supported GPUs" lists the types.
+MIN_COMPUTE_CAPABILITY = (6, 0)
 
 
 def configure_runtime(training: TrainingConfig, seed: int) -> str:
@@ -22,6 +26,11 @@ def configure_runtime(training: TrainingConfig, seed: int) -> str:
     tf.config.experimental.enable_op_determinism()
     if gpus:
         details = tf.config.experimental.get_device_details(gpus[0])
+        cc = tuple(details.get("compute_capability") or MIN_COMPUTE_CAPABILITY)
+        if cc < MIN_COMPUTE_CAPABILITY:  # a permanent mismatch: fail the index, do not retry it
+            raise ConfigError(f"GPU {details.get('device_name')} has compute capability {cc[0]}.{cc[1]}; this image "
+                              f"needs {MIN_COMPUTE_CAPABILITY[0]}.{MIN_COMPUTE_CAPABILITY[1]} or newer (docs/kubernetes.md, "
+                              "Supported GPUs): pick another GPU type")
         return f"GPU x{len(gpus)}: {details.get('device_name', gpus[0].name)}"
     return "CPU"
 
