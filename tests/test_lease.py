@@ -124,6 +124,25 @@ def test_an_existing_object_is_read_without_taking_the_lock(storage):
     assert not storage.exists(KEY + LOCK_SUFFIX)
 
 
+def test_a_holder_that_finishes_while_we_read_its_lock_is_loaded_not_built_again(storage, monkeypatch):
+    """The race a busy node meets: the object appears just after we looked for it, and we read the "done" stamp."""
+    storage.write_once(KEY + LOCK_SUFFIX, json.dumps({"owner": "pod-a", "state": "done", "beat": time.time()}).encode())
+    looks = []
+    real_exists = storage.exists
+
+    def exists(key):
+        looks.append(key)
+        if key == KEY and looks.count(KEY) == 1:
+            storage.write_once(KEY, b"built by pod-a")  # pod-a finishes right after our first look
+            return False
+        return real_exists(key)
+
+    monkeypatch.setattr(storage, "exists", exists)
+    got = build_once(storage, KEY, lambda: pytest.fail("built again"), lambda: storage.read(KEY),
+                     what="test object", sleep=_never_sleep)
+    assert got == b"built by pod-a"
+
+
 # ------------------------------------------------------- the prepared dataset
 
 

@@ -75,6 +75,8 @@ def build_once(storage: Storage, key: str, build: Callable[[], T], load: Callabl
             with _holding(storage, lock, owner, beat_s, clock):
                 return build()
         state = read_lock(storage, lock)
+        if _changed_meanwhile(storage, key, lock, state):
+            continue  # the next round loads the finished object, or takes the vanished lock
         now = clock()
         why = _not_held(state, now, stale_s)
         if why:
@@ -106,6 +108,16 @@ def read_lock(storage: Storage, lock: str) -> dict:
     except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested past the parser's depth
         return {}
     return state if isinstance(state, dict) else {}
+
+
+def _changed_meanwhile(storage: Storage, key: str, lock: str, state: dict) -> bool:
+    """The holder finished, or the lock vanished, between our look for the object and our read of the lock.
+
+    Either is no reason to build: on a busy node a waiter often reads the holder's "done" stamp, and
+    building then would decode the dataset a second time."""
+    if state.get("state") == "done":
+        return storage.exists(key)
+    return not state and not storage.exists(lock)
 
 
 def _size(storage: Storage, lock: str) -> int | None:
