@@ -61,7 +61,7 @@ def test_conditional_band_covers_in_sample_and_depends_on_the_pilot(records, con
         assert row["coverage"] >= 0.75, h
         assert row["width"] > 0
     # different pilots get different multipliers (the whole point), at the same distance
-    spread = cal._spread(records, conditional.k_slope, conditional.k_headroom)
+    spread = cf.record_spread(records, conditional.k_slope, conditional.k_headroom)
     q = cf.record_multipliers(records, conditional, spread)
     at4 = np.array([r.horizon == 4 for r in records])
     assert np.ptp(q[at4, 1] - q[at4, 0]) > 1e-3

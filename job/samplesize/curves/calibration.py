@@ -23,7 +23,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .band import LEVEL, Calibration, base_spread
+from .band import LEVEL, Calibration
+from .conditional_fit import record_multipliers, record_spread
 from .fit import fit_learning_curve
 from .fitted import LearningCurveFit
 
@@ -121,8 +122,7 @@ def held_out_records(curve: dict, n_bootstrap: int = PROTOCOL_BOOTSTRAP, seed: i
 # --------------------------------------------------------------------------- calibration
 
 def _spread(records: Sequence[Record], k_slope: float, k_headroom: float) -> np.ndarray:
-    cal = Calibration(k_slope, k_headroom, ())
-    return np.array([base_spread(cal, r.centre, r.noise, r.between, r.distance, r.edge_slope) for r in records])
+    return record_spread(records, k_slope, k_headroom)
 
 
 def _quantiles(records: Sequence[Record], spread: np.ndarray) -> tuple[tuple[float, float], ...]:
@@ -160,8 +160,6 @@ def fit_calibration(records: Sequence[Record], grid_k_slope=GRID_K_SLOPE,
 def _interval_outcomes(records: Sequence[Record], cal: Calibration) -> dict[str, np.ndarray]:
     spread = _spread(records, cal.k_slope, cal.k_headroom)
     if cal.conditional is not None:
-        from .conditional_fit import record_multipliers
-
         q = record_multipliers(records, cal, spread)
     else:
         idx = np.array([HORIZONS.index(r.horizon) for r in records])

@@ -11,12 +11,18 @@ from typing import Sequence
 import numpy as np
 from scipy.optimize import linprog
 
-from .band import LEVEL, Calibration
+from .band import LEVEL, Calibration, base_spread
 from .conditional import FEATURES, ConditionalBand, point_features
 
 HORIZONS = (2, 4, 8)
 # p_reachable's forecasts per fit: targets at these fractions of the way from the last fitted mean to 1
 TARGET_FRACTIONS = (0.05, 0.15, 0.3, 0.5, 0.75)
+
+
+def record_spread(records: Sequence, k_slope: float, k_headroom: float) -> np.ndarray:
+    """The base spread at held-out records under the widening (k_slope, k_headroom)."""
+    cal = Calibration(k_slope, k_headroom, ())
+    return np.array([base_spread(cal, r.centre, r.noise, r.between, r.distance, r.edge_slope) for r in records])
 
 
 def record_features(records: Sequence, spread: np.ndarray) -> np.ndarray:
@@ -124,8 +130,7 @@ def fit_conditional(records: Sequence, base: Calibration) -> Calibration:
     of `fit_band`, and the p_reachable map fitted on cross-fitted (out-of-sample) forecasts."""
     import zlib
 
-    from .calibration import _spread
-
+    _spread = record_spread
     spread = _spread(records, base.k_slope, base.k_headroom)
     band = fit_band(records, spread)
     raw, hit = [], []
