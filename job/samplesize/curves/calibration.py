@@ -23,13 +23,17 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .band import LEVEL, Calibration, base_spread
+from .band import LEVEL, Calibration
+from .conditional_fit import record_multipliers, record_spread
 from .fit import fit_learning_curve
 from .fitted import LearningCurveFit
 
 HORIZONS = (2, 4, 8)
 # (name, cutoff, step): fit on every `step`-th size up to largest / cutoff, counted down from there
 PROTOCOLS = (("up to 1/4", 4, 1), ("up to 1/8", 8, 1), ("every other up to 1/4", 4, 2))
+# the pilot as a team runs it (fitted on the 6 smallest sizes: 16 to 91 on the corpus's ladders), and
+# a short sweep in doubling steps; cutoff 0 means "the first `step` sizes"
+PILOT_PROTOCOLS = (("6 smallest", 0, 6), ("every other up to 1/4", 4, 2))
 GRID_K_SLOPE = (0.0, 0.25, 0.5, 1.0, 2.0)
 GRID_K_HEADROOM = (0.0, 0.02, 0.05, 0.1, 0.2, 0.4)
 # Resamples per corpus fit: the calibration protocol's own value (thousands of fits), not a sweep's default.
@@ -50,6 +54,10 @@ class Record:
     edge_slope: float
     max_size: float
     fit: LearningCurveFit | None = None  # for the size answers; None drops them
+    learner: str = ""
+    kind: str = "tabular"
+    learner_group: str = ""
+    beyond_max: float = float("nan")  # the best measured mean beyond the fitted range (p_reachable's outcome)
 
     @property
     def distance(self) -> float:
@@ -72,23 +80,30 @@ def records_from_fit(fit: LearningCurveFit, group: str, at: Sequence[float], tru
             for n, t, c, v, b, h in zip(at, truths, centre, noise, between, horizons)]
 
 
-def held_out_records(curve: dict, n_bootstrap: int = PROTOCOL_BOOTSTRAP, seed: int = 0) -> list[Record]:
-    """Fit a corpus curve as each of PROTOCOLS says, and record each horizon of HORIZONS
+def _fitted_mask(sizes: np.ndarray, cutoff: int, step: int) -> np.ndarray:
+    if cutoff == 0:
+        return np.arange(sizes.size) < step
+    fitted = sizes <= sizes[-1] / cutoff * 1.05
+    last = int(np.flatnonzero(fitted)[-1]) if fitted.any() else -1
+    return fitted & ((last - np.arange(sizes.size)) % step == 0)
+
+
+def held_out_records(curve: dict, n_bootstrap: int = PROTOCOL_BOOTSTRAP, seed: int = 0,
+                     protocols=PROTOCOLS) -> list[Record]:
+    """Fit a corpus curve as each of `protocols` says, and record each horizon of HORIZONS
     (up to the cutoff) that the curve measured (within 10% of the ratio)."""
     sizes = np.asarray(curve["sizes"], float)
     means = np.array([np.mean(s) for s in curve["scores"]])
     out: list[Record] = []
-    for _, cutoff, step in PROTOCOLS:
-        fitted = sizes <= sizes[-1] / cutoff * 1.05
-        last = int(np.flatnonzero(fitted)[-1]) if fitted.any() else -1
-        fitted &= (last - np.arange(sizes.size)) % step == 0
+    for _, cutoff, step in protocols:
+        fitted = _fitted_mask(sizes, cutoff, step)
         if fitted.sum() < 4:
             continue
         top = sizes[fitted][-1]
         at, truths, horizons = [], [], []
         for h in HORIZONS:
             j = int(np.argmin(np.abs(np.log(sizes / (h * top)))))
-            if h <= cutoff and abs(math.log(sizes[j] / (h * top))) < 0.1:
+            if (cutoff == 0 or h <= cutoff) and abs(math.log(sizes[j] / (h * top))) < 0.1:
                 at.append(sizes[j])
                 truths.append(means[j])
                 horizons.append(h)
@@ -97,15 +112,17 @@ def held_out_records(curve: dict, n_bootstrap: int = PROTOCOL_BOOTSTRAP, seed: i
         x = np.repeat(sizes[fitted], [len(s) for s, f in zip(curve["scores"], fitted) if f])
         y = np.concatenate([s for s, f in zip(curve["scores"], fitted) if f])
         fit = fit_learning_curve(x, y, n_bootstrap=n_bootstrap, seed=seed, n_test=curve.get("n_test"))
-        out.extend(records_from_fit(fit, curve["dataset"], at, truths, horizons))
+        extra = {"learner": curve.get("learner", ""), "kind": curve.get("kind", "tabular"),
+                 "learner_group": curve.get("group", curve.get("learner", "")),
+                 "beyond_max": float(means[sizes > top].max())}
+        out.extend(replace(r, **extra) for r in records_from_fit(fit, curve["dataset"], at, truths, horizons))
     return out
 
 
 # --------------------------------------------------------------------------- calibration
 
 def _spread(records: Sequence[Record], k_slope: float, k_headroom: float) -> np.ndarray:
-    cal = Calibration(k_slope, k_headroom, ())
-    return np.array([base_spread(cal, r.centre, r.noise, r.between, r.distance, r.edge_slope) for r in records])
+    return record_spread(records, k_slope, k_headroom)
 
 
 def _quantiles(records: Sequence[Record], spread: np.ndarray) -> tuple[tuple[float, float], ...]:
@@ -142,8 +159,11 @@ def fit_calibration(records: Sequence[Record], grid_k_slope=GRID_K_SLOPE,
 
 def _interval_outcomes(records: Sequence[Record], cal: Calibration) -> dict[str, np.ndarray]:
     spread = _spread(records, cal.k_slope, cal.k_headroom)
-    idx = np.array([HORIZONS.index(r.horizon) for r in records])
-    q = np.array(cal.quantiles)[idx] if cal.quantiles else np.zeros((len(records), 2))
+    if cal.conditional is not None:
+        q = record_multipliers(records, cal, spread)
+    else:
+        idx = np.array([HORIZONS.index(r.horizon) for r in records])
+        q = np.array(cal.quantiles)[idx] if cal.quantiles else np.zeros((len(records), 2))
     centre = np.array([r.centre for r in records])
     truth = np.array([r.truth for r in records])
     low = np.clip(centre + q[:, 0] * spread, 0, 1)
@@ -179,14 +199,32 @@ def outcomes(records: Sequence[Record], cal: Calibration, sizes: bool = True) ->
     return out
 
 
-def cross_validate(records: Sequence[Record], sizes: bool = True, **grid) -> list[dict[str, Any]]:
-    """Leave-one-group-out: calibrate on the other groups, score the held-out one."""
+def cross_validate(records: Sequence[Record], sizes: bool = True, key: str = "group", folds: int = 0,
+                   fit=None, **grid) -> list[dict[str, Any]]:
+    """Leave-one-group-out (or `folds` folds of whole groups): calibrate on the other groups, score
+    the held-out one. `key`: the Record attribute that groups (the dataset; "learner" for leave-learner-out);
+    `fit`: the calibration method (records -> Calibration), `fit_calibration` by default."""
+    fit = fit or (lambda train: fit_calibration(train, **grid))
     out = []
-    for g in sorted({r.group for r in records}):
-        train = [r for r in records if r.group != g]
-        test = [r for r in records if r.group == g]
-        out.extend(outcomes(test, fit_calibration(train, **grid), sizes))
+    for test_groups in group_folds([getattr(r, key) for r in records], folds):
+        train = [r for r in records if getattr(r, key) not in test_groups]
+        test = [r for r in records if getattr(r, key) in test_groups]
+        rows = outcomes(test, fit(train), sizes)
+        for row, r in zip(rows, test):
+            row.update(learner=r.learner, kind=r.kind, learner_group=r.learner_group)
+        out.extend(rows)
     return out
+
+
+def group_folds(groups: Sequence[str], folds: int = 0) -> list[set[str]]:
+    """The held-out groups of each fold: one group each (folds=0), or `folds` sets of whole groups,
+    assigned deterministically by a hash of the name."""
+    import zlib
+
+    names = sorted(set(groups))
+    if not folds or folds >= len(names):
+        return [{g} for g in names]
+    return [s for s in ({g for g in names if zlib.crc32(g.encode()) % folds == f} for f in range(folds)) if s]
 
 
 def summarise(rows: Sequence[dict[str, Any]]) -> dict[int, dict[str, float]]:

@@ -20,6 +20,7 @@ from .band import (
     Calibration,
     base_spread,
 )
+from .conditional import pilot_features, pilot_warnings, point_features
 from .families import FAMILIES
 
 
@@ -88,6 +89,20 @@ class LearningCurveFit:
     method: dict = field(default_factory=dict, repr=False)
     _grid_cache: dict = field(default_factory=dict, repr=False, compare=False)
 
+    def __post_init__(self) -> None:
+        # an ill-behaved pilot (falls, zig-zags, flat within noise) is said so in the warnings
+        if len(self.means) >= 3:
+            for w in pilot_warnings(self.pilot, len(self.means)):
+                if w not in self.warnings:
+                    self.warnings.append(w)
+
+    @property
+    def pilot(self) -> dict[str, float]:
+        """What the measured sizes show (`conditional.pilot_features`); the conditional band uses it."""
+        if "pilot" not in self._grid_cache:
+            self._grid_cache["pilot"] = pilot_features(self)
+        return self._grid_cache["pilot"]
+
     # -- point predictions
 
     def _family_curves(self, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -123,10 +138,14 @@ class LearningCurveFit:
 
     def _sigma(self, n: np.ndarray, k: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Centre and base spread at sizes n (1-d); see `Calibration`."""
+        return self._parts(n, k)[:2]
+
+    def _parts(self, n: np.ndarray, k: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Centre, base spread and between-family variance at sizes n (1-d)."""
         centre, noise, between = self._spread_parts(n)
         cal = self.calibration if k is None else replace(self.calibration, k_slope=k)
         return centre, base_spread(cal, centre, noise, between, np.log(np.maximum(n / self.max_size, 1.0)),
-                                   self.edge_slope)
+                                   self.edge_slope), between
 
     def _spread_parts(self, n: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Centre, bootstrap (noise) variance and between-family variance at sizes n (1-d)."""
@@ -142,20 +161,36 @@ class LearningCurveFit:
         noise = boot.var(axis=0) if boot.shape[0] > 1 else np.zeros(n.size)
         return centre, noise, between
 
-    def _multipliers(self, n: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    def _multipliers(self, n: np.ndarray, level: float, parts=None) -> tuple[np.ndarray, np.ndarray]:
         """(low, high) multipliers of the spread at sizes n: +-z inside the data, the
-        calibrated residual quantiles beyond it."""
+        calibrated residual quantiles beyond it (functions of the pilot, with a conditional
+        calibration). `parts`: `_parts(n)`, when the caller has it."""
         z = norm.ppf(0.5 + level / 2)
         z_calibrated = norm.ppf(0.5 + CALIBRATED_LEVEL / 2)
+        if self.calibration.conditional is not None:
+            return self._conditional_multipliers(n, z / z_calibrated, parts)
         knots = np.array([0.0] + [float(i + 1) for i in range(len(self.calibration.quantiles))])
         lows = np.array([-z_calibrated] + [q[0] for q in self.calibration.quantiles]) * z / z_calibrated
         highs = np.array([z_calibrated] + [q[1] for q in self.calibration.quantiles]) * z / z_calibrated
         h = np.log2(np.maximum(n / self.max_size, 1.0))
         return np.interp(h, knots, lows), np.interp(h, knots, highs)
 
+    def _conditional_multipliers(self, n: np.ndarray, ratio: float, parts) -> tuple[np.ndarray, np.ndarray]:
+        """The conditional band's multipliers, +-z at the largest size blending into them by 2x,
+        scaled about their middle by z(level) / z(calibrated level)."""
+        centre, sigma, between = self._parts(n) if parts is None else parts
+        h = np.log2(np.maximum(n / self.max_size, 1.0))
+        low, high = self.calibration.conditional.multipliers(point_features(self.pilot, h, centre, between, sigma), h)
+        z_calibrated = norm.ppf(0.5 + CALIBRATED_LEVEL / 2)
+        w = np.clip(h, 0.0, 1.0)
+        low, high = (1 - w) * -z_calibrated + w * low, (1 - w) * z_calibrated + w * high
+        mid, half = (low + high) / 2, (high - low) / 2 * ratio
+        return mid - half, mid + half
+
     def _bands(self, n: np.ndarray, level: float, k: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-        centre, sigma = self._sigma(n, k)
-        low, high = self._multipliers(n, level)
+        parts = self._parts(n, k)
+        centre, sigma = parts[:2]
+        low, high = self._multipliers(n, level, parts)
         return np.clip(centre + low * sigma, 0.0, 1.0), np.clip(centre + high * sigma, 0.0, 1.0)
 
     def p_reaches(self, target: float, n) -> np.ndarray:
@@ -164,9 +199,13 @@ class LearningCurveFit:
         The band's ends are read as the 10% and 90% quantiles of a two-piece normal
         around the centre, so that this agrees with `interval` at CALIBRATED_LEVEL."""
         n = np.asarray(n, float).reshape(-1)
-        centre, sigma = self._sigma(n)
-        low, high = self._multipliers(n, CALIBRATED_LEVEL)
+        parts = self._parts(n)
+        centre, sigma = parts[:2]
+        low, high = self._multipliers(n, CALIBRATED_LEVEL, parts)
         z_calibrated = norm.ppf(0.5 + CALIBRATED_LEVEL / 2)
+        if self.calibration.conditional is not None:  # a normal whose 10% and 90% points are the band's ends
+            mid, half = centre + (low + high) / 2 * sigma, np.maximum((high - low) / 2 * sigma / z_calibrated, 1e-12)
+            return norm.sf((float(target) - mid) / half)
         up = np.maximum(high * sigma / z_calibrated, 1e-12)  # spread above the centre
         down = np.maximum(-low * sigma / z_calibrated, 1e-12)
         gap = float(target) - centre
@@ -256,7 +295,14 @@ class LearningCurveFit:
         # horizon means reaching it by the horizon: the best chance over sizes is a lower bound
         # that uses the measured sizes (narrow band) as well as the far end (wide band).
         grid = np.geomspace(self.min_size, REACH_HORIZON * self.max_size, 64)
-        return float(np.max(self.p_reaches(target, grid)))
+        p = self.p_reaches(target, grid)
+        cond = self.calibration.conditional
+        if cond is None:
+            return float(np.max(p))
+        # beyond the data the band's chance is mapped to the share reached on held-out curves
+        # (isotonic); inside the data the measured sizes speak for themselves
+        inside = grid <= self.max_size
+        return float(max(np.max(p[inside], initial=0.0), float(cond.calibrate_p(np.max(p[~inside])))))
 
     # -- serialisation
 

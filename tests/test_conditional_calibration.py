@@ -1,0 +1,127 @@
+"""The conditional calibration (band quantiles that depend on the pilot), the ill-behaved-pilot
+flag and p_reachable's extremes, on a small fixed synthetic corpus (seeded, inline)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from samplesize.curves import CALIBRATION, fit_learning_curve
+from samplesize.curves import calibration as cal
+from samplesize.curves import conditional_fit as cf
+from samplesize.curves.conditional import FEATURES, ConditionalBand, pilot_features
+
+LADDER = [int(round(16 * 2 ** (i / 2))) for i in range(13)]  # 16 .. 1024
+
+
+def corpus():
+    """Twelve curves from four 'datasets' and three 'learners': rising, saturating, peaking, flat."""
+    rng = np.random.default_rng(23)
+    shapes = {
+        "saturating": lambda n: 0.9 - 0.5 * n ** -0.5,
+        "rising": lambda n: 0.4 + 0.05 * np.log(n),
+        "peaking": lambda n: 0.75 + 0.1 * np.log(n / 16) / np.log(32) - 0.12 * (n / 1024) ** 2,
+        "flat": lambda n: 0.7 + 0.0 * n,
+    }
+    out = []
+    for name, f in shapes.items():
+        for k, learner in enumerate(("a", "b", "c")):
+            scores = [list(np.round(np.clip(f(n) - 0.02 * k + rng.normal(0, 0.01, 5), 0, 1), 4)) for n in LADDER]
+            out.append({"dataset": name, "learner": learner, "group": "g" + learner, "kind": "tabular",
+                        "n_test": 500, "sizes": LADDER, "scores": scores})
+    return out
+
+
+@pytest.fixture(scope="module")
+def records():
+    return [r for c in corpus() for r in cal.held_out_records(c, n_bootstrap=20, protocols=cal.PILOT_PROTOCOLS)]
+
+
+@pytest.fixture(scope="module")
+def conditional(records):
+    return cf.fit_conditional(records, cal.fit_calibration(records))
+
+
+def test_pilot_protocol_fits_the_six_smallest_sizes_and_keeps_who_made_the_curve(records):
+    six = [r for r in records if len(r.fit.sizes) == 6]
+    assert six and all(r.max_size == LADDER[5] for r in six)
+    assert {r.learner for r in records} == {"a", "b", "c"} and {r.learner_group for r in records} == {"ga", "gb", "gc"}
+    assert all(np.isfinite(r.beyond_max) for r in records)
+
+
+def test_conditional_band_covers_in_sample_and_depends_on_the_pilot(records, conditional):
+    band = conditional.conditional
+    assert isinstance(band, ConditionalBand) and len(band.low_coefs) == len(FEATURES)
+    table = cal.summarise(cal.outcomes(records, conditional, sizes=False))
+    assert set(table) == {2, 4, 8}
+    for h, row in table.items():
+        assert row["coverage"] >= 0.75, h
+        assert row["width"] > 0
+    # different pilots get different multipliers (the whole point), at the same distance
+    spread = cf.record_spread(records, conditional.k_slope, conditional.k_headroom)
+    q = cf.record_multipliers(records, conditional, spread)
+    at4 = np.array([r.horizon == 4 for r in records])
+    assert np.ptp(q[at4, 1] - q[at4, 0]) > 1e-3
+
+
+def test_conditional_calibration_is_deterministic(records, conditional):
+    again = cf.fit_conditional(records, cal.fit_calibration(records))
+    assert again == conditional
+
+
+def test_cross_validation_holds_out_whole_learners(records, conditional):
+    rows = cal.cross_validate(records, sizes=False, key="learner",
+                              fit=lambda tr: cf.fit_conditional(tr, cal.fit_calibration(tr)))
+    assert len(rows) == len(records) and {r["learner"] for r in rows} == {"a", "b", "c"}
+
+
+def test_a_fit_under_the_conditional_calibration_keeps_the_public_api(conditional):
+    sizes = np.repeat(LADDER[:6], 5)
+    rng = np.random.default_rng(1)
+    scores = np.clip(0.9 - 0.5 * sizes ** -0.5 + rng.normal(0, 0.01, sizes.size), 0, 1)
+    fit = replace(fit_learning_curve(sizes, scores, n_bootstrap=30, n_test=500), calibration=conditional)
+    low, high = fit.interval([200, 400, 800])
+    assert np.all(low <= fit.predict([200, 400, 800]) + 0.05) and np.all(low < high)
+    assert np.all(np.diff(low) >= -1e-12)  # the lower end never falls
+    est = fit.size_for(float(fit.means[-1]) + 0.01)
+    assert 0.0 <= est.p_reachable <= 1.0 and est.interval[0] <= est.interval[1]
+
+
+@pytest.mark.parametrize("calibration", ["shipped", "conditional"])
+def test_p_reachable_extremes(conditional, calibration):
+    sizes = np.repeat(LADDER[:6], 5)
+    rng = np.random.default_rng(2)
+    scores = np.clip(0.8 - 0.4 * sizes ** -0.5 + rng.normal(0, 0.01, sizes.size), 0, 1)
+    fit = fit_learning_curve(sizes, scores, n_bootstrap=30, n_test=500)
+    if calibration == "conditional":
+        fit = replace(fit, calibration=conditional, _grid_cache={})
+    assert fit.p_reachable(1.01) == 0.0
+    assert fit.p_reachable(float(fit.means[0]) - 0.05) > 0.95  # already reached in the data
+    assert fit.p_reachable(float(fit.means[-1])) >= 0.4
+
+
+def _fit(means, sd=0.005, n_test=2000):
+    sizes = np.repeat(LADDER[:6], 5)
+    rng = np.random.default_rng(3)
+    noise = rng.normal(0, sd, sizes.size)
+    return fit_learning_curve(sizes, np.clip(np.repeat(means, 5) + noise, 0, 1), n_bootstrap=20, n_test=n_test)
+
+
+def test_ill_behaved_pilots_are_flagged():
+    falls = _fit([0.60, 0.66, 0.72, 0.78, 0.70, 0.71])
+    assert any("falls" in w for w in falls.warnings)
+    zigzag = _fit([0.60, 0.70, 0.62, 0.72, 0.64, 0.74])
+    assert any("zig-zags" in w for w in zigzag.warnings)
+    flat = _fit([0.700, 0.701, 0.699, 0.700, 0.702, 0.700], sd=0.01, n_test=500)
+    assert any("flat within its noise" in w for w in flat.warnings)
+    good = _fit([0.60, 0.66, 0.71, 0.75, 0.78, 0.80])
+    assert not [w for w in good.warnings if "pilot" in w]
+    assert pilot_features(good)["falls"] < pilot_features(falls)["falls"]
+    assert math.isfinite(sum(pilot_features(flat).values()))
+
+
+def test_shipped_calibration_has_a_clear_switch():
+    assert CALIBRATION.conditional is None or isinstance(CALIBRATION.conditional, ConditionalBand)
