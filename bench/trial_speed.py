@@ -75,7 +75,7 @@ def _peak_rss_mb() -> float:
 
 
 def worker(kind: str, sets: list[str], index: int, weights_path: str | None) -> dict:
-    from samplesize.cli import open_uri
+    from samplesize.commands import open_uri
     from samplesize.config import load_config
 
     cfg = load_config(None, sets)
@@ -175,7 +175,7 @@ def _compare(args, root: Path) -> int:
     recipe_sets = _sets(args, weights, recipe_out, "off")
     ours_sets = _sets(args, weights, ours_out, "auto")
     # Both sides load the same prepared dataset; preparing it is a separate, shared step (`samplesize prepare`).
-    from samplesize.cli import open_uri
+    from samplesize.commands import open_uri
     from samplesize.data import open_source, prepare_dataset
 
     cfg = load_config(None, recipe_sets)

@@ -696,7 +696,7 @@ def test_cpu_trials_need_no_accelerator_and_are_not_told_to_expect_a_gpu(helm, t
 
 
 def test_gpu_trials_are_told_to_expect_a_gpu(helm, tmp_path):
-    from samplesize.cli import EXPECT_GPU_ENV
+    from samplesize.commands import EXPECT_GPU_ENV
 
     pod = trials_job(render(helm, tmp_path))["spec"]["template"]["spec"]
     assert env_of(pod["containers"][0])[EXPECT_GPU_ENV] == "1"

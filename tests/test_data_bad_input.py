@@ -212,7 +212,7 @@ def test_prepare_says_when_finished_trials_used_an_earlier_version_of_the_folder
 def test_gcs_folder_fingerprint_changes_when_an_image_is_added_or_replaced(gcs_emulator):
     from samplesize.config import DatasetConfig
     from samplesize.data import source_fingerprint
-    from samplesize.cli import open_uri
+    from samplesize.commands import open_uri
 
     bucket = gcs_emulator.new_bucket()
     store = open_uri(f"gs://{bucket}/images")

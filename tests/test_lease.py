@@ -20,7 +20,7 @@ from conftest import write_image_folder
 from samplesize.config import load_config
 from samplesize.errors import DataError
 from samplesize.storage.lease import LOCK_SUFFIX, build_once, read_lock
-from samplesize.cli import open_uri
+from samplesize.commands import open_uri
 from samplesize.storage import LocalStorage
 
 KEY = "cache/thing.npz"

@@ -28,7 +28,7 @@ from samplesize.errors import (
     AccessError,
     TransientError,
 )
-from samplesize.cli import gcs_options_from_env, open_uri
+from samplesize.commands import gcs_options_from_env, open_uri
 from samplesize.storage import GcsOptions, LocalStorage
 
 ESCAPING_KEYS = ["../escape.json", "trials/../../escape.json", "/etc/passwd", "trials//x.json", "./x.json", "trials/.."]
