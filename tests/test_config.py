@@ -189,3 +189,21 @@ def test_over_long_output_path_exits_64_with_a_message(tmp_path):
     assert "output" in proc.stderr and "255" in proc.stderr and "Traceback" not in proc.stderr
     proc = run_cli("status", "--set", f"output=gs://bucket/{'y' * 1100}")
     assert proc.returncode == 64 and "1024" in proc.stderr
+
+
+# Trial hashes name finished results: a change that moves them strands every stored sweep.
+# The values were computed by the code before the subpackage restructure.
+PINNED_TRIAL_HASHES = [
+    ({}, None, "ad998dc1addceacc"),
+    ({"variants": [{"name": "a", "model": {"dropout": 0.1}}, {"name": "b", "dataset": {"image_size": 32}}]}, None,
+     "25cc1c867c1c579f"),
+    ({"variants": [{"name": "a", "model": {"dropout": 0.1}}, {"name": "b", "dataset": {"image_size": 32}}]}, "b",
+     "e18680be185f6389"),
+    ({"dataset": {"source": "folder:/data/x", "image_size": 96}, "sampling": "with_replacement",
+      "model": {"backbone": "mobilenet_v2", "weights": "imagenet"}}, None, "d50e8eaceba7ba2d"),
+]
+
+
+@pytest.mark.parametrize("raw, variant, expected", PINNED_TRIAL_HASHES)
+def test_trial_hashes_are_pinned(raw, variant, expected):
+    assert build_config(raw).trial_config(variant).trial_hash() == expected
