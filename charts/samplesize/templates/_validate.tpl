@@ -27,6 +27,7 @@ whether model.fine_tune_from names a layer of the backbone.
 {{- if and (not (kindIs "invalid" $trials)) (not (kindIs "invalid" $agg)) (le (int64 $agg) (int64 $trials)) }}
 {{- fail (printf "aggregate.activeDeadlineSeconds (%d) must exceed activeDeadlineSeconds (%d): the aggregator waits for the trials Job, then writes the report" (int64 $agg) (int64 $trials)) }}
 {{- end }}
+{{- include "samplesize.checkUpgrade" . }}
 {{- $sweepYaml := include "samplesize.sweepYaml" . }}
 {{- include "samplesize.validateSweep" ($sweepYaml | fromYaml) }}
 {{- /* Kubernetes refuses a ConfigMap whose data exceeds 1 MiB, but only once
@@ -199,4 +200,77 @@ decimal in range.
 {{- end }}
 {{- end }}
 {{- toYaml $s }}
+{{- end }}
+
+{{/*
+What a Job keeps from its creation, as JSON, in its annotation
+samplesize/immutable: Kubernetes refuses to change a Job's pod template,
+completions and backoffLimitPerIndex, so `helm upgrade` compares these with
+the running Job's annotation and fails first, naming the values, instead of
+the API server's "field is immutable" after some objects were updated.
+Hashes are cut to 16 hex digits: they only need to tell a change.
+Takes (dict "root" $ "job" "trials"|"aggregate").
+*/}}
+{{- define "samplesize.fixedAtCreation" -}}
+{{- $r := .root }}
+{{- $f := dict "sweep" (include "samplesize.sweepYaml" $r | sha256sum | trunc 16) "image" (include "samplesize.image" $r) }}
+{{- if eq .job "trials" }}
+{{- $_ := set $f "pods" (include "samplesize.trialsPodTemplate" $r | sha256sum | trunc 16) }}
+{{- $_ := set $f "completions" (include "samplesize.completions" $r) }}
+{{- $_ := set $f "backoffLimitPerIndex" (toString (int64 $r.Values.backoffLimitPerIndex)) }}
+{{- else }}
+{{- $_ := set $f "pods" (include "samplesize.aggregatePodTemplate" $r | sha256sum | trunc 16) }}
+{{- end }}
+{{- toJson $f }}
+{{- end }}
+
+{{/*
+`helm upgrade` of a running sweep may change only what a Job allows to
+change: parallelism, maxFailedIndexes, activeDeadlineSeconds,
+ttlSecondsAfterFinished, aggregate.backoffLimit and
+aggregate.activeDeadlineSeconds (and labels or annotations of the Jobs
+themselves). Anything else fails here, before helm touches an object, with
+what changed and what to do. `lookup` is empty under `helm template` and a
+client-side dry run, and a Job made by an older chart has no annotation: then
+the API server still refuses an immutable change on its own.
+*/}}
+{{- define "samplesize.checkUpgrade" -}}
+{{- if .Release.IsUpgrade }}
+{{- $changes := list }}
+{{- range $job := list "trials" "aggregate" }}
+{{- $name := ternary (include "samplesize.trialsJobName" $) (include "samplesize.aggregateJobName" $) (eq $job "trials") }}
+{{- $live := lookup "batch/v1" "Job" $.Release.Namespace $name }}
+{{- $was := dig "metadata" "annotations" "samplesize/immutable" "" ($live | default dict) }}
+{{- if $was }}
+{{- $old := $was | fromJson }}
+{{- $new := include "samplesize.fixedAtCreation" (dict "root" $ "job" $job) | fromJson }}
+{{- $differs := dict }}
+{{- range $k, $v := $new }}
+{{- if ne (toString $v) (toString (get $old $k)) }}{{ $_ := set $differs $k true }}{{ end }}
+{{- end }}
+{{- if hasKey $differs "sweep" }}
+{{- $changes = append $changes "the sweep (sweep.*; a changed sweep needs a new sweep.output)" }}
+{{- end }}
+{{- if hasKey $differs "image" }}
+{{- $changes = append $changes (printf "the image (%s, now %s)" (get $old "image") (get $new "image")) }}
+{{- end }}
+{{- if hasKey $differs "completions" }}
+{{- $changes = append $changes (printf "the number of trials (%s, now %s)" (get $old "completions") (get $new "completions")) }}
+{{- end }}
+{{- if hasKey $differs "backoffLimitPerIndex" }}
+{{- $changes = append $changes (printf "backoffLimitPerIndex (%s, now %s)" (get $old "backoffLimitPerIndex") (get $new "backoffLimitPerIndex")) }}
+{{- end }}
+{{- if and (hasKey $differs "pods") (not (hasKey $differs "sweep")) (not (hasKey $differs "image")) }}
+{{- if eq $job "trials" }}
+{{- $changes = append $changes "the trial pods (resources, gpu.*, tmp.*, env, nodeSelector, tolerations, affinity, priorityClassName, podLabels, podAnnotations, security contexts, volumes, service account)" }}
+{{- else }}
+{{- $changes = append $changes "the aggregator pod (aggregate.resources, aggregate.tmpSizeLimit, aggregate.nodeSelector, aggregate.tolerations, aggregate.affinity, aggregate.podLabels, aggregate.podAnnotations, env, volumes, security contexts, its service account)" }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if $changes }}
+{{- fail (printf "helm upgrade cannot change %s of a running sweep: Kubernetes keeps a Job's pod template, completions and backoffLimitPerIndex as they were created. An upgrade may change parallelism, maxFailedIndexes, activeDeadlineSeconds, ttlSecondsAfterFinished, aggregate.backoffLimit and aggregate.activeDeadlineSeconds. For anything else, helm uninstall and install again (trials finished at sweep.output are kept), or install the changed sweep as a new release with a new sweep.output" (join "; " (uniq $changes))) }}
+{{- end }}
+{{- end }}
 {{- end }}
