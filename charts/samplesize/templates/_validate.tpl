@@ -289,13 +289,15 @@ the API server still refuses an immutable change on its own.
 A Memory-backed /tmp (tmp.medium=Memory) is a tmpfs that counts against the
 container's memory limit: a size limit at or above that limit lets /tmp alone
 get the pod OOM-killed halfway through a trial. Fail at install instead, for
-the trials (tmp.sizeLimit) and the aggregator (aggregate.tmpSizeLimit).
+the trials (tmp.sizeLimit), the aggregator and the test pod
+(aggregate.tmpSizeLimit).
 */}}
 {{- define "samplesize.validateMemoryTmp" -}}
 {{- $v := .Values }}
 {{- if eq $v.tmp.medium "Memory" }}
 {{- range $pod := list (dict "name" "trial" "size" $v.tmp.sizeLimit "sizeKey" "tmp.sizeLimit" "res" $v.resources "resKey" "resources")
-                      (dict "name" "aggregator" "size" $v.aggregate.tmpSizeLimit "sizeKey" "aggregate.tmpSizeLimit" "res" $v.aggregate.resources "resKey" "aggregate.resources") }}
+                      (dict "name" "aggregator" "size" $v.aggregate.tmpSizeLimit "sizeKey" "aggregate.tmpSizeLimit" "res" $v.aggregate.resources "resKey" "aggregate.resources")
+                      (dict "name" "test pod" "size" (ternary $v.aggregate.tmpSizeLimit "" $v.test.enabled) "sizeKey" "aggregate.tmpSizeLimit" "res" $v.test.resources "resKey" "test.resources") }}
 {{- $limit := dig "limits" "memory" "" ($pod.res | default dict) }}
 {{- if and $pod.size $limit }}
 {{- if ge (include "samplesize.bytes" $pod.size | float64) (include "samplesize.bytes" $limit | float64) }}
