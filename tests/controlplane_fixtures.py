@@ -139,7 +139,7 @@ def helm_of_major(request: pytest.FixtureRequest, cluster_helm):
             if c and Path(c).is_file() and _helm_major(c) == major:
                 return c
         _unavailable(request.config, f"no helm {major} found (tried $HELM{major}, .tools/bin/helm{major}, PATH): "
-                     "scripts/install_helm.sh installs helm 4 as .tools/bin/helm and helm 3 as .tools/bin/helm3")
+                     "scripts/install_helm.sh installs helm 4 as .tools/bin/helm, helm 3 as .tools/bin/helm3")
 
     return find
 
@@ -154,8 +154,8 @@ KUEUE_WEBHOOK = [
      "metadata": {"name": "kueue-suspends-queued-jobs"},
      "spec": {"matchConstraints": {"resourceRules": [{"apiGroups": ["batch"], "apiVersions": ["v1"],
                                                       "operations": ["CREATE"], "resources": ["jobs"]}]},
-              "matchConditions": [{"name": "queued", "expression":
-                                   "has(object.metadata.labels) && 'kueue.x-k8s.io/queue-name' in object.metadata.labels"}],
+              "matchConditions": [{"name": "queued", "expression": "has(object.metadata.labels) && "
+                                   "'kueue.x-k8s.io/queue-name' in object.metadata.labels"}],
               "failurePolicy": "Fail", "reinvocationPolicy": "Never",
               "mutations": [{"patchType": "ApplyConfiguration",
                              "applyConfiguration": {"expression": "Object{spec: Object.spec{suspend: true}}"}}]}},

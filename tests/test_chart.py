@@ -965,8 +965,8 @@ def test_chart_readme_lists_every_value_and_a_complete_install():
     readme = (CHART / "README.md").read_text()
     text = (CHART / "values.yaml").read_text()
     documented = re.findall(r"^\s*# ([A-Za-z_][\w.]*) --", text, flags=re.M)
-    sections = {"image", "gpu", "gpu.sharing", "tmp", "serviceAccount", "kueue", "aggregate", "aggregate.serviceAccount",
-                "rbac", "trial", "test", "sweep"}
+    sections = {"image", "gpu", "gpu.sharing", "tmp", "serviceAccount", "kueue", "aggregate",
+                "aggregate.serviceAccount", "rbac", "trial", "test", "sweep"}
     missing = [key for key in documented if key not in sections and not key.startswith("sweep.")
                and f"`{key}`" not in readme]
     assert not missing, f"values missing from charts/samplesize/README.md: {missing}"
@@ -1289,11 +1289,13 @@ def test_helm_upgrade_check_records_what_a_job_keeps_from_its_creation(helm, tmp
     assert set(base["trial"]) == {"sweep", "image", "pods", "completions", "backoffLimitPerIndex"}
     # What an upgrade may change leaves them as they are ...
     assert fixed({"parallelism": 9, "maxFailedIndexes": 2, "activeDeadlineSeconds": 1000,
-                  "ttlSecondsAfterFinished": 60, "aggregate": {"backoffLimit": 5, "activeDeadlineSeconds": 2000}}) == base
+                  "ttlSecondsAfterFinished": 60,
+                  "aggregate": {"backoffLimit": 5, "activeDeadlineSeconds": 2000}}) == base
     # ... and what a Job keeps from its creation does not.
     assert fixed({"backoffLimitPerIndex": 3})["trial"]["backoffLimitPerIndex"] == "3"
     assert fixed({"resources": {"requests": {"cpu": "2"}}})["trial"]["pods"] != base["trial"]["pods"]
-    assert fixed({"aggregate": {"resources": {"requests": {"cpu": "2"}}}})["aggregate"]["pods"] != base["aggregate"]["pods"]
+    aggregator = fixed({"aggregate": {"resources": {"requests": {"cpu": "2"}}}})["aggregate"]
+    assert aggregator["pods"] != base["aggregate"]["pods"]
     assert fixed({"sweep": {"seed": 7}})["trial"]["sweep"] != base["trial"]["sweep"]
 
 
@@ -1364,7 +1366,8 @@ def test_log_format_reaches_the_trials_as_an_environment_variable(helm, tmp_path
     # The package reads SAMPLESIZE_LOG_FORMAT (json: one object per line for Cloud Logging).
     container = lambda docs: trials_job(docs)["spec"]["template"]["spec"]["containers"][0]  # noqa: E731
     assert env_of(container(render(helm, tmp_path)))["SAMPLESIZE_LOG_FORMAT"] == "text"
-    assert env_of(container(render(helm, tmp_path, {"trial": {"logFormat": "json"}})))["SAMPLESIZE_LOG_FORMAT"] == "json"
+    as_json = render(helm, tmp_path, {"trial": {"logFormat": "json"}})
+    assert env_of(container(as_json))["SAMPLESIZE_LOG_FORMAT"] == "json"
 
 
 def test_gpu_sharing_and_spot_render_gkes_node_selectors_and_toleration(helm, tmp_path):
