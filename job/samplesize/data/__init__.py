@@ -4,12 +4,12 @@ Modules: `sources` (decode, folders, tfds), `prepared` (the prepared pool and te
 `cache/`, with the facts `plan` reads), `augment` (the recipe's augmentation, applied once).
 """
 
-from .prepared import (PoolFacts, PreparedDataset, pool_facts_key, prepare_dataset, prepared_key, read_pool_facts,
+from .prepared import (PoolFacts, check_source_exists, PreparedDataset, pool_facts_key, prepare_dataset, prepared_key, read_pool_facts,
                        source_fingerprint, split_test)
 from .sources import LabelledImages, SkippedFiles, decode_image, load_source, open_source, scan_folder
 
 __all__ = [
-    "LabelledImages", "PoolFacts", "PreparedDataset", "SkippedFiles", "decode_image", "load_source", "open_source",
+    "LabelledImages", "PoolFacts", "check_source_exists", "PreparedDataset", "SkippedFiles", "decode_image", "load_source", "open_source",
     "pool_facts_key", "prepare_dataset", "prepared_key", "read_pool_facts", "scan_folder", "source_fingerprint",
     "split_test",
 ]

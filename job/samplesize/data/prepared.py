@@ -25,6 +25,7 @@ from ..errors import DataError
 from ..hashing import content_hash
 from ..storage import Storage
 from ..storage.npz import UNREADABLE_NPZ, meta_array, read_meta, write_npz_once
+from .listing import list_dataset, shown
 from .sources import SkippedFiles, folder_storage, in_hidden_folder, load_source
 
 log = logging.getLogger(__name__)
@@ -125,11 +126,18 @@ def source_fingerprint(ds: DatasetConfig, source: Storage | None = None) -> str 
     """
     if ds.kind != "folder":
         return None
-    try:
-        entries = folder_storage(ds, source).list_stats()
-    except FileNotFoundError:
-        entries = []
-    return content_hash([list(e) for e in entries if not in_hidden_folder(e[0].split("/"))])
+    listing = list_dataset(folder_storage(ds, source))
+    entries = [*listing.files, *listing.refused]
+    return content_hash([list(e) for e in sorted(entries) if not in_hidden_folder(e[0].split("/"))])
+
+
+def check_source_exists(ds: DatasetConfig, source: Storage | None = None) -> None:
+    """Raise DataError when a folder source does not exist or holds nothing: one listing, nothing decoded."""
+    if ds.kind == "folder" and not list_dataset(folder_storage(ds, source)).files:
+        raise DataError(
+            f"dataset.source {shown(ds.source, 1000)}: the folder does not exist or is empty; it must hold one "
+            "sub-folder per class with images inside"
+        )
 
 
 def split_test(labels: np.ndarray, test_fraction: float, seed: int, class_names: list[str]) -> tuple[np.ndarray, np.ndarray]:
