@@ -169,3 +169,41 @@ def test_result_carries_the_dataset_digest_and_reads_back(tmp_path):
     assert write_result(storage, result)
     loaded = load_results(cfg, storage)
     assert loaded.problems == [] and loaded.trials[3].dataset_digest == "ab" * 32
+
+
+@pytest.mark.parametrize("where", ["decoding", "writing the copy"])
+def test_sigterm_during_prepare_leaves_no_temp_file(tmp_path, monkeypatch, where):
+    """SIGTERM (the CLI raises TransientError from its handler), an exception or a full disk mid-build: no
+    `cache/.dataset-….part` and no staging file is left behind."""
+    import os
+    import tempfile
+
+    from samplesize.data import sources
+    from samplesize.errors import TransientError
+
+    root = write_image_folder(tmp_path / "images", classes=("a", "b"), per_class=6)
+    cfg = load_config(overrides=[f"dataset.source=folder:{root}", f"dataset.image_size={SIZE}"])
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    if where == "decoding":
+        real = sources.decode_image
+        calls = []
+
+        def decode(data, size):
+            calls.append(1)
+            if len(calls) == 5:
+                raise TransientError("stopped by SIGTERM")
+            return real(data, size)
+
+        monkeypatch.setattr(sources, "decode_image", decode)
+    else:
+        real_fsync = os.fsync
+        monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(TransientError("stopped by SIGTERM"))
+                            if os.fstat(fd).st_size > 2_000 else real_fsync(fd))
+    with pytest.raises(TransientError):
+        prepare_dataset(cfg, LocalStorage(tmp_path / "out"), LocalStorage(root))
+    cache = tmp_path / "out" / "cache"
+    left = [p.name for p in cache.iterdir()] if cache.exists() else []
+    assert not [n for n in left if n.endswith(".part") or n.endswith(".npz")], left
+    assert list(scratch.iterdir()) == []
