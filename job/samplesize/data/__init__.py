@@ -1,7 +1,9 @@
 """The dataset: sources decoded into labelled images, and the prepared copy every trial loads.
 
-Modules: `sources` (decode, folders, tfds), `prepared` (the prepared pool and test set in
-`cache/`, with the facts `plan` reads), `augment` (the recipe's augmentation, applied once).
+Modules: `sources` (decode, folders, tfds), `listing` (a dataset folder's files, links and odd
+names), `prepared` (the prepared pool and test set in `cache/`, with the facts `plan` reads),
+`verify` (the checks of a prepared copy on every open), `augment` (the recipe's augmentation,
+applied once).
 """
 
 from .prepared import (PoolFacts, check_source_exists, PreparedDataset, pool_facts_key, prepare_dataset, prepared_key, read_pool_facts,

@@ -261,7 +261,7 @@ def _prepared_arrays(p: PreparedDataset, images: dict[str, np.ndarray]) -> dict[
             "meta": meta_array({"class_names": p.class_names, "skipped": p.skipped.to_json()})}
 
 
-def _open_prepared(storage: Storage, key: str, image_size: int) -> PreparedDataset:
+def _open_prepared(storage: Storage, key: str, image_size: int | None = None) -> PreparedDataset:
     """Read and check the labels and names now (`verify`); the image arrays only when first used, checked then."""
     facts = read_facts(storage, pool_facts_key(key))
     source = storage.open_read(key)  # stays open: the image arrays are read from it later

@@ -284,7 +284,9 @@ def read_image_file(storage: Storage, key: str, listed_bytes: int) -> bytes:
     if listed_bytes > MAX_IMAGE_BYTES:
         raise ValueError(too_large_reason())
     with open_dataset_file(storage, key) as f:
-        data = f.read(MAX_IMAGE_BYTES + 1)  # bounded again: the file may have grown since it was listed
+        data = f.read(listed_bytes + 1)  # read(n) sets aside n bytes: the listed size, not the bound
+        if len(data) > listed_bytes:  # grown since it was listed: bounded again
+            data += f.read(MAX_IMAGE_BYTES + 1 - len(data))
     if len(data) > MAX_IMAGE_BYTES:
         raise ValueError(too_large_reason())
     return data

@@ -144,22 +144,32 @@ def array_headers(npz, key: str) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     return out
 
 
-def check_headers(headers: dict, key: str, image_size: int, facts: PoolFacts | None) -> None:
-    """uint8 images of (n, size, size, 3), integer labels of length n, uint8 meta of bounded size."""
+def check_headers(headers: dict, key: str, image_size: int | None, facts: PoolFacts | None) -> None:
+    """uint8 images of (n, size, size, 3), integer labels of length n, uint8 meta of bounded size.
+
+    `image_size` is `dataset.image_size`; None takes the pool's, which the test set must share.
+    """
+    if image_size is None:
+        pool_shape = headers["pool_images"][0]
+        image_size = pool_shape[1] if len(pool_shape) == 4 else -1
     for part in ("pool", "test"):
-        (shape, dtype), (lshape, ldtype) = headers[f"{part}_images"], headers[f"{part}_labels"]
-        if dtype != np.uint8 or len(shape) != 4 or shape[1:] != (image_size, image_size, 3):
-            raise unusable(key, f"holds {part}_images of {dtype} {shape}, not uint8 (n, {image_size}, "
-                           f"{image_size}, 3) as dataset.image_size says")
-        if ldtype.kind not in "iu" or ldtype.itemsize > 8 or len(lshape) != 1:
-            raise unusable(key, f"holds {part}_labels of {ldtype} {lshape}, not whole-number class indexes")
-        if lshape[0] != shape[0] or not 1 <= shape[0] <= MAX_IMAGES:
-            raise unusable(key, f"holds {lshape[0]} {part}_labels for {shape[0]} {part}_images")
+        _check_part(headers, part, key, image_size)
     if facts is not None and headers["pool_labels"][0][0] != facts.pool_size:
         raise unusable(key, f"holds a pool of {headers['pool_labels'][0][0]}; its facts say {facts.pool_size}")
     mshape, mdtype = headers["meta"]
     if mdtype != np.uint8 or len(mshape) != 1 or mshape[0] > MAX_META_BYTES:
         raise unusable(key, f"holds a meta of {mdtype} {mshape}, not JSON text of at most {MAX_META_BYTES:,} bytes")
+
+
+def _check_part(headers: dict, part: str, key: str, image_size: int) -> None:
+    (shape, dtype), (lshape, ldtype) = headers[f"{part}_images"], headers[f"{part}_labels"]
+    if dtype != np.uint8 or len(shape) != 4 or shape[1:] != (image_size, image_size, 3):
+        raise unusable(key, f"holds {part}_images of {dtype} {shape}, not uint8 (n, {image_size}, "
+                       f"{image_size}, 3) as dataset.image_size says")
+    if ldtype.kind not in "iu" or ldtype.itemsize > 8 or len(lshape) != 1:
+        raise unusable(key, f"holds {part}_labels of {ldtype} {lshape}, not whole-number class indexes")
+    if lshape[0] != shape[0] or not 1 <= shape[0] <= MAX_IMAGES:
+        raise unusable(key, f"holds {lshape[0]} {part}_labels for {shape[0]} {part}_images")
 
 
 def parse_meta(array: np.ndarray, key: str) -> dict:
