@@ -8,13 +8,11 @@ import unicodedata
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import image_bytes, run_cli, write_image_folder
+from PIL import Image
 from samplesize.data import decode_image, scan_folder
 from samplesize.errors import DataError
 from samplesize.storage import LocalStorage
-
 
 # ---------------------------------------------------------------- (2) an oversized file
 

@@ -6,8 +6,17 @@ names), `prepared` (the prepared pool and test set in `cache/`, with the facts `
 applied once).
 """
 
-from .prepared import (PoolFacts, check_source_exists, PreparedDataset, pool_facts_key, prepare_dataset, prepared_key, read_pool_facts,
-                       source_fingerprint, split_test)
+from .prepared import (
+                       PoolFacts,
+                       PreparedDataset,
+                       check_source_exists,
+                       pool_facts_key,
+                       prepare_dataset,
+                       prepared_key,
+                       read_pool_facts,
+                       source_fingerprint,
+                       split_test,
+)
 from .sources import LabelledImages, SkippedFiles, decode_image, load_source, open_source, scan_folder
 
 __all__ = [

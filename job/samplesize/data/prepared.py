@@ -26,8 +26,18 @@ from ..storage import Storage
 from ..storage.npz import UNREADABLE_NPZ, meta_array, write_npz_once
 from .listing import list_dataset, shown
 from .sources import SkippedFiles, folder_storage, in_hidden_folder, load_source
-from .verify import (PoolFacts, array_digest, array_headers, check_digest, check_headers, check_labels, copy_digest,
-                     parse_meta, read_facts, unusable)
+from .verify import (
+    PoolFacts,
+    array_digest,
+    array_headers,
+    check_digest,
+    check_headers,
+    check_labels,
+    copy_digest,
+    parse_meta,
+    read_facts,
+    unusable,
+)
 
 log = logging.getLogger(__name__)
 

@@ -159,6 +159,7 @@ def _decode(data: bytes, size: int) -> np.ndarray:
     with warnings.catch_warnings():
         # Between Pillow's warning and error limits the image is decoded, then reduced at once.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        warnings.simplefilter("ignore", UserWarning)  # "Corrupt EXIF data": a broken file fails or decodes, quietly
         with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as img:
             orientation = img.getexif().get(0x0112)  # read before reducing: the reduced copy has no EXIF
             reduced = _open_reduced(img, size)

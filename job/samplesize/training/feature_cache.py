@@ -35,8 +35,8 @@ import numpy as np
 from ..config import SweepConfig
 from ..errors import DataError
 from ..hashing import content_hash
-from ..storage.npz import UNREADABLE_NPZ, meta_array, write_npz_once
 from ..storage import Storage
+from ..storage.npz import UNREADABLE_NPZ, meta_array, write_npz_once
 
 log = logging.getLogger(__name__)
 
