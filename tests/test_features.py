@@ -204,3 +204,29 @@ def test_trials_share_one_stored_cache_and_never_load_the_pixels(tmp_path, image
     whole = trial_module.run_trial(_cfg(*sets, "training.feature_cache='off'"), 1, LocalStorage(tmp_path / "off")).result
     assert whole["feature_cache"] == "off: training.feature_cache=off"
     assert "pool_images" in vars(opened[-1]) and "test_images" in vars(opened[-1])
+
+
+# ---------------------------------------------------------------- a hostile stored cache
+
+
+@pytest.mark.parametrize("shape", ["n_by_7", "flat"])
+def test_feature_cache_arrays_of_the_wrong_shape_are_refused_as_not_matching_the_model(tmp_path, shape):
+    """(n, 7) or (n,) pooled features at the cache's key: exit 65 "does not match", never a crash in Keras."""
+    from types import SimpleNamespace
+
+    from samplesize.errors import DataError
+    from samplesize.storage import LocalStorage
+    from samplesize.storage.npz import meta_array, write_npz_once
+    from samplesize.training.feature_cache import feature_cache_key, load_or_build
+    from samplesize.training.models import build_classifier
+
+    cfg = _cfg("model.fine_tune_from=null")
+    clf = build_classifier(cfg.model, SIZE, N_CLASSES, backbone_seed=1, head_seed=2)
+    data = SimpleNamespace(key="cache/dataset-0123456789abcdef.npz", pool_size=6, test_labels=np.zeros(3))
+    storage = LocalStorage(tmp_path)
+    key = feature_cache_key(cfg, data.key, clf.weights_identity, None, clf.base.compute_dtype)
+    make = {"n_by_7": lambda n: np.zeros((n, 7), np.float32), "flat": lambda n: np.zeros(n, np.float32)}[shape]
+    write_npz_once(storage, key, {"meta": meta_array({"format": 1, "boundary_layer": None}),
+                                  "pool_pooled": make(6), "test_pooled": make(3)})
+    with pytest.raises(DataError, match=f"feature cache {key} does not match"):
+        load_or_build(cfg, storage, data, clf)

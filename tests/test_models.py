@@ -120,3 +120,23 @@ def test_imagenet_download_that_keeps_failing_exits_transient_not_data(flaky_ima
     assert fake.calls == WEIGHTS_DOWNLOAD_ATTEMPTS  # bounded
     assert "mobilenet_v2" in str(failed.value) and "model.weights" in str(failed.value)
     assert "path or gs:// URI" in str(failed.value)  # the way out on an air-gapped cluster
+
+
+@pytest.mark.parametrize("weights", ["missing.weights.h5", "gs://bucket/weights.h5", "present.weights.h5"])
+def test_weights_file_for_small_cnn_is_refused_as_it_cannot_load_one(tmp_path, weights):
+    """small_cnn trains from scratch: a weights path was silently ignored (exit 0) while the run facts named it."""
+    if not weights.startswith("gs://"):
+        weights = str(tmp_path / weights)
+        if "present" in weights:
+            (tmp_path / "present.weights.h5").write_bytes(b"weights")
+    with pytest.raises(ConfigError, match="small_cnn trains from scratch and cannot load weights"):
+        build_classifier(_model_cfg("model.backbone=small_cnn", f"model.weights={weights}"), 32, 3)
+
+
+def test_weights_file_for_small_cnn_makes_the_trial_exit_64(tmp_path):
+    from conftest import run_cli, tiny_sweep_sets
+
+    proc = run_cli("trial", "--index", "0", *tiny_sweep_sets("model.backbone=small_cnn",
+                                                              f"model.weights={tmp_path}/nope.h5", f"output={tmp_path}/out"))
+    assert proc.returncode == 64, proc.stderr
+    assert "model.weights" in proc.stderr and not (tmp_path / "out" / "trials").exists()

@@ -69,9 +69,11 @@ def _stored_pool(cfg: SweepConfig, storage: Storage) -> PoolFacts | None:
 
     Every variant shares the pool (its labels and order), so the first variant's copy sizes them all.
     """
-    from .data import open_source, read_pool_facts
+    from .data import check_source_exists, open_source, read_pool_facts
 
-    return read_pool_facts(cfg.trial_config(trial_spec(cfg, 0).variant), storage, open_source(cfg.dataset, open_uri))
+    source = open_source(cfg.dataset, open_uri)
+    check_source_exists(cfg.dataset, source)  # cheap (one listing): a mistyped folder fails here, not in every pod
+    return read_pool_facts(cfg.trial_config(trial_spec(cfg, 0).variant), storage, source)
 
 
 def _prepared_trials(cfg: SweepConfig, storage: Storage, source: Storage | None) -> list[tuple[TrialSpec, int]]:

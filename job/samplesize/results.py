@@ -102,6 +102,7 @@ def build_result(
         test_size=int(len(data.test_labels)),
         pool_size=int(data.pool_size),
         dataset_key=data.key,  # the prepared copy: results from different copies are never fitted together
+        dataset_digest=getattr(data, "digest", None),  # its contents: a copy replaced under one key is told apart
         class_names=data.class_names,
         metrics=metrics,
         confusion_matrix=confusion,

@@ -13,6 +13,7 @@ Schema (version 1), one JSON object per index at `trials/trial-<index:05d>.json`
     timings            {load_s, train_s, evaluate_s, total_s}
     feature_cache      "used: <what came from the cache>" or "off: <reason>"
     dataset_key        the prepared copy it ran on (`cache/dataset-<hash>.npz`)
+    dataset_digest     that copy's content digest (sha256, `data.verify`), recorded in its facts when written
     accelerator, package_version, config_hash, finished_at
     tensorflow_version, gpu_model   (gpu_model: the device name, or null on CPU)
     variant            the variant's name; only in a sweep with `variants`
@@ -75,6 +76,7 @@ class TrialResult:
     train_size: int | None = None
     validation_size: int | None = None
     dataset_key: str | None = None
+    dataset_digest: str | None = None
     confusion_matrix: list[list[int]] | None = None
     epochs: dict[str, int] | None = None
     timings: dict[str, float] | None = None
@@ -311,7 +313,8 @@ def _check_records(r: dict) -> None:
             finite(v) and 0 <= v <= MAX_SECONDS and (key != "epochs" or isinstance(v, int)) for v in section.values()
         ):
             raise RejectedResult(f"has {key} that are not an object of numbers in [0, {MAX_SECONDS:g}]")
-    for key in ("accelerator", "package_version", "feature_cache", "finished_at", "dataset_key", "sampling"):
+    for key in ("accelerator", "package_version", "feature_cache", "finished_at", "dataset_key", "dataset_digest",
+                "sampling"):
         value = r.get(key)
         if value is not None and (not isinstance(value, str) or len(value) > 1000):
             raise RejectedResult(f"has {key} of type {type(value).__name__}; it must be a short text")

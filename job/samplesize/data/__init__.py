@@ -1,15 +1,26 @@
 """The dataset: sources decoded into labelled images, and the prepared copy every trial loads.
 
-Modules: `sources` (decode, folders, tfds), `prepared` (the prepared pool and test set in
-`cache/`, with the facts `plan` reads), `augment` (the recipe's augmentation, applied once).
+Modules: `sources` (decode, folders, tfds), `listing` (a dataset folder's files, links and odd
+names), `prepared` (the prepared pool and test set in `cache/`, with the facts `plan` reads),
+`verify` (the checks of a prepared copy on every open), `augment` (the recipe's augmentation,
+applied once).
 """
 
-from .prepared import (PoolFacts, PreparedDataset, pool_facts_key, prepare_dataset, prepared_key, read_pool_facts,
-                       source_fingerprint, split_test)
+from .prepared import (
+                       PoolFacts,
+                       PreparedDataset,
+                       check_source_exists,
+                       pool_facts_key,
+                       prepare_dataset,
+                       prepared_key,
+                       read_pool_facts,
+                       source_fingerprint,
+                       split_test,
+)
 from .sources import LabelledImages, SkippedFiles, decode_image, load_source, open_source, scan_folder
 
 __all__ = [
-    "LabelledImages", "PoolFacts", "PreparedDataset", "SkippedFiles", "decode_image", "load_source", "open_source",
+    "LabelledImages", "PoolFacts", "check_source_exists", "PreparedDataset", "SkippedFiles", "decode_image", "load_source", "open_source",
     "pool_facts_key", "prepare_dataset", "prepared_key", "read_pool_facts", "scan_folder", "source_fingerprint",
     "split_test",
 ]

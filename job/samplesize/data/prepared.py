@@ -11,7 +11,6 @@ a small JSON file holds the pool's size and class count, which is all that
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 import tempfile
@@ -24,13 +23,26 @@ from ..config import DatasetConfig, SweepConfig
 from ..errors import DataError
 from ..hashing import content_hash
 from ..storage import Storage
-from ..storage.npz import UNREADABLE_NPZ, meta_array, read_meta, write_npz_once
+from ..storage.npz import UNREADABLE_NPZ, meta_array, write_npz_once
+from .listing import list_dataset, shown
 from .sources import SkippedFiles, folder_storage, in_hidden_folder, load_source
+from .verify import (
+    PoolFacts,
+    array_digest,
+    array_headers,
+    check_digest,
+    check_headers,
+    check_labels,
+    copy_digest,
+    parse_meta,
+    read_facts,
+    unusable,
+)
 
 log = logging.getLogger(__name__)
 
 
-PREPARED_FORMAT = 1  # bump when the stored arrays' layout changes
+PREPARED_FORMAT = 2  # bump when the stored arrays' layout changes (2: facts carry the arrays' digests)
 
 
 @dataclass
@@ -48,6 +60,7 @@ class PreparedDataset:
     skipped: SkippedFiles  # files of a folder source that could not be used
     key: str
     load_images: Callable[[str], np.ndarray] = field(repr=False)  # "pool_images" / "test_images" -> uint8 array
+    digest: str | None = None  # the copy's content digest (`verify.copy_digest`), carried in each result
 
     @property
     def pool_size(self) -> int:
@@ -62,40 +75,35 @@ class PreparedDataset:
         return self.load_images("test_images")
 
 
-@dataclass(frozen=True)
-class PoolFacts:
-    """What planning needs from a prepared copy, stored beside it so that `plan` never decodes or opens it."""
-
-    pool_size: int
-    class_count: int
-
-
 def pool_facts_key(key: str) -> str:
     """`cache/dataset-<hash>.json`, beside the prepared copy `cache/dataset-<hash>.npz`."""
     return key.removesuffix(".npz") + ".json"
 
 
 def read_pool_facts(cfg: SweepConfig, storage: Storage, source: Storage | None = None) -> PoolFacts | None:
-    """The stored facts of the prepared copy `cfg` uses; None before `samplesize prepare`.
+    """The stored facts of the prepared copy `cfg` uses, checked (`verify.parse_facts`); None before `prepare`.
 
     `source` is the folder's storage, as for `load_source`: a folder's copy is named by a listing of it (cheap,
     nothing is decoded)."""
-    key = pool_facts_key(prepared_key(cfg, source))
-    try:
-        facts = json.loads(storage.read(key))
-        return PoolFacts(int(facts["pool_size"]), int(facts["class_count"]))
-    except FileNotFoundError:
-        return None
-    except (ValueError, KeyError, TypeError, RecursionError) as exc:
-        raise DataError(f"{key} is unreadable ({exc!r}); delete it and run `samplesize prepare` again") from None
+    return read_facts(storage, pool_facts_key(prepared_key(cfg, source)))
 
 
-def _record_pool_facts(storage: Storage, data: PreparedDataset) -> None:
-    """Store the copy's facts once; a copy prepared before they were stored gets them on its next use."""
-    key = pool_facts_key(data.key)
-    if not storage.exists(key):
-        facts = {"pool_size": data.pool_size, "class_count": len(data.class_names)}
-        storage.write_once(key, json.dumps(facts).encode())
+def _store_facts(storage: Storage, key: str, facts: PoolFacts) -> PoolFacts:
+    """Store the copy's facts once; when some are stored already, they must record the same contents."""
+    facts_key = pool_facts_key(key)
+    if storage.write_once(facts_key, facts.to_json()):
+        return facts
+    stored = read_facts(storage, facts_key)
+    if stored is None or stored.digest != facts.digest:
+        raise DataError(
+            f"{facts_key} records other contents than {key}; delete both and run `samplesize prepare` again"
+        )
+    return stored
+
+
+def _facts_of(arrays: dict[str, np.ndarray], class_count: int) -> PoolFacts:
+    digests = {name: array_digest(a) for name, a in arrays.items()}
+    return PoolFacts(len(arrays["pool_labels"]), class_count, copy_digest(digests), digests)
 
 
 def prepared_key(cfg: SweepConfig, source: Storage | None = None) -> str:
@@ -125,11 +133,18 @@ def source_fingerprint(ds: DatasetConfig, source: Storage | None = None) -> str 
     """
     if ds.kind != "folder":
         return None
-    try:
-        entries = folder_storage(ds, source).list_stats()
-    except FileNotFoundError:
-        entries = []
-    return content_hash([list(e) for e in entries if not in_hidden_folder(e[0].split("/"))])
+    listing = list_dataset(folder_storage(ds, source))
+    entries = [*listing.files, *listing.refused]
+    return content_hash([list(e) for e in sorted(entries) if not in_hidden_folder(e[0].split("/"))])
+
+
+def check_source_exists(ds: DatasetConfig, source: Storage | None = None) -> None:
+    """Raise DataError when a folder source does not exist or holds nothing: one listing, nothing decoded."""
+    if ds.kind == "folder" and not list_dataset(folder_storage(ds, source)).files:
+        raise DataError(
+            f"dataset.source {shown(ds.source, 1000)}: the folder does not exist or is empty; it must hold one "
+            "sub-folder per class with images inside"
+        )
 
 
 def split_test(labels: np.ndarray, test_fraction: float, seed: int, class_names: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -197,10 +212,9 @@ def prepare_dataset(cfg: SweepConfig, storage: Storage, source: Storage | None =
     from ..storage.lease import build_once
 
     key = prepared_key(cfg, source)
-    data = build_once(storage, key, lambda: _build_prepared(cfg, storage, key, source),
-                      lambda: _open_prepared(storage, key), what="prepared dataset")
-    _record_pool_facts(storage, data)
-    return data
+    size = cfg.dataset.image_size
+    return build_once(storage, key, lambda: _build_prepared(cfg, storage, key, source),
+                      lambda: _open_prepared(storage, key, size), what="prepared dataset")
 
 
 def _build_prepared(cfg: SweepConfig, storage: Storage, key: str, source: Storage | None) -> PreparedDataset:
@@ -233,9 +247,12 @@ def _build_prepared(cfg: SweepConfig, storage: Storage, key: str, source: Storag
         key=key,
         load_images=load_images,
     )
-    if not write_npz_once(storage, key, _prepared_arrays(prepared, images)):
+    arrays = _prepared_arrays(prepared, images)
+    facts = _facts_of(arrays, len(prepared.class_names))
+    if not write_npz_once(storage, key, arrays):
         # Another trial prepared it concurrently; use the stored copy so every trial sees identical bytes.
-        return _open_prepared(storage, key)
+        return _open_prepared(storage, key, cfg.dataset.image_size)
+    prepared.digest = _store_facts(storage, key, facts).digest
     return prepared
 
 
@@ -254,33 +271,41 @@ def _prepared_arrays(p: PreparedDataset, images: dict[str, np.ndarray]) -> dict[
             "meta": meta_array({"class_names": p.class_names, "skipped": p.skipped.to_json()})}
 
 
-def _open_prepared(storage: Storage, key: str) -> PreparedDataset:
-    """Read the labels and names now; the image arrays only when first used."""
-
-    def unreadable(exc: Exception) -> DataError:
-        return DataError(f"prepared dataset {key} is unreadable ({exc}); delete it and run `samplesize prepare` again")
-
+def _open_prepared(storage: Storage, key: str, image_size: int | None = None) -> PreparedDataset:
+    """Read and check the labels and names now (`verify`); the image arrays only when first used, checked then."""
+    facts = read_facts(storage, pool_facts_key(key))
     source = storage.open_read(key)  # stays open: the image arrays are read from it later
     try:
         arrays = np.load(source)  # an NpzFile: reads each array on access
-        missing = {"pool_images", "pool_labels", "test_images", "test_labels", "meta"} - set(arrays.files)
-        if missing:
-            raise KeyError(f"no {', '.join(sorted(missing))}")
-        meta = read_meta(arrays["meta"])
+        if not isinstance(arrays, np.lib.npyio.NpzFile):
+            raise unusable(key, "is not an .npz archive")
+        check_headers(array_headers(arrays, key), key, image_size, facts)
+        stored = {name: arrays[name] for name in ("pool_labels", "test_labels", "meta")}
+        meta = parse_meta(stored["meta"], key)
+        n_classes = len(meta["class_names"])
+        if facts is None:  # the writer stopped before storing them: record what is stored (reads the pixels once)
+            facts = _store_facts(storage, key, _facts_of({**stored, "pool_images": arrays["pool_images"],
+                                                           "test_images": arrays["test_images"]}, n_classes))
+        if facts.class_count != n_classes:
+            raise unusable(key, f"names {n_classes} classes; its facts say {facts.class_count}")
+        for name, array in stored.items():
+            check_digest(array, name, facts, key)
+        pool_labels = check_labels(stored["pool_labels"], "pool_labels", n_classes, key)
+        test_labels = check_labels(stored["test_labels"], "test_labels", n_classes, key)
         skipped = SkippedFiles.from_json(meta["skipped"])
-        pool_labels, test_labels = arrays["pool_labels"], arrays["test_labels"]
+    except DataError:
+        source.close()
+        raise
     except UNREADABLE_NPZ as exc:
         source.close()
-        raise unreadable(exc) from None
+        raise unusable(key, f"is unreadable ({str(exc)[:80]})") from None
 
     def load_images(name: str) -> np.ndarray:
         try:
             images = arrays[name]
         except UNREADABLE_NPZ as exc:
-            raise unreadable(exc) from None
-        expected = len(pool_labels) if name == "pool_images" else len(test_labels)
-        if len(images) != expected:
-            raise unreadable(ValueError(f"{name} holds {len(images)} images for {expected} labels"))
+            raise unusable(key, f"is unreadable ({str(exc)[:80]})") from None
+        check_digest(images, name, facts, key)
         return images
 
-    return PreparedDataset(pool_labels, test_labels, meta["class_names"], skipped, key, load_images)
+    return PreparedDataset(pool_labels, test_labels, meta["class_names"], skipped, key, load_images, facts.digest)

@@ -6,6 +6,7 @@ import io
 import logging
 import os
 import tempfile
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -15,8 +16,18 @@ from ..config import DatasetConfig
 from ..errors import DataError
 from ..storage import Storage
 from ..text import safe_name
+from .listing import list_dataset, open_dataset_file, refuse_name_clash, shown
 
 log = logging.getLogger(__name__)
+
+# The formats a dataset of photos or scans needs; Pillow's other decoders (BLP, DDS, SPIDER, ICO, ...) are never
+# run on a dataset file: fuzzing found crashes in several of them.
+ALLOWED_FORMATS = ("PNG", "JPEG", "TIFF", "BMP", "GIF", "WEBP")
+
+# The largest image file read: 3 bytes x Pillow's MAX_IMAGE_PIXELS (89,478,485), about 256 MiB, the size of the
+# largest uncompressed 8-bit RGB image Pillow decodes without a decompression-bomb warning. A bigger file is
+# refused from its size in the listing, never read; smaller ones are read with this bound.
+MAX_IMAGE_BYTES = 3 * 89_478_485
 
 
 @dataclass
@@ -29,7 +40,7 @@ class SkippedFiles:
     def add(self, name: str, reason: str) -> None:
         self.counts[reason] = self.counts.get(reason, 0) + 1
         if len(self.examples) < 5:
-            self.examples.append(f"{safe_name(name)} ({reason})")
+            self.examples.append(f"{shown(name)} ({reason})")
 
     @property
     def total(self) -> int:
@@ -105,30 +116,56 @@ def _resize(rgb: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8)
 
 
+class RefusedImage(ValueError):
+    """A decoded image this package refuses (NaN pixels): its message is the reason."""
+
+
 def decode_image(data: bytes, size: int) -> np.ndarray:
     """Decode and resize one image file's bytes; raises ValueError (the reason) when unusable.
 
-    Large images are decoded at reduced size, 16-bit and float pixels are
-    scaled to 8 bits (see `_to_rgb8`), and images past Pillow's
-    decompression-bomb limit are refused rather than decoded.
+    Only `ALLOWED_FORMATS` are decoded, and any exception from decoding one
+    file means "this file is corrupt". Large images are decoded at reduced
+    size, the EXIF orientation is applied, 16-bit and float pixels are scaled
+    to 8 bits (see `_to_rgb8`), and images past Pillow's decompression-bomb
+    limit are refused rather than decoded.
     """
-    import warnings
-
     from PIL import Image, UnidentifiedImageError
 
     if not data:
         raise ValueError("zero-byte")
     try:
-        with warnings.catch_warnings():
-            # Between Pillow's warning and error limits the image is decoded, then reduced at once.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as img:
-                rgb = _to_rgb8(_open_reduced(img, size))
+        rgb = _decode(data, size)
     except Image.DecompressionBombError:
         raise ValueError(f"too large (over {2 * Image.MAX_IMAGE_PIXELS} pixels)") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise ValueError("not a readable image" if isinstance(exc, UnidentifiedImageError) else "truncated or corrupt") from None
+    except UnidentifiedImageError:
+        raise ValueError("not a readable image") from None
+    except RefusedImage as exc:
+        raise ValueError(str(exc)) from None
+    except Exception:  # noqa: BLE001 - any decoder failure on one file: BLPFormatError, AttributeError, TypeError...
+        raise ValueError("truncated or corrupt") from None
     return _resize(rgb, size)
+
+
+# EXIF orientation -> the transpose that shows the image upright (what ImageOps.exif_transpose applies).
+_ORIENTATIONS = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE", 6: "ROTATE_270",
+                 7: "TRANSVERSE", 8: "ROTATE_90"}
+
+
+def _decode(data: bytes, size: int) -> np.ndarray:
+    import warnings
+
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        # Between Pillow's warning and error limits the image is decoded, then reduced at once.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        warnings.simplefilter("ignore", UserWarning)  # "Corrupt EXIF data": a broken file fails or decodes, quietly
+        with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as img:
+            orientation = img.getexif().get(0x0112)  # read before reducing: the reduced copy has no EXIF
+            reduced = _open_reduced(img, size)
+            if orientation in _ORIENTATIONS:
+                reduced = reduced.transpose(getattr(Image.Transpose, _ORIENTATIONS[orientation]))
+            return _to_rgb8(reduced)
 
 
 def _open_reduced(img, size: int):
@@ -165,7 +202,7 @@ def _to_rgb8(img) -> np.ndarray:
     if img.mode == "F":
         a = np.asarray(img, dtype=np.float32)
         if not np.all(np.isfinite(a)):
-            raise ValueError("float image with NaN or infinite pixels")
+            raise RefusedImage("float image with NaN or infinite pixels")
         low, high = (0.0, 1.0) if a.min() >= 0 and a.max() <= 1 else (float(a.min()), float(a.max()))
         gray = np.round((a - low) / max(high - low, 1e-12) * 255).astype(np.uint8)
     elif img.mode == "I" or img.mode.startswith("I;16"):
@@ -180,53 +217,80 @@ def _to_rgb8(img) -> np.ndarray:
 
 
 def scan_folder(storage: Storage, size: int, where: str = "") -> LabelledImages:
-    """Read `<class>/<file>` images; skip and count files that are not usable images."""
+    """Read `<class>/<file>` images; skip and count files that are not usable images.
+
+    The folder is listed once (`listing.list_dataset`: links followed only inside it, sizes known); class
+    names are normalised to NFC, and two folders that are one name once normalised are refused, naming both.
+    """
     where = where or storage.uri
-    try:
-        keys = storage.list()
-    except FileNotFoundError:
-        keys = []
-    if not keys:
+    listing = list_dataset(storage)
+    if not listing.files and not listing.refused:
         raise DataError(
-            f"dataset folder {where} does not exist or is empty; it must hold one sub-folder per class with images inside"
+            f"dataset folder {shown(where, 1000)} does not exist or is empty; it must hold one sub-folder per class "
+            "with images inside"
         )
-    by_class: dict[str, list[str]] = {}
     skipped = SkippedFiles()
-    for key in keys:
-        parts = key.split("/")
-        if in_hidden_folder(parts):
-            skipped.add(key, "inside a hidden folder")
-            continue
-        if len(parts) < 2:
-            skipped.add(key, "not inside a class folder")
-            continue
-        by_class.setdefault(parts[0], []).append(key)
+    for key, reason in listing.refused:
+        skipped.add(key, reason)
+    by_class = _files_by_class(listing.files, skipped)
     folders = sorted(by_class)
-    # Names shown in results and reports must encode as UTF-8; the keys read keep their original bytes.
-    class_names = [safe_name(folder) for folder in folders]
-    images, labels = ImageSink(size, capacity=len(keys)), []
+    # Names shown in results and reports must encode as UTF-8 (the keys read keep their original bytes), and one
+    # name has one spelling: NFC, as macOS and Windows tools may write either.
+    class_names = [unicodedata.normalize("NFC", safe_name(folder)) for folder in folders]
+    refuse_name_clash(folders, class_names, where)
+    images, labels = ImageSink(size, capacity=len(listing.files)), []
     empty_classes = []
     for label, (folder, name) in enumerate(zip(folders, class_names)):
         before = len(labels)
-        for key in by_class[folder]:
-            if os.path.basename(key).startswith("."):
-                skipped.add(key, "hidden file")
-                continue
+        for key, nbytes in by_class[folder]:
             try:
-                images.append(decode_image(storage.read(key), size))
+                images.append(decode_image(read_image_file(storage, key, nbytes), size))
                 labels.append(label)
             except ValueError as exc:
                 skipped.add(key, str(exc))
         if len(labels) == before:
-            empty_classes.append(name)
+            empty_classes.append(shown(name))
     if empty_classes:
         raise DataError(
-            f"class folder(s) {', '.join(empty_classes)} in {where} hold no usable image "
+            f"class folder(s) {', '.join(empty_classes)} in {shown(where, 1000)} hold no usable image "
             f"({skipped.describe()}); add images or remove the folder"
         )
     if skipped.total:
-        log.warning("dataset %s: %s", where, skipped.describe())
+        log.warning("dataset %s: %s", shown(where, 1000), skipped.describe())
     return LabelledImages(images.array(), np.asarray(labels, np.int32), class_names, skipped)
+
+
+def _files_by_class(files: list[tuple[str, int, str]], skipped: SkippedFiles) -> dict[str, list[tuple[str, int]]]:
+    """`{class folder: [(key, size)]}`; files in hidden folders, hidden files and loose files counted as skipped."""
+    by_class: dict[str, list[tuple[str, int]]] = {}
+    for key, nbytes, _ in files:
+        parts = key.split("/")
+        if in_hidden_folder(parts):
+            skipped.add(key, "inside a hidden folder")
+        elif len(parts) < 2:
+            skipped.add(key, "not inside a class folder")
+        elif parts[-1].startswith("."):
+            skipped.add(key, "hidden file")
+        else:
+            by_class.setdefault(parts[0], []).append((key, nbytes))
+    return by_class
+
+
+def too_large_reason() -> str:
+    return f"too large (over {MAX_IMAGE_BYTES:,} bytes)"
+
+
+def read_image_file(storage: Storage, key: str, listed_bytes: int) -> bytes:
+    """A listed file's bytes, at most `MAX_IMAGE_BYTES`: refused from its listed size, then read with that bound."""
+    if listed_bytes > MAX_IMAGE_BYTES:
+        raise ValueError(too_large_reason())
+    with open_dataset_file(storage, key) as f:
+        data = f.read(listed_bytes + 1)  # read(n) sets aside n bytes: the listed size, not the bound
+        if len(data) > listed_bytes:  # grown since it was listed: bounded again
+            data += f.read(MAX_IMAGE_BYTES + 1 - len(data))
+    if len(data) > MAX_IMAGE_BYTES:
+        raise ValueError(too_large_reason())
+    return data
 
 
 def in_hidden_folder(parts: list[str]) -> bool:

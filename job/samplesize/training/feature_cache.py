@@ -35,8 +35,8 @@ import numpy as np
 from ..config import SweepConfig
 from ..errors import DataError
 from ..hashing import content_hash
-from ..storage.npz import UNREADABLE_NPZ, meta_array, write_npz_once
 from ..storage import Storage
+from ..storage.npz import UNREADABLE_NPZ, meta_array, write_npz_once
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +98,17 @@ def load_or_build(cfg: SweepConfig, storage: Storage, data, clf, boundary_tensor
     boundary_layer = boundary_tensor._keras_history.operation.name if boundary_tensor is not None else None
     dtype = clf.base.compute_dtype
     key = feature_cache_key(cfg, data.key, clf.weights_identity, boundary_layer, dtype)
+    rows = row_shapes(clf, boundary_tensor)
     return build_once(storage, key, lambda: _build(storage, key, data, clf, boundary_tensor, boundary_layer),
-                      lambda: _decode(storage, key, boundary_layer, data), what="feature cache")
+                      lambda: read_cache(storage, key, boundary_layer, data, rows), what="feature cache")
+
+
+def row_shapes(clf, boundary_tensor=None) -> dict[str, tuple[int, ...]]:
+    """The shape of one image's cached features, as the model reads them: `pooled` (channels,), `boundary`."""
+    shapes = {"pooled": (int(clf.base.output.shape[-1]),)}
+    if boundary_tensor is not None:
+        shapes["boundary"] = tuple(int(d) for d in boundary_tensor.shape[1:])
+    return shapes
 
 
 def _build(storage: Storage, key: str, data, clf, boundary_tensor, boundary_layer: str | None) -> FeatureCache:
@@ -107,17 +116,18 @@ def _build(storage: Storage, key: str, data, clf, boundary_tensor, boundary_laye
     arrays = extract(clf, boundary_tensor, {"pool": data.pool_images, "test": data.test_images})
     built_s = time.perf_counter() - started
     log.info("feature cache %s computed in %.1f s", key, built_s)
-    cache = store(storage, key, arrays, boundary_layer, data)
+    cache = store(storage, key, arrays, boundary_layer, data, row_shapes(clf, boundary_tensor))
     cache.built_s = built_s
     return cache
 
 
-def store(storage: Storage, key: str, arrays: dict[str, np.ndarray], boundary_layer: str | None, data) -> FeatureCache:
-    """Write the computed arrays once; when another trial stored them first, use its copy."""
+def store(storage: Storage, key: str, arrays: dict[str, np.ndarray], boundary_layer: str | None, data,
+          rows: dict[str, tuple[int, ...]] | None = None) -> FeatureCache:
+    """Write the computed arrays once; when another trial stored them first, use its copy (checked by `rows`)."""
     meta = meta_array({"format": FEATURES_FORMAT, "boundary_layer": boundary_layer})
     if not write_npz_once(storage, key, {"meta": meta, **arrays}):
         # Another trial stored it first: use its bytes so every trial sees the same values.
-        return _decode(storage, key, boundary_layer, data)
+        return read_cache(storage, key, boundary_layer, data, rows)
     return FeatureCache.from_arrays(arrays, key, boundary_layer)
 
 
@@ -154,16 +164,39 @@ def extract(clf, boundary_tensor, images: dict[str, np.ndarray], batch_size: int
     return out
 
 
-def _decode(storage: Storage, key: str, boundary_layer: str | None, data) -> FeatureCache:
+def read_cache(storage: Storage, key: str, boundary_layer: str | None, data,
+               rows: dict[str, tuple[int, ...]] | None = None) -> FeatureCache:
+    """The stored cache, checked: one row per image, each of the shape the model takes (`rows`), float16/32.
+
+    A cache is untrusted input (anyone who can write the output may replace it): an array of the wrong
+    shape would otherwise crash inside Keras, or train on something else.
+    """
     try:
         with storage.open_read(key) as f, np.load(f) as z:
             arrays = {name: z[name] for name in z.files if name != "meta"}
     except UNREADABLE_NPZ as exc:
-        raise DataError(f"feature cache {key} is unreadable ({exc}); delete it and run the trial again") from None
+        raise DataError(f"feature cache {key} is unreadable ({str(exc)[:80]}); delete it and run the trial again") from None
     expected = {"pool_pooled": data.pool_size, "test_pooled": len(data.test_labels)}
     if boundary_layer is not None:
         expected.update(pool_boundary=data.pool_size, test_boundary=len(data.test_labels))
-    wrong = [n for n, size in expected.items() if n not in arrays or len(arrays[n]) != size]
+    wrong = [f"{n} {_shape_of(arrays.get(n))}, expected {_expected_shape(n, size, rows)}"
+             for n, size in expected.items() if not _fits(arrays.get(n), size, rows and rows.get(n.split("_")[1]))]
     if wrong:
-        raise DataError(f"feature cache {key} does not match the prepared dataset ({', '.join(wrong)}); delete it and run again")
+        raise DataError(f"feature cache {key} does not match the prepared dataset and the model ({'; '.join(wrong)}); "
+                        "delete it and run again")
     return FeatureCache.from_arrays(arrays, key, boundary_layer)
+
+
+def _fits(array: np.ndarray | None, n: int, row: tuple[int, ...] | None) -> bool:
+    if array is None or array.ndim < 1 or len(array) != n or array.dtype not in (np.float16, np.float32):
+        return False
+    return row is None or array.shape[1:] == tuple(row)
+
+
+def _shape_of(array: np.ndarray | None) -> str:
+    return "missing" if array is None else f"{array.dtype} {array.shape}"
+
+
+def _expected_shape(name: str, n: int, rows: dict[str, tuple[int, ...]] | None) -> str:
+    row = (rows or {}).get(name.split("_")[1])
+    return f"float16/32 ({n}, {', '.join(map(str, row)) if row else '...'})"
