@@ -19,7 +19,7 @@ from .plan import TrialSpec, parse_index, planned_trials, trial_spec
 from .results import result_key
 from .storage import GcsOptions, Storage, open_storage
 from .storage.base import DEFAULT_RETRY_DEADLINE, EMULATOR_HOST_ENV, RETRY_DEADLINE_ENV
-from .text import index_ranges, terminal_safe
+from .text import cut, index_ranges, terminal_safe
 
 # Set to 1 by the chart when the trial pod requests a GPU: a trial that then sees
 # none exits 75 before loading data, instead of training on the node's CPU.
@@ -50,13 +50,17 @@ def gcs_options_from_env(environ=os.environ) -> GcsOptions:
                       emulator_host=environ.get(EMULATOR_HOST_ENV) or None)
 
 
+MAX_RETRY_DEADLINE = 3600.0  # seconds: past an hour of failing requests, the retried pod does better than waiting
+
+
 def _positive_seconds(raw: str) -> float:
     try:
         value = float(raw)
     except ValueError:
         value = -1.0
-    if not value > 0:  # also refuses nan
-        raise ConfigError(f"{RETRY_DEADLINE_ENV}={raw!r}: expected a positive number of seconds")
+    if not 0 < value <= MAX_RETRY_DEADLINE:  # also refuses nan, inf and 1e999: a deadline that never comes
+        raise ConfigError(f"{RETRY_DEADLINE_ENV}={cut(raw)}: expected a number of seconds above 0 and at most "
+                          f"{MAX_RETRY_DEADLINE:g} (default {DEFAULT_RETRY_DEADLINE:g})")
     return value
 
 
@@ -198,7 +202,9 @@ def cmd_trial(args, cfg: SweepConfig, storage: Storage) -> int:
 def cmd_run(args, cfg: SweepConfig, storage: Storage) -> int:
     from .local_run import run_sweep
 
-    _refuse_foreign_results(cfg, storage)
+    from .results import refuse_unusable_results
+
+    refuse_unusable_results(cfg, storage)  # another config's results (64), or unusable objects at result keys (65)
     from .data import open_source, prepared_key
 
     source = open_source(cfg.dataset, open_uri)  # variants share the source
@@ -212,19 +218,6 @@ def cmd_run(args, cfg: SweepConfig, storage: Storage) -> int:
         print(f"{len(failed)} trial(s) failed: {failed}; run `samplesize run` again to retry only those", file=sys.stderr)
         return 1
     return code
-
-
-def _refuse_foreign_results(cfg: SweepConfig, storage: Storage) -> None:
-    """Stop before anything is written when the output holds results of another config."""
-    from .results import foreign_results
-
-    foreign = foreign_results(storage, cfg)
-    if foreign:
-        raise ConfigError(
-            f"output {storage.uri} holds {len(foreign)} result(s) made with another sweep config (for example "
-            f"{foreign[0]}); results of two configs cannot be fitted together. Nothing was run and sweep.yaml is "
-            f"unchanged: set output (--set output=...) to a new folder for the changed sweep, or restore the old config"
-        )
 
 
 def cmd_aggregate(args, cfg: SweepConfig, storage: Storage) -> int:
