@@ -138,8 +138,8 @@ def test_result_with_100000_class_names_is_rejected_quickly_by_the_class_bound(t
     cfg = make_cfg()
     storage = write_sweep(cfg, tmp_path, indexes=range(1, cfg.trial_count))
     names = [f"c{i}" for i in range(100_000)]
-    bad = fake_result(cfg, 0, classes=names)
-    bad["confusion_matrix"] = None
+    bad = fake_result(cfg, 0, class_names=names, confusion_matrix=None)
+    bad["metrics"]["per_class_recall"] = {c: 0.5 for c in names}
     (tmp_path / result_key(0)).write_text(json.dumps(bad))
     started = time.perf_counter()
     loaded = load_results(cfg, storage)
@@ -195,3 +195,70 @@ def test_bidi_and_newline_in_a_class_name_are_escaped_in_the_summary_and_the_plo
     for name in ("report.md", "report.html", "summary.json"):
         text = (tmp_path / "report" / name).read_text()
         assert "\u202e" not in text and "new\nline" not in text, name
+
+
+# ---------------------------------------------------------------- weak points
+
+
+def test_forged_metrics_that_contradict_the_results_own_confusion_matrix_are_rejected(tmp_path):
+    cfg = make_cfg()
+    storage = write_sweep(cfg, tmp_path, indexes=range(1, cfg.trial_count))
+    matrix = [[10, 45, 45], [24, 24, 32], [14, 26, 30]]  # recalls 0.10, 0.30, 0.43; the sweep's 250 test images
+    recalls = [row[i] / sum(row) for i, row in enumerate(matrix)]
+    forged = fake_result(cfg, 0, confusion_matrix=matrix)
+    forged["metrics"].update(accuracy=0.99, balanced_accuracy=0.99,
+                             per_class_recall={c: 0.99 for c in forged["class_names"]})
+    (tmp_path / result_key(0)).write_text(json.dumps(forged))
+    loaded = load_results(cfg, storage)
+    assert loaded.missing == [0] and "confusion_matrix" in loaded.problems[0], loaded.problems
+    honest = fake_result(cfg, 0, confusion_matrix=matrix)
+    honest["metrics"].update(accuracy=64 / 250, balanced_accuracy=sum(recalls) / 3,
+                             per_class_recall=dict(zip(honest["class_names"], recalls)))
+    (tmp_path / result_key(0)).write_text(json.dumps(honest))
+    assert load_results(cfg, storage).missing == []
+
+
+def test_stray_json_under_trials_that_is_not_a_trial_file_is_ignored_by_run_and_aggregate(tmp_path):
+    cfg = make_cfg()
+    write_sweep(cfg, tmp_path)
+    (tmp_path / "trials" / "notes.json").write_text(json.dumps({"config_hash": "0123456789abcdef"}))
+    for command in (("aggregate", "--bootstrap", "20"), ("run",)):
+        proc = cli(*command, out=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert "notes.json" not in proc.stdout + proc.stderr
+
+
+def test_directory_at_a_result_key_is_named_among_the_rejected_files_by_aggregate(tmp_path):
+    cfg = make_cfg()
+    storage = write_sweep(cfg, tmp_path, indexes=range(cfg.trial_count - 1))
+    (tmp_path / result_key(cfg.trial_count - 1)).mkdir()
+    summary = aggregate(cfg, storage, job_state="Complete", n_bootstrap=BOOT)
+    assert any(result_key(cfg.trial_count - 1) in p and "not a regular file" in p for p in summary["trials"]["rejected"])
+
+
+@pytest.mark.parametrize("folder", ["report", "trials"])
+def test_symlinked_report_or_trials_folder_is_refused_writes_never_leave_the_output(tmp_path, folder):
+    cfg = make_cfg()
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    write_sweep(cfg, out)
+    elsewhere.mkdir()
+    if folder == "trials":
+        (out / "trials").rename(elsewhere / "trials")
+        (out / "trials").symlink_to(elsewhere / "trials")
+    else:
+        (out / "report").symlink_to(elsewhere)
+    before = sorted(p.name for p in elsewhere.rglob("*"))
+    proc = cli("aggregate", "--bootstrap", "20", out=out)
+    assert proc.returncode == 65, proc.stdout + proc.stderr
+    assert "symbolic link" in proc.stderr and folder in proc.stderr
+    assert sorted(p.name for p in elsewhere.rglob("*")) == before
+
+
+def test_test_set_too_small_warning_never_contradicts_itself(tmp_path):
+    cfg = make_cfg(targets=[0.85, 0.999])
+    storage = LocalStorage(tmp_path)
+    for i in range(cfg.trial_count):
+        assert storage.write_once(result_key(i), encode_result(fake_result(cfg, i, test_size=48, confusion_matrix=None)))
+    summary = aggregate(cfg, storage, job_state="Complete", n_bootstrap=BOOT)
+    warning = next(w for w in summary["warnings"] if w.startswith("TEST SET TOO SMALL: 48 images"))
+    assert "at least 30 test images" not in warning and "at least 1000 test images" in warning, warning

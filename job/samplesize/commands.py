@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from . import __version__
 from .config import SweepConfig
-from .errors import EXIT_OK, ConfigError
+from .errors import EXIT_OK, ConfigError, DataError
 from .plan import TrialSpec, parse_index, planned_trials, trial_spec
 from .results import result_key
 from .storage import GcsOptions, Storage, open_storage
@@ -232,15 +232,16 @@ def cmd_aggregate(args, cfg: SweepConfig, storage: Storage) -> int:
 
 def _aggregate(args, cfg: SweepConfig, storage: Storage, failed_indexes, job_state) -> int:
     from .aggregate import aggregate
+    from .report.write import MAX_SUMMARY_BYTES
 
     # `run` has no --bootstrap; without the flag the fit's own default applies.
     boot = getattr(args, "bootstrap", None)
     aggregate(cfg, storage, failed_indexes=failed_indexes, job_state=job_state,
               **({} if boot is None else {"n_bootstrap": boot}))
     try:
-        print(storage.read(_report_key("report.md")).decode("utf-8"))
-    except FileNotFoundError:
-        pass
+        print(storage.read(_report_key("report.md"), limit=MAX_SUMMARY_BYTES).decode("utf-8", "replace"))
+    except (FileNotFoundError, DataError):
+        pass  # just written; a replaced or oversized one is not printed (report.html is named below)
     print(f"report: {storage.uri.rstrip('/')}/{_report_key('report.html')}", file=sys.stderr)
     return EXIT_OK
 
@@ -301,12 +302,14 @@ def _report_key(name: str) -> str:
 
 def _stale_report(cfg: SweepConfig, storage: Storage, summary_key: str, usable: set[int]) -> str | None:
     """Why the summary at `summary_key` does not describe this sweep's usable results (their indexes), or None."""
+    from .report.write import MAX_SUMMARY_BYTES
+
     try:
-        summary = json.loads(storage.read(summary_key))
+        summary = json.loads(storage.read(summary_key, limit=MAX_SUMMARY_BYTES))
         config_hash = summary["run"]["config_hash"]
         used = sorted(int(p["index"]) for p in summary["points"])
-    except (FileNotFoundError, ValueError, RecursionError, KeyError, TypeError):
-        return "report/summary.json is unreadable"
+    except (FileNotFoundError, DataError, ValueError, RecursionError, KeyError, TypeError):
+        return "report/summary.json is unreadable (or larger than any summary)"
     if config_hash != cfg.trial_hash():
         return "it was written for another configuration"
     if used != sorted(usable):

@@ -302,6 +302,42 @@ def _check_confusion(r: dict, k: int, test: int) -> None:
         raise RejectedResult(
             f"has a confusion_matrix that is not {k}x{k} whole counts adding up to at most test_size {test}"
         )
+    if sum(map(sum, matrix)) == test:  # every trial writes the whole test set's matrix: its scores follow from it
+        _check_scores_against(r, matrix)
+
+
+METRIC_TOLERANCE = 1e-6  # a trial's scores and its matrix come from the same predictions: only float rounding
+
+
+def _scores_from(matrix: list[list[int]]) -> tuple[float, float | None, list[float | None]]:
+    """Accuracy, balanced accuracy (over the tested classes) and each class's recall, from a confusion matrix."""
+    rows = [sum(row) for row in matrix]
+    recalls = [row[i] / n if n else None for i, (row, n) in enumerate(zip(matrix, rows))]
+    tested = [x for x in recalls if x is not None]
+    accuracy = sum(row[i] for i, row in enumerate(matrix)) / sum(rows)
+    return accuracy, (sum(tested) / len(tested) if tested else None), recalls
+
+
+def _check_scores_against(r: dict, matrix: list[list[int]]) -> None:
+    """Accuracy, balanced accuracy and each class's recall as the result's own confusion matrix gives them.
+
+    A forged 0.99 beside a matrix that says 0.10 to 0.42 must not become a point on the curve.
+    """
+    accuracy, balanced, recalls = _scores_from(matrix)
+    metrics = r["metrics"]
+    recall = metrics.get("per_class_recall") or {}
+    pairs = [("accuracy", metrics.get("accuracy"), accuracy),
+             ("balanced_accuracy", metrics.get("balanced_accuracy"), balanced)]
+    pairs += [(f"recall of {cut(name)}", recall.get(name, value), value) for name, value in zip(r["class_names"], recalls)]
+    for name, claim, value in pairs:
+        if claim is None and (value is None or not name.startswith("recall")):
+            continue  # an absent score: only a recall's null must match a class without test images
+        if value is None or claim is None or abs(claim - value) > METRIC_TOLERANCE:
+            shown = "none" if value is None else f"{value:.4f}"
+            raise RejectedResult(
+                f"states {name} {cut(claim)}, but its own confusion_matrix gives {shown}: the scores were edited "
+                "or the file is corrupt; excluded. Re-run this index"
+            )
 
 
 def _check_records(r: dict) -> None:
