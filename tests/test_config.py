@@ -149,9 +149,11 @@ def test_chart_schema_bounds_agree_with_the_config_limits():
 
 def test_yaml_exponent_without_a_point_hints_to_write_a_decimal(tmp_path):
     path = tmp_path / "sweep.yaml"
-    path.write_text("training:\n  learning_rate: 1e-1\n")
-    with pytest.raises(ConfigError, match=r"training.learning_rate.*'1e-1'.*write 0.1"):
+    path.write_text("training:\n  batch_size: 1e3\n")
+    with pytest.raises(ConfigError, match=r"training.batch_size.*'1e3'.*write 1000"):
         load_config(path)
+    path.write_text("training:\n  learning_rate: 1e-1\n")  # a float key reads it as the number it means
+    assert load_config(path).training.learning_rate == 0.1
 
 
 def test_key_given_twice_in_sweep_yaml_is_an_error_naming_key_and_lines(tmp_path):

@@ -24,7 +24,7 @@ def test_progress_line_weights_the_eta_by_sample_size_and_names_running_epochs()
     progress.epoch[0] = {"phase": "head", "epoch": 3, "epochs": 10}
     progress.epoch[1] = {"phase": "head", "epoch": 10, "epochs": 10}  # finished: not shown as running
     line = progress.line()
-    assert line.startswith("[2/3 trials done, 1 failed, 1 left]")
+    assert line.startswith("[1/3 trials done, 1 failed, 1 left]")  # a failed trial is not done
     assert "| #0 head epoch 3/10" in line and "#1 " not in line
     # 200 units of work took the elapsed time; 300 remain, so the ETA is 1.5x the elapsed time.
     elapsed_s = _seconds(line.split("elapsed ")[1].split(",")[0])

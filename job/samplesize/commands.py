@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING
 
 from . import __version__
 from .config import SweepConfig
-from .errors import EXIT_OK, ConfigError
+from .errors import EXIT_OK, ConfigError, DataError
 from .plan import TrialSpec, parse_index, planned_trials, trial_spec
 from .results import result_key
 from .storage import GcsOptions, Storage, open_storage
 from .storage.base import DEFAULT_RETRY_DEADLINE, EMULATOR_HOST_ENV, RETRY_DEADLINE_ENV
-from .text import index_ranges, terminal_safe
+from .text import cut, index_ranges, terminal_safe
 
 # Set to 1 by the chart when the trial pod requests a GPU: a trial that then sees
 # none exits 75 before loading data, instead of training on the node's CPU.
@@ -50,13 +50,17 @@ def gcs_options_from_env(environ=os.environ) -> GcsOptions:
                       emulator_host=environ.get(EMULATOR_HOST_ENV) or None)
 
 
+MAX_RETRY_DEADLINE = 3600.0  # seconds: past an hour of failing requests, the retried pod does better than waiting
+
+
 def _positive_seconds(raw: str) -> float:
     try:
         value = float(raw)
     except ValueError:
         value = -1.0
-    if not value > 0:  # also refuses nan
-        raise ConfigError(f"{RETRY_DEADLINE_ENV}={raw!r}: expected a positive number of seconds")
+    if not 0 < value <= MAX_RETRY_DEADLINE:  # also refuses nan, inf and 1e999: a deadline that never comes
+        raise ConfigError(f"{RETRY_DEADLINE_ENV}={cut(raw)}: expected a number of seconds above 0 and at most "
+                          f"{MAX_RETRY_DEADLINE:g} (default {DEFAULT_RETRY_DEADLINE:g})")
     return value
 
 
@@ -200,7 +204,9 @@ def cmd_trial(args, cfg: SweepConfig, storage: Storage) -> int:
 def cmd_run(args, cfg: SweepConfig, storage: Storage) -> int:
     from .local_run import run_sweep
 
-    _refuse_foreign_results(cfg, storage)
+    from .results import refuse_unusable_results
+
+    refuse_unusable_results(cfg, storage)  # another config's results (64), or unusable objects at result keys (65)
     from .data import open_source, prepared_key
 
     source = open_source(cfg.dataset, open_uri)  # variants share the source
@@ -216,19 +222,6 @@ def cmd_run(args, cfg: SweepConfig, storage: Storage) -> int:
     return code
 
 
-def _refuse_foreign_results(cfg: SweepConfig, storage: Storage) -> None:
-    """Stop before anything is written when the output holds results of another config."""
-    from .results import foreign_results
-
-    foreign = foreign_results(storage, cfg)
-    if foreign:
-        raise ConfigError(
-            f"output {storage.uri} holds {len(foreign)} result(s) made with another sweep config (for example "
-            f"{foreign[0]}); results of two configs cannot be fitted together. Nothing was run and sweep.yaml is "
-            f"unchanged: set output (--set output=...) to a new folder for the changed sweep, or restore the old config"
-        )
-
-
 def cmd_aggregate(args, cfg: SweepConfig, storage: Storage) -> int:
     failed, state = [], None
     if args.wait_for_job:
@@ -241,15 +234,16 @@ def cmd_aggregate(args, cfg: SweepConfig, storage: Storage) -> int:
 
 def _aggregate(args, cfg: SweepConfig, storage: Storage, failed_indexes, job_state) -> int:
     from .aggregate import aggregate
+    from .report.write import MAX_SUMMARY_BYTES
 
     # `run` has no --bootstrap; without the flag the fit's own default applies.
     boot = getattr(args, "bootstrap", None)
     aggregate(cfg, storage, failed_indexes=failed_indexes, job_state=job_state,
               **({} if boot is None else {"n_bootstrap": boot}))
     try:
-        print(storage.read(_report_key("report.md")).decode("utf-8"))
-    except FileNotFoundError:
-        pass
+        print(storage.read(_report_key("report.md"), limit=MAX_SUMMARY_BYTES).decode("utf-8", "replace"))
+    except (FileNotFoundError, DataError):
+        pass  # just written; a replaced or oversized one is not printed (report.html is named below)
     print(f"report: {storage.uri.rstrip('/')}/{_report_key('report.html')}", file=sys.stderr)
     return EXIT_OK
 
@@ -310,12 +304,14 @@ def _report_key(name: str) -> str:
 
 def _stale_report(cfg: SweepConfig, storage: Storage, summary_key: str, usable: set[int]) -> str | None:
     """Why the summary at `summary_key` does not describe this sweep's usable results (their indexes), or None."""
+    from .report.write import MAX_SUMMARY_BYTES
+
     try:
-        summary = json.loads(storage.read(summary_key))
+        summary = json.loads(storage.read(summary_key, limit=MAX_SUMMARY_BYTES))
         config_hash = summary["run"]["config_hash"]
         used = sorted(int(p["index"]) for p in summary["points"])
-    except (FileNotFoundError, ValueError, RecursionError, KeyError, TypeError):
-        return "report/summary.json is unreadable"
+    except (FileNotFoundError, DataError, ValueError, RecursionError, KeyError, TypeError):
+        return "report/summary.json is unreadable (or larger than any summary)"
     if config_hash != cfg.trial_hash():
         return "it was written for another configuration"
     if used != sorted(usable):

@@ -43,8 +43,8 @@ class SweepProgress:
         running = ", ".join(
             f"#{i} {e['phase']} epoch {e['epoch']}/{e['epochs']}" for i, e in sorted(self.epoch.items()) if i not in finished
         )
-        failed = f", {len(self.failed)} failed" if self.failed else ""
-        return (f"[{len(finished)}/{len(self.work)} trials done{failed}, {len(self.work) - len(finished)} left] "
+        failed = f", {len(self.failed)} failed" if self.failed else ""  # failed trials are not done: no result
+        return (f"[{len(self.done)}/{len(self.work)} trials done{failed}, {len(self.work) - len(finished)} left] "
                 f"elapsed {_duration(elapsed)}, {eta}" + (f" | {running}" if running else ""))
 
 

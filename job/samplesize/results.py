@@ -17,18 +17,19 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .config import SweepConfig
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .plan import TrialSpec
-from .storage import Storage, join_uri
-from .trial_result import RESULT_SCHEMA_VERSION, RejectedResult, TrialResult, finite, parse_result
+from .storage import Storage, TooLarge, join_uri
+from .text import cut, one_line
+from .trial_result import MAX_RESULT_BYTES, RESULT_SCHEMA_VERSION, RejectedResult, TrialResult, finite, parse_result
 
 if TYPE_CHECKING:
     from .data import PreparedDataset
 
 __all__ = [
     "RESULT_SCHEMA_VERSION", "TRIALS_PREFIX", "LoadedResults", "TrialResult", "build_result", "describe_other_data",
-    "encode_result", "finite", "foreign_results", "load_results", "refuse_foreign_result", "result_key",
-    "results_on_other_data", "stored_config_hash", "trial_identity", "write_result",
+    "encode_result", "finite", "load_results", "read_stored_result", "refuse_unusable_result", "refuse_unusable_results",
+    "result_key", "results_on_other_data", "trial_identity", "write_result",
 ]
 
 TRIALS_PREFIX = "trials/"
@@ -36,6 +37,12 @@ TRIALS_PREFIX = "trials/"
 # `trial-00003 (1).json` are read too, so that a duplicate is named, not missed.
 _TRIAL_FILE = re.compile(r"^trial-[^/]*\.json$")
 _CANONICAL_NAME = re.compile(re.escape(TRIALS_PREFIX) + r"trial-(\d{5,})\.json")
+SHOWN = 10  # files a refusal names; the rest are counted
+
+
+def where(storage: Storage, key: str) -> str:
+    """The URI of `key`, on one line: a listed name may hold newlines, `<!--` or bidi controls (see `text.one_line`)."""
+    return one_line(join_uri(storage.uri, key))
 
 
 def result_key(index: int) -> str:
@@ -132,15 +139,15 @@ def results_on_other_data(storage: Storage, dataset_key: str | frozenset[str]) -
     """
     current = {dataset_key} if isinstance(dataset_key, str) else set(dataset_key)
     others: dict[str, int] = {}
-    for key in storage.list(TRIALS_PREFIX):
+    for key, size, _ in storage.list_stats(TRIALS_PREFIX):
+        if not _CANONICAL_NAME.fullmatch(key):
+            continue
         try:
-            result = json.loads(storage.read(key))
-        except (FileNotFoundError, ValueError, RecursionError):
+            used = read_stored_result(storage, key, size).get("dataset_key")
+        except (FileNotFoundError, RejectedResult):
             continue  # unreadable files are named by aggregate
-        if isinstance(result, dict):
-            used = result.get("dataset_key")
-            if isinstance(used, str) and used not in current:
-                others[used] = others.get(used, 0) + 1
+        if isinstance(used, str) and used not in current:
+            others[used] = others.get(used, 0) + 1
     return others
 
 
@@ -179,36 +186,121 @@ def write_result(storage: Storage, result: TrialResult | dict[str, Any]) -> bool
     return storage.write_once(result_key(payload["index"]), encode_result(payload))
 
 
-def stored_config_hash(storage: Storage, key: str) -> str | None:
-    """The config_hash of the result at `key`; None when it is missing or unreadable (the aggregator reports those)."""
+def read_stored_result(storage: Storage, key: str, size: int | None = None) -> dict[str, Any]:
+    """The JSON object at `key`, read with a bound (`MAX_RESULT_BYTES`) and parsed with `parse_result`.
+
+    Args:
+        storage: the sweep's output.
+        key: a key under trials/.
+        size: the object's size from a listing, when known: a larger one is never opened.
+
+    Raises:
+        RejectedResult: too large, not JSON, nested too deeply, not an object.
+        FileNotFoundError: nothing at `key`.
+    """
+    if size is not None and size > MAX_RESULT_BYTES:
+        raise RejectedResult(f"is {size} bytes, far larger than any trial result (at most {MAX_RESULT_BYTES}); not read")
     try:
-        stored = json.loads(storage.read(key))
-    except (FileNotFoundError, ValueError):
-        return None
-    return stored.get("config_hash") if isinstance(stored, dict) else None
+        data = storage.read(key, limit=MAX_RESULT_BYTES)
+    except TooLarge as exc:
+        shown = f"{exc.size} bytes" if exc.size is not None else f"over {MAX_RESULT_BYTES} bytes"
+        raise RejectedResult(f"is {shown}, far larger than any trial result (at most {MAX_RESULT_BYTES}); not read")
+    return parse_result(data)
 
 
-def refuse_foreign_result(storage: Storage, config_hash: str, index: int) -> None:
-    """Raise ConfigError when the result at `index` was made with another config than `config_hash`'s.
+def _foreign(storage: Storage, key: str, theirs: Any, mine: str) -> ConfigError:
+    return ConfigError(
+        f"{where(storage, key)} holds a result made with another sweep config (config_hash {cut(theirs)}, "
+        f"this config {mine}): results of two configs cannot be fitted together. Set output "
+        f"(sweep.output in the chart) to a new prefix for the changed sweep, or restore the config that made it"
+    )
 
-    Such a result is not "done" for this sweep: the aggregator would refuse
-    it, so the trial must say which output to change instead of exiting 0.
+
+def _unusable(storage: Storage, key: str, problem: str) -> str:
+    return f"{where(storage, key)} {problem}"
+
+
+def check_stored_result(cfg: SweepConfig, storage: Storage, index: int, size: int | None = None) -> str | None:
+    """Why the object at `index`'s key is not a usable result of `cfg` (None: it is, or nothing is there).
+
+    Raises:
+        ConfigError: it is a result of another config (its config_hash).
     """
     key = result_key(index)
-    theirs = stored_config_hash(storage, key)
-    if theirs is not None and theirs != config_hash:
-        raise ConfigError(
-            f"{join_uri(storage.uri, key)} holds a result made with another sweep config (config_hash {theirs}, "
-            f"this config {config_hash}): results of two configs cannot be fitted together. Set output "
-            f"(sweep.output in the chart) to a new prefix for the changed sweep, or restore the config that made it"
-        )
-
-
-def foreign_results(storage: Storage, cfg: SweepConfig) -> list[str]:
-    """Keys under trials/ whose result was made with another config than `cfg`."""
+    try:
+        data = read_stored_result(storage, key, size)
+    except FileNotFoundError:
+        return None
+    except RejectedResult as exc:
+        return _unusable(storage, key, str(exc))
     mine = cfg.trial_hash()
-    return [key for key in storage.list(TRIALS_PREFIX)
-            if key.endswith(".json") and stored_config_hash(storage, key) not in (None, mine)]
+    if "config_hash" in data and data["config_hash"] != mine:
+        raise _foreign(storage, key, data["config_hash"], mine)
+    try:
+        trial = TrialResult.from_json(data, cfg, mine)
+    except RejectedResult as exc:
+        return _unusable(storage, key, str(exc))
+    if trial.index != index:
+        return _unusable(storage, key, f"holds index {trial.index}, not {index}")
+    return None
+
+
+def refuse_unusable_result(cfg: SweepConfig, storage: Storage, index: int) -> None:
+    """Raise unless the object at `index`'s key is a valid result of `cfg` (or nothing is there).
+
+    A trial whose key holds such a result has nothing to do. Anything else
+    there (bytes that are not a result, a result that fails its checks) is not
+    "done": the aggregator would refuse it and the index could never finish.
+
+    Raises:
+        ConfigError: a result of another config is at the key (exit 64).
+        DataError: something else that is not a usable result is at the key (exit 65).
+    """
+    problem = check_stored_result(cfg, storage, index)
+    if problem:
+        raise DataError(f"{problem}. It is not a result of this sweep, so index {index} is not done: delete it (or "
+                        "move it out of trials/), then run the index again")
+
+
+def refuse_unusable_results(cfg: SweepConfig, storage: Storage) -> None:
+    """Before `run` writes anything: refuse results of another config (64), then anything unusable at a result key (65).
+
+    Only `trial-<index>.json` names are results; other files under trials/ (`notes.json`) are not looked at.
+    """
+    problems: list[str] = []
+    foreign: list[ConfigError] = []
+    for key, size, _ in storage.list_stats(TRIALS_PREFIX):
+        index = _index_in_name(key)
+        if index is None:
+            continue
+        try:
+            problem = check_stored_result(cfg, storage, index, size) if index < cfg.trial_count else (
+                _unusable(storage, key, f"is named for index {index}, outside this sweep's indexes 0..{cfg.trial_count - 1}"))
+        except ConfigError as exc:
+            foreign.append(exc)
+            continue
+        if problem:
+            problems.append(problem)
+    problems += [f"{where(storage, key)} is not a regular file (a folder?)" for key in _non_files(storage)]
+    if foreign:
+        raise ConfigError(f"{len(foreign)} result(s) under trials/ were made with another sweep config; nothing was "
+                          f"run and sweep.yaml is unchanged. For example: {foreign[0]}")
+    if problems:
+        shown = "; ".join(problems[:SHOWN]) + (f"; and {len(problems) - SHOWN} more" if len(problems) > SHOWN else "")
+        raise DataError(f"{len(problems)} object(s) at result keys are not usable results of this sweep, and their "
+                        f"indexes could never finish: {shown}. Nothing was run: delete them (or move them out of "
+                        "trials/), then run again")
+
+
+def _non_files(storage: Storage) -> list[str]:
+    """Result keys that hold a folder (or another non-file): locally from the folder, on GCS from deeper keys."""
+    listed = getattr(storage, "non_files", None)
+    keys = set(listed(TRIALS_PREFIX)) if listed else set()
+    for key in storage.list(TRIALS_PREFIX):
+        head = key[len(TRIALS_PREFIX):].split("/", 1)[0]
+        if "/" in key[len(TRIALS_PREFIX):] and _TRIAL_FILE.match(head):
+            keys.add(TRIALS_PREFIX + head)
+    return sorted(k for k in keys if _TRIAL_FILE.match(k[len(TRIALS_PREFIX):]))
 
 
 # ---------------------------------------------------------------- loading
@@ -256,19 +348,21 @@ def load_results(cfg: SweepConfig, storage: Storage) -> LoadedResults:
     expected_hash = cfg.trial_hash()
     problems: list[str] = []
     by_index: dict[int, list[tuple[str, dict, TrialResult]]] = defaultdict(list)
-    for key in storage.list(TRIALS_PREFIX):
+    for key, size, _ in storage.list_stats(TRIALS_PREFIX):
         name = key[len(TRIALS_PREFIX):]
         if not _TRIAL_FILE.match(name):
-            continue  # temp files, caches: not results
+            continue  # temp files, notes, caches: not results
         try:
-            data = parse_result(storage.read(key))
+            data = read_stored_result(storage, key, size)
             trial = TrialResult.from_json(data, cfg, expected_hash)
         except FileNotFoundError:
             continue  # removed between list and read: as if never listed
         except RejectedResult as exc:
-            problems.append(f"{join_uri(storage.uri, key)}: {exc}; excluded")
+            problems.append(f"{where(storage, key)}: {exc}; excluded")
             continue
         by_index[trial.index].append((key, data, trial))
+    problems += [f"{where(storage, key)}: is not a regular file (a folder?); excluded. Remove it, then run its index "
+                 "again" for key in _non_files(storage)]
 
     loaded = LoadedResults(problems=problems)
     for index, found in sorted(by_index.items()):
@@ -278,7 +372,7 @@ def load_results(cfg: SweepConfig, storage: Storage) -> LoadedResults:
             if key == canonical:
                 loaded.results[index], loaded.trials[index] = data, trial
             else:
-                problems.append(f"{join_uri(storage.uri, key)}: {_misnamed(key, index, canonical in keys)}")
+                problems.append(f"{where(storage, key)}: {_misnamed(key, index, canonical in keys)}")
 
     _drop_inconsistent_classes(storage, loaded)
     _drop_other_datasets(storage, loaded)
@@ -313,8 +407,8 @@ def _drop_inconsistent_classes(storage: Storage, loaded: LoadedResults) -> None:
         names = tuple(loaded.trials[index].class_names)
         if names != majority:
             loaded.exclude(index,
-                f"{join_uri(storage.uri, result_key(index))}: lists {len(names)} classes {list(names)[:5]}..., "
-                f"but most results list {len(majority)} classes {list(majority)[:5]}...; the dataset changed "
+                f"{where(storage, result_key(index))}: lists {len(names)} classes {cut(list(names[:5]))}, "
+                f"but most results list {len(majority)} classes {cut(list(majority[:5]))}; the dataset changed "
                 "between trials; excluded"
             )
 
@@ -341,8 +435,8 @@ def _drop_other_datasets(storage: Storage, loaded: LoadedResults) -> None:
         majority = counts[trial.variant].most_common(1)[0][0]
         if seen != majority:
             loaded.exclude(index,
-                f"{join_uri(storage.uri, result_key(index))}: ran on another pool or test set (prepared copy "
-                f"{seen[0]}, pool {seen[1]}, test set {seen[2]}) than most results ({majority[0]}, pool "
+                f"{where(storage, result_key(index))}: ran on another pool or test set (prepared copy "
+                f"{cut(seen[0])}, pool {seen[1]}, test set {seen[2]}) than most results ({cut(majority[0])}, pool "
                 f"{majority[1]}, test set {majority[2]}): the dataset changed during the sweep; excluded. Re-run "
                 "this index on the current data, or restore the data the others used"
             )

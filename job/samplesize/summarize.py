@@ -9,6 +9,8 @@ Nothing here imports TensorFlow: aggregation runs on a small CPU pod.
 
 from __future__ import annotations
 
+import math
+
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -235,8 +237,13 @@ def _small_test_set_warning(metric: str, test: int, step: float, targets: list[T
     if test >= MIN_TEST_SIZE and not unresolved:
         return []
     why = f"; targets {unresolved} lie within one step of a perfect score" if unresolved else ""
+    if test < MIN_TEST_SIZE:
+        advice = f"use at least {MIN_TEST_SIZE} test images"
+    else:  # enough images in general, too few for the target: never "48 images ... use at least 30"
+        needed = math.ceil(test * step / (1 - max(unresolved)))
+        advice = f"resolving target {max(unresolved):g} takes at least {needed} test images, not {test}"
     return [f"TEST SET TOO SMALL: {test} images measure {metric} in steps of about {step:.3f}{why}. "
-            f"Sizes and backtests below are only as precise as that; use at least {MIN_TEST_SIZE} test images "
+            f"Sizes and backtests below are only as precise as that; {advice} "
             "(a larger dataset.test_fraction or more data)"]
 
 

@@ -16,7 +16,8 @@ from typing import Any
 from .config import SweepConfig
 from .data import open_source, prepare_dataset
 from .plan import trial_spec
-from .results import TRIALS_PREFIX, TrialResult, build_result, refuse_foreign_result, result_key, trial_identity, write_result
+from .results import (TRIALS_PREFIX, TrialResult, build_result, refuse_unusable_result, result_key, trial_identity,
+                      write_result)
 from .sampling import draw_subsample, refuse_equal_sample_sizes, sample_size, split_validation
 from .storage import Storage, open_storage
 from .training import configure_runtime, require_gpu, runtime_versions, train_and_score
@@ -52,15 +53,15 @@ def run_trial(sweep: SweepConfig, index: int, storage: Storage, progress=None, e
 
     Raises:
         ConfigError: when the index is out of range, or a result of another config is at the index.
+        DataError: when something that is not a usable result of this sweep is at the index's key.
         TransientError: with `expect_gpu`, when no GPU is seen (before any data is loaded).
         DataError: when the dataset or a stored cache is unusable.
     """
     spec = trial_spec(sweep, index)
     trial_cfg = sweep.trial_config(spec.variant)  # the variant's model and training; the sweep's identity
     identity = trial_identity(sweep, spec)
-    config_hash = identity["config_hash"]
     if storage.exists(result_key(index)):
-        refuse_foreign_result(storage, config_hash, index)
+        refuse_unusable_result(sweep, storage, index)  # only a valid result of this sweep is "done"
         return TrialOutcome(index, False, None)
     storage.check_writable(TRIALS_PREFIX)  # fail now, not after training, when the result cannot be written
     started = time.perf_counter()
@@ -87,5 +88,5 @@ def run_trial(sweep: SweepConfig, index: int, storage: Storage, progress=None, e
     )
     written = write_result(storage, result)
     if not written:
-        refuse_foreign_result(storage, config_hash, index)  # another pod got there first: with this config?
+        refuse_unusable_result(sweep, storage, index)  # another pod got there first: with this config?
     return TrialOutcome(index, written, result if written else None)

@@ -32,10 +32,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import __version__
-from .config import METRICS, SweepConfig
+from .config import MAX_CLASSES, METRICS, SweepConfig
 from .plan import TrialSpec, trial_spec
 from .sampling import drawn_size
-from .text import safe_name
+from .text import cut, one_line
 
 RESULT_SCHEMA_VERSION = 1
 # Bounds on what a result file may hold. A real result is a few kB, 3 levels deep; anything far past
@@ -43,7 +43,6 @@ RESULT_SCHEMA_VERSION = 1
 MAX_RESULT_BYTES = 16 * 2**20
 MAX_RESULT_DEPTH = 16
 MAX_COUNT = 10**9  # images in a pool, test set or sample
-MAX_CLASSES = 100_000
 MAX_SECONDS = 10**8
 
 
@@ -138,7 +137,7 @@ def parse_result(data: bytes) -> dict[str, Any]:
     except RecursionError:
         raise RejectedResult("is JSON nested too deeply to be a trial result") from None
     except ValueError as exc:  # an integer of thousands of digits
-        raise RejectedResult(f"is not a usable JSON result ({str(exc)[:80]})") from None
+        raise RejectedResult(f"is not a usable JSON result ({cut(str(exc))})") from None
     if not isinstance(result, dict):
         raise RejectedResult(f"holds a JSON {type(result).__name__}, not a result object")
     return _safe_strings(result, 0)
@@ -149,9 +148,11 @@ def _safe_strings(value: Any, depth: int) -> Any:
     if depth > MAX_RESULT_DEPTH:
         raise RejectedResult(f"is nested more than {MAX_RESULT_DEPTH} levels deep, unlike any trial result")
     if isinstance(value, str):
-        return safe_name(value)  # a lone surrogate (a non-UTF-8 folder name) cannot be drawn or written
+        # A lone surrogate (a non-UTF-8 folder name) cannot be drawn or written; a newline or a bidi
+        # control in a class name would forge a line of report.md or reorder the plot's legend.
+        return one_line(value)
     if isinstance(value, dict):
-        return {safe_name(k): _safe_strings(v, depth + 1) for k, v in value.items()}
+        return {one_line(k): _safe_strings(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
         return [_safe_strings(v, depth + 1) for v in value]
     return value
@@ -175,27 +176,27 @@ def _check_identity(cfg: SweepConfig, r: dict, expected_hash: str) -> TrialSpec:
     version = r.get("schema_version")
     if version != RESULT_SCHEMA_VERSION:
         raise RejectedResult(
-            f"has schema_version {version!r}, but samplesize {__version__} reads version {RESULT_SCHEMA_VERSION}; "
+            f"has schema_version {cut(version)}, but samplesize {__version__} reads version {RESULT_SCHEMA_VERSION}; "
             "re-run this trial, or aggregate with the samplesize version that wrote it"
         )
     if r.get("config_hash") != expected_hash:
         raise RejectedResult(
-            f"belongs to another sweep (config hash {r.get('config_hash')!r}, this sweep's is {expected_hash!r}); "
+            f"belongs to another sweep (config hash {cut(r.get('config_hash'))}, this sweep's is {expected_hash!r}); "
             "move it out of trials/ and re-run its index, or aggregate with the config it was run with"
         )
     index = r.get("index")
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < cfg.trial_count:
-        raise RejectedResult(f"has index {index!r}, outside this sweep's indexes 0..{cfg.trial_count - 1}")
+        raise RejectedResult(f"has index {cut(index)}, outside this sweep's indexes 0..{cfg.trial_count - 1}")
     spec = trial_spec(cfg, index)
     if not finite(r.get("split")) or abs(r["split"] - spec.split) > 1e-9:
-        raise RejectedResult(f"says split {r.get('split')!r}, but index {index} runs split {spec.split:g} in this sweep")
+        raise RejectedResult(f"says split {cut(r.get('split'))}, but index {index} runs split {spec.split:g} in this sweep")
     return spec
 
 
 def _check_metrics(cfg: SweepConfig, r: dict) -> None:
     """A positive sample size, the sweep's metric, and every score a number in [0, 1]."""
     if not finite(r.get("sample_size")) or r["sample_size"] <= 0:
-        raise RejectedResult(f"has sample_size {r.get('sample_size')!r}; it must be a positive number")
+        raise RejectedResult(f"has sample_size {cut(r.get('sample_size'))}; it must be a positive number")
     metrics = r.get("metrics")
     if not isinstance(metrics, dict):
         raise RejectedResult("has no metrics object")
@@ -206,7 +207,7 @@ def _check_metrics(cfg: SweepConfig, r: dict) -> None:
         if name == cfg.metric or value is not None:
             if not finite(value) or not 0 <= value <= 1:
                 raise RejectedResult(
-                    f"has {name} = {value!r}; metrics must be numbers in [0, 1] (NaN means the trial went wrong)"
+                    f"has {name} = {cut(value)}; metrics must be numbers in [0, 1] (NaN means the trial went wrong)"
                 )
 
 
@@ -222,13 +223,16 @@ def _check_classes(r: dict) -> None:
         if value is None:
             continue  # a class with no test image has no recall
         if not finite(value) or not 0 <= value <= 1:
-            raise RejectedResult(f"has per-class recall {value!r} for class {name!r}; it must be a number in [0, 1]")
+            raise RejectedResult(f"has per-class recall {cut(value)} for class {cut(name)}; it must be a number in [0, 1]")
     k = len(names)
-    if k > MAX_CLASSES or len(set(names)) != k:
-        raise RejectedResult(f"has {k} class_names with repeats or past {MAX_CLASSES}")
-    unknown = [c for c in recall if c not in names]
+    if k > MAX_CLASSES:
+        raise RejectedResult(f"has {k} class_names, more than the {MAX_CLASSES} classes a dataset may have")
+    known = set(names)  # a set: 100,000 names checked against a list took minutes
+    if len(known) != k:
+        raise RejectedResult(f"has {k} class_names with repeats")
+    unknown = [c for c in recall if c not in known]
     if unknown:
-        raise RejectedResult(f"has per_class_recall for {unknown[:3]}, which are not among its class_names")
+        raise RejectedResult(f"has per_class_recall for {cut(unknown[:3])}, which are not among its class_names")
 
 
 def _check_fields(cfg: SweepConfig, r: dict, spec: TrialSpec) -> None:
@@ -248,20 +252,19 @@ def _check_fields(cfg: SweepConfig, r: dict, spec: TrialSpec) -> None:
 def _check_planned_trial(r: dict, spec: TrialSpec) -> None:
     """Variant, repetition, seed and backtest flag as the plan has them for the index."""
     if r.get("variant") != spec.variant:
-        raise RejectedResult(f"has variant {str(r.get('variant'))[:40]!r}, but index {spec.index} runs variant "
+        raise RejectedResult(f"has variant {cut(r.get('variant'))}, but index {spec.index} runs variant "
                              f"{spec.variant!r} in this sweep")
     for key, expected in (("repetition", spec.repetition), ("seed", spec.seed), ("backtest", spec.backtest)):
         if r.get(key) != expected or isinstance(r.get(key), bool) != isinstance(expected, bool):
             raise RejectedResult(
-                f"has {key} {str(r.get(key))[:40]}, but index {spec.index} runs {key} {expected} in this sweep"
+                f"has {key} {cut(r.get(key))}, but index {spec.index} runs {key} {expected} in this sweep"
             )
 
 
 def _count(r: dict, key: str, low: int, high: int) -> int:
     value = r.get(key)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        shown = repr(value) if len(repr(value)) < 40 else f"{repr(value)[:30]}..."
-        raise RejectedResult(f"has {key} {shown}; it must be a whole number in [{low}, {high}]")
+        raise RejectedResult(f"has {key} {cut(value)}; it must be a whole number in [{low}, {high}]")
     return value
 
 
@@ -301,6 +304,42 @@ def _check_confusion(r: dict, k: int, test: int) -> None:
         raise RejectedResult(
             f"has a confusion_matrix that is not {k}x{k} whole counts adding up to at most test_size {test}"
         )
+    if sum(map(sum, matrix)) == test:  # every trial writes the whole test set's matrix: its scores follow from it
+        _check_scores_against(r, matrix)
+
+
+METRIC_TOLERANCE = 1e-6  # a trial's scores and its matrix come from the same predictions: only float rounding
+
+
+def _scores_from(matrix: list[list[int]]) -> tuple[float, float | None, list[float | None]]:
+    """Accuracy, balanced accuracy (over the tested classes) and each class's recall, from a confusion matrix."""
+    rows = [sum(row) for row in matrix]
+    recalls = [row[i] / n if n else None for i, (row, n) in enumerate(zip(matrix, rows))]
+    tested = [x for x in recalls if x is not None]
+    accuracy = sum(row[i] for i, row in enumerate(matrix)) / sum(rows)
+    return accuracy, (sum(tested) / len(tested) if tested else None), recalls
+
+
+def _check_scores_against(r: dict, matrix: list[list[int]]) -> None:
+    """Accuracy, balanced accuracy and each class's recall as the result's own confusion matrix gives them.
+
+    A forged 0.99 beside a matrix that says 0.10 to 0.42 must not become a point on the curve.
+    """
+    accuracy, balanced, recalls = _scores_from(matrix)
+    metrics = r["metrics"]
+    recall = metrics.get("per_class_recall") or {}
+    pairs = [("accuracy", metrics.get("accuracy"), accuracy),
+             ("balanced_accuracy", metrics.get("balanced_accuracy"), balanced)]
+    pairs += [(f"recall of {cut(name)}", recall.get(name, value), value) for name, value in zip(r["class_names"], recalls)]
+    for name, claim, value in pairs:
+        if claim is None and (value is None or not name.startswith("recall")):
+            continue  # an absent score: only a recall's null must match a class without test images
+        if value is None or claim is None or abs(claim - value) > METRIC_TOLERANCE:
+            shown = "none" if value is None else f"{value:.4f}"
+            raise RejectedResult(
+                f"states {name} {cut(claim)}, but its own confusion_matrix gives {shown}: the scores were edited "
+                "or the file is corrupt; excluded. Re-run this index"
+            )
 
 
 def _check_records(r: dict) -> None:

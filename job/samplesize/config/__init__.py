@@ -11,6 +11,7 @@ from .schema import (
                      AUGMENT_MODES,
                      FEATURE_CACHE_MODES,
                      LIMITS,
+                     MAX_CLASSES,
                      METRICS,
                      MIXED_PRECISION_MODES,
                      SAMPLING_MODES,
@@ -22,7 +23,7 @@ from .schema import (
 )
 
 __all__ = [
-    "AUGMENT_MODES", "FEATURE_CACHE_MODES", "LIMITS", "METRICS", "MIXED_PRECISION_MODES", "SAMPLING_MODES",
+    "AUGMENT_MODES", "FEATURE_CACHE_MODES", "LIMITS", "MAX_CLASSES", "METRICS", "MIXED_PRECISION_MODES", "SAMPLING_MODES",
     "DatasetConfig", "ModelConfig", "SweepConfig", "TrainingConfig", "Variant", "apply_override", "build_config",
     "load_config", "parse_yaml",
 ]

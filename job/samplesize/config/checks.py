@@ -7,6 +7,7 @@ from typing import Any, Iterable
 
 from ..backbones import APPLICATIONS, BACKBONE_NAMES, SMALL_CNN
 from ..errors import ConfigError
+from ..text import unknown_scheme
 from .schema import (
     AUGMENT_MODES,
     BUILTIN_DATASETS,
@@ -173,6 +174,9 @@ def _check_seed_steps(cfg: SweepConfig) -> None:
 
 def _check_output(uri: str) -> None:
     """Refuse an output path the file system or GCS cannot hold, before any work (not Errno 36 later)."""
+    problem = unknown_scheme(uri)
+    if problem:
+        raise ConfigError(f"output: {problem}")
     if uri.startswith("gs://"):
         if len(uri.encode("utf-8", "surrogateescape")) > MAX_GCS_PREFIX_BYTES:
             raise ConfigError(

@@ -11,12 +11,14 @@ import dataclasses
 import difflib
 import functools
 import math
+import re
 from pathlib import Path
 from typing import Any, Iterable, get_args, get_origin, get_type_hints
 
 import yaml
 
 from ..errors import ConfigError
+from ..text import cut
 from .checks import check_config
 from .schema import DatasetConfig, ModelConfig, SweepConfig, TrainingConfig, Variant
 from .variants import parse_variants
@@ -39,9 +41,14 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
     raw: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
+        if p.is_dir():
+            raise ConfigError(f"config file {p} is a directory; pass --config with the path to a sweep.yaml file in it")
         if not p.is_file():
             raise ConfigError(f"config file {p} does not exist; pass --config with the path to your sweep.yaml")
         raw = parse_yaml(_read_utf8(p), source=str(p))
+        if not raw:
+            raise ConfigError(f"config file {p} is empty (no keys): it would run the built-in demo sweep. Write your "
+                              "sweep's keys into it, or leave out --config to run the demo on purpose")
     for item in overrides:
         apply_override(raw, item)
     return build_config(raw)
@@ -63,11 +70,31 @@ class _DuplicateKey(yaml.YAMLError):
     pass
 
 
+class _TooLarge(yaml.YAMLError):
+    pass
+
+
+MAX_YAML_VALUES = 100_000  # values a config may hold once its aliases are expanded (a real one: under 1,000)
+_SEXAGESIMAL_OR_OCTAL = re.compile(r"[-+]?(0[0-7_]+|[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?)")
+
+
 class _StrictLoader(yaml.SafeLoader):
     """SafeLoader (a !!python tag is an error, never code) that refuses a key given twice.
 
     PyYAML keeps the last value silently; in a sweep that hides a typo's effect.
+    YAML 1.1's octal (`010` is 8) and sexagesimal (`1:20` is 80) numbers stay the
+    text they were written as: a string key keeps `010`, a number key refuses `1:20`.
     """
+
+    def construct_yaml_int(self, node):
+        if _SEXAGESIMAL_OR_OCTAL.fullmatch(node.value):
+            return node.value
+        return super().construct_yaml_int(node)
+
+    def construct_yaml_float(self, node):
+        if _SEXAGESIMAL_OR_OCTAL.fullmatch(node.value):
+            return node.value
+        return super().construct_yaml_float(node)
 
     def construct_mapping(self, node, deep=False):
         seen: dict[Any, int] = {}
@@ -85,14 +112,43 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_yaml_int)
+_StrictLoader.add_constructor("tag:yaml.org,2002:float", _StrictLoader.construct_yaml_float)
+
+
 def _load_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except RecursionError:
+        raise _TooLarge("it is nested too deeply to be a sweep config") from None
+    _refuse_expansion(data)
+    return data
+
+
+def _refuse_expansion(data: Any) -> None:
+    """Refuse a value that aliases expand past `MAX_YAML_VALUES` (359 bytes of nested aliases took 5.5 GB).
+
+    PyYAML shares an aliased value instead of copying it, so loading is cheap; anything
+    that walks or formats the value pays for every copy. The walk stops at the bound.
+    """
+    stack, seen = [data], 0
+    while stack:
+        value = stack.pop()
+        seen += 1
+        if seen > MAX_YAML_VALUES:
+            raise _TooLarge(f"its aliases (*name) expand to more than {MAX_YAML_VALUES} values; write the values "
+                            "out, or use fewer nested aliases")
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
 
 
 def parse_yaml(text: str, source: str = "config") -> dict[str, Any]:
     try:
         data = _load_yaml(text)
-    except _DuplicateKey as exc:
+    except (_DuplicateKey, _TooLarge) as exc:
         raise ConfigError(f"{source}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source} is not valid YAML (only plain YAML is accepted, no tags): {exc}") from None
@@ -111,8 +167,10 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
     parts = key.strip().split(".")
     try:
         value = _load_yaml(text) if text.strip() else None
+    except _TooLarge as exc:
+        raise ConfigError(f"--set {key}: {exc}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {key}: value {text!r} is not valid YAML: {exc}") from None
+        raise ConfigError(f"--set {key}: value {cut(text)} is not valid YAML: {cut(str(exc), 300)}") from None
     node = raw
     for i, part in enumerate(parts[:-1]):
         child = node.setdefault(part, {})
@@ -165,7 +223,8 @@ _SECTIONS = {"dataset": DatasetConfig, "model": ModelConfig, "training": Trainin
 
 def _convert_section(cls: type, raw: Any, prefix: str) -> dict[str, Any]:
     if not isinstance(raw, dict):
-        raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a mapping, got {raw!r}")
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a mapping of keys to values, got {cut(raw)}; "
+                          "leave the section out for its defaults")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     _refuse_unknown_keys(raw, fields, prefix)
     out: dict[str, Any] = {}
@@ -174,7 +233,8 @@ def _convert_section(cls: type, raw: Any, prefix: str) -> dict[str, Any]:
         if name == "variants" and cls is SweepConfig:
             out[name] = parse_variants(value)
         elif name in _SECTIONS and cls is SweepConfig:
-            out[name] = _SECTIONS[name](**_convert_section(_SECTIONS[name], value or {}, key + "."))
+            section = {} if value is None else value  # `training:` alone is the defaults; `training: []` is an error
+            out[name] = _SECTIONS[name](**_convert_section(_SECTIONS[name], section, key + "."))
         else:
             out[name] = _coerce(key, cls, name, value)
     return out
@@ -187,7 +247,8 @@ def _refuse_unknown_keys(raw: dict, fields: dict[str, Any], prefix: str) -> None
         key = str(unknown[0])
         hint = difflib.get_close_matches(key, fields, n=1)
         did = f"; did you mean {prefix}{hint[0]}?" if hint else ""
-        raise ConfigError(f"unknown key {prefix}{key}{did} Allowed keys here: {', '.join(fields)}")
+        shown = key if len(key) <= 80 else cut(key)
+        raise ConfigError(f"unknown key {prefix}{shown}{did} Allowed keys here: {', '.join(fields)}")
 
 
 def _coerce(key: str, owner: type, name: str, value: Any) -> Any:
@@ -204,7 +265,7 @@ def _coerce(key: str, owner: type, name: str, value: Any) -> Any:
         raise ConfigError(f"{key} must be set, got null")
     if kind is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{key} must be true or false, got {value!r}")
+            raise ConfigError(f"{key} must be true or false, got {cut(value)}")
         return value
     if kind in (int, float):
         return _number(key, value, kind)
@@ -224,7 +285,7 @@ def _string(key: str, name: str, value: Any) -> str:
     if isinstance(value, bool) and name in _SWITCHES:
         return _SWITCHES[name][value]
     if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-        raise ConfigError(f"{key} must be a string, got {value!r}")
+        raise ConfigError(f"{key} must be a string, got {cut(value)}")
     return str(value)
 
 
@@ -234,30 +295,38 @@ def _as_list(key: str, value: Any) -> list:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return [value]
     if not isinstance(value, list):
-        raise ConfigError(f"{key} must be a list, got {value!r}")
+        raise ConfigError(f"{key} must be a list, got {cut(value)}")
     return value
 
 
+# A number with an exponent, as YAML 1.2 and Python write it (`1e-5`); YAML 1.1 reads it as text.
+_EXPONENT = re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+")
+
+
 def _number(key: str, value: Any, kind: type) -> Any:
+    if kind is float and isinstance(value, str) and _EXPONENT.fullmatch(value.strip()):
+        value = float(value)  # `--set training.learning_rate=1e-5`: what the user meant, and what repr writes
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{key} must be a number, got {value!r}{_number_hint(value)}")
+        raise ConfigError(f"{key} must be a number, got {cut(value)}{_number_hint(value)}")
     if kind is int:
         if isinstance(value, float) and not value.is_integer():
-            raise ConfigError(f"{key} must be a whole number, got {value!r}")
+            raise ConfigError(f"{key} must be a whole number, got {cut(value)}")
         return int(value)
     if not math.isfinite(value):
-        raise ConfigError(f"{key} must be a finite number, got {value!r}")
+        raise ConfigError(f"{key} must be a finite number, got {cut(value)}")
     return float(value)
 
 
 def _number_hint(value: Any) -> str:
-    """YAML 1.1 reads `1e-1` (an exponent without a point) as text: say what to write instead."""
+    """What to write instead of text that looks like a number: a hint that itself parses."""
     if not isinstance(value, str):
         return ""
+    if _SEXAGESIMAL_OR_OCTAL.fullmatch(value.strip()):
+        return " (YAML 1.1 would read it as an octal or base-60 number); write the number in plain decimal digits"
     try:
         number = float(value)
     except ValueError:
         return ""
-    if not math.isfinite(number):
+    if not math.isfinite(number) or not number.is_integer() or abs(number) > 2**53:
         return ""
-    return f" (text: YAML reads an exponent without a decimal point as a string); write {number!r}"
+    return f" (text: YAML reads an exponent without a decimal point as a string); write {int(number)}"

@@ -53,6 +53,11 @@ LIMITS = {
 }
 
 
+# Classes a dataset may have: a sample-size sweep fits a recall curve per class, and a result listing
+# more was not written by a trial (data/ may refuse such a folder at prepare; results past it are rejected).
+MAX_CLASSES = 10_000
+
+
 MAX_TRIALS = 100_000  # a Kubernetes Indexed Job's largest completions with per-index backoff
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..text import one_line
 from .words import (
     comparison_rows,
     comparison_sentences,
@@ -23,13 +24,22 @@ from .words import (
 )
 
 
+def md_line(text: str) -> str:
+    """`text` as one line of Markdown: newlines and bidi controls escaped (`text.one_line`), and `<` too.
+
+    Warnings name files anyone may create: a name holding `\\n# heading` or `<!--`
+    must not forge a heading or hide the rest of the page.
+    """
+    return one_line(text).replace("<", "\\<")
+
+
 def render_markdown(summary: dict) -> str:
     """A short text report that reads well in a terminal."""
     run = summary["run"]
-    lines = [f"# samplesize report: {run['sweep']}{' (PARTIAL SWEEP)' if not summary['complete'] else ''}", ""]
+    lines = [f"# samplesize report: {md_line(run['sweep'])}{' (PARTIAL SWEEP)' if not summary['complete'] else ''}", ""]
     for banner in (partial_banner(summary), no_curve_warning(summary)):
         if banner:
-            lines += [f"> **{banner}**", ""]
+            lines += [f"> **{md_line(banner)}**", ""]
     lines += ["## Answer", ""] + [f"- {headline(summary, t)}" for t in summary["targets"]] + [""]
     lines += [f"{text}\n" for text in validation_sentences(summary)]
     if summary["predictions"]:
@@ -37,7 +47,7 @@ def render_markdown(summary: dict) -> str:
     lines += _measured_markdown(summary)
     shown = listed_warnings(summary)
     if shown:
-        lines += ["", "## Warnings", ""] + [f"- {w}" for w in shown]
+        lines += ["", "## Warnings", ""] + [f"- {md_line(w)}" for w in shown]
     lines += ["", f"Trials: {summary['trials']['usable']} of {summary['trials']['expected']} usable; "
                   f"total trial time {fmt_seconds(run['total_trial_seconds'])}. Full report: report.html", ""]
     return "\n".join(lines)
@@ -75,7 +85,7 @@ def _measured_markdown(summary: dict) -> list[str]:
 def render_comparison_markdown(summary: dict) -> str:
     """The comparison in a terminal: the answer, the table per target, the paired differences."""
     m = metric_name(summary)
-    lines = [f"# samplesize comparison: {summary['run'].get('sweep', '')}"
+    lines = [f"# samplesize comparison: {md_line(summary['run'].get('sweep', ''))}"
              f"{' (PARTIAL SWEEP)' if not summary['complete'] else ''}", ""]
     banner = partial_banner(summary)
     if banner:
@@ -90,6 +100,6 @@ def render_comparison_markdown(summary: dict) -> str:
         lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in paired_rows(pair)] + [""]
     shown = listed_warnings(summary)
     if shown:
-        lines += ["## Warnings", ""] + [f"- {w}" for w in shown] + [""]
+        lines += ["## Warnings", ""] + [f"- {md_line(w)}" for w in shown] + [""]
     lines += [f"Trials: {summary['trials']['usable']} of {summary['trials']['expected']} usable. Full report: report.html", ""]
     return "\n".join(lines)

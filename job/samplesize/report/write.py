@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from ..errors import ConfigError, DataError
-from ..storage import Storage
+from ..storage import Storage, TooLarge
 from ..summary import Summary, VariantsSummary, read_summary
 from ..text import terminal_safe
 from .html import render_comparison_html, render_html
@@ -78,11 +78,12 @@ def read_report_summary(source: Storage, key: str) -> Summary | VariantsSummary:
     """
     where = f"{source.uri.rstrip('/')}/{key}"
     try:
-        data = source.read(key)
+        data = source.read(key, limit=MAX_SUMMARY_BYTES)  # a 6 GB file is refused from its size, never read whole
     except FileNotFoundError:
         raise ConfigError(f"no summary at {where}: run `samplesize aggregate` first, or pass --summary") from None
-    if len(data) > MAX_SUMMARY_BYTES:
-        raise DataError(f"{where} is {len(data)} bytes, far larger than any summary (at most {MAX_SUMMARY_BYTES})")
+    except TooLarge as exc:
+        raise DataError(f"{where} is {exc.size or 'over ' + str(MAX_SUMMARY_BYTES)} bytes, far larger than any "
+                        f"summary (at most {MAX_SUMMARY_BYTES}); re-run `samplesize aggregate` to write it again") from None
     try:
         return read_summary(json.loads(data.decode("utf-8")))
     except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:

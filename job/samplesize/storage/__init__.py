@@ -7,10 +7,12 @@ no environment: the command line passes `GcsOptions` in.
 
 from __future__ import annotations
 
-from .base import GcsOptions, Storage, check_key, join_uri
+from ..errors import ConfigError
+from ..text import unknown_scheme
+from .base import GcsOptions, Storage, TooLarge, check_key, join_uri
 from .local import LocalStorage
 
-__all__ = ["GcsOptions", "LocalStorage", "Storage", "check_key", "join_uri", "open_storage"]
+__all__ = ["GcsOptions", "LocalStorage", "Storage", "TooLarge", "check_key", "join_uri", "open_storage"]
 
 
 def open_storage(uri: str, gcs_options: GcsOptions | None = None) -> Storage:
@@ -25,11 +27,23 @@ def open_storage(uri: str, gcs_options: GcsOptions | None = None) -> Storage:
         A `Storage`: `GcsStorage` for gs://, else `LocalStorage`.
 
     Raises:
-        ConfigError: a gs:// URI without a bucket.
+        ConfigError: a gs:// URI without a bucket; another scheme (`s3://`, `GS://`, `gs:/`).
         AccessError: GCS credentials are missing or refused.
     """
     if uri.startswith("gs://"):
         from .gcs import GcsStorage  # imported lazily: the client is slow to import
 
         return GcsStorage(uri, gcs_options)
+    refuse_unknown_scheme(uri)
     return LocalStorage(uri)
+
+
+def refuse_unknown_scheme(uri: str) -> None:
+    """Refuse `s3://`, `GS://`, `gs:/` and any other scheme but gs://: they would silently become local folders.
+
+    Raises:
+        ConfigError: naming the URI and the two forms allowed (`text.unknown_scheme`).
+    """
+    problem = unknown_scheme(uri)
+    if problem:
+        raise ConfigError(problem)

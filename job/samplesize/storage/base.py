@@ -26,8 +26,12 @@ class Storage(Protocol):
     def write(self, key: str, data: bytes) -> None:
         """Create or replace `key` atomically (reports)."""
 
-    def read(self, key: str) -> bytes:
-        """Return the bytes of `key`; raise FileNotFoundError if absent."""
+    def read(self, key: str, limit: int | None = None) -> bytes:
+        """Return the bytes of `key`; raise FileNotFoundError if absent.
+
+        With `limit`, raise `TooLarge` for an object of more than `limit` bytes, reading at most
+        `limit + 1` of them: a 6 GB file dropped into the output never reaches memory whole.
+        """
 
     def open_read(self, key: str) -> BinaryIO:
         """A seekable binary file of `key`'s bytes, for reading large arrays piecewise; the caller closes it."""
@@ -43,6 +47,15 @@ class Storage(Protocol):
 
     def list_stats(self, prefix: str = "") -> list[tuple[str, int, str]]:
         """(key, size in bytes, version stamp) for each key of `list`: a cheap fingerprint of the contents."""
+
+
+class TooLarge(DataError):
+    """An object is larger than the bound its reader set (`Storage.read(key, limit)`)."""
+
+    def __init__(self, where: str, limit: int, size: int | None = None):
+        self.limit, self.size = limit, size
+        what = f"{size} bytes" if size is not None else f"over {limit} bytes"
+        super().__init__(f"{where} is {what}, more than the {limit} bytes such a file may have; remove or replace it")
 
 
 def check_key(key: str) -> str:

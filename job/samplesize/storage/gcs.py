@@ -35,7 +35,7 @@ from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY, ConditionalRetryPolicy, _should_retry, is_generation_specified
 
 from ..errors import AccessError, ConfigError, DataError, TransientError
-from .base import RETRY_DEADLINE_ENV, GcsOptions, check_key
+from .base import RETRY_DEADLINE_ENV, GcsOptions, TooLarge, check_key
 
 MAX_REQUEST_TIMEOUT = 60.0  # seconds one HTTP request may stall (the client's own default)
 
@@ -238,15 +238,24 @@ class GcsStorage:
             except api_exceptions.NotFound:
                 raise self._missing_bucket("write") from None
 
-    def read(self, key: str) -> bytes:
-        """Return the bytes of `key`; raise FileNotFoundError if absent."""
+    def read(self, key: str, limit: int | None = None) -> bytes:
+        """Return the bytes of `key`; raise FileNotFoundError if absent, TooLarge past `limit` bytes.
+
+        With `limit`, only the first `limit + 1` bytes are downloaded (a ranged request).
+        """
         blob = self._blob(key)
         self._ensure_bucket()
         with self._errors("read", blob.name):
             try:
-                return blob.download_as_bytes(retry=self._retry, timeout=self._timeout)
+                data = blob.download_as_bytes(retry=self._retry, timeout=self._timeout,
+                                              **({} if limit is None else {"start": 0, "end": limit}))
             except api_exceptions.NotFound:
                 raise FileNotFoundError(f"gs://{self.bucket_name}/{blob.name} does not exist") from None
+            except api_exceptions.RequestRangeNotSatisfiable:
+                data = b""  # an empty object has no byte 0
+        if limit is not None and len(data) > limit:
+            raise TooLarge(f"gs://{self.bucket_name}/{blob.name}", limit)
+        return data
 
     def open_read(self, key: str) -> BinaryIO:
         """Download `key` into an anonymous local temp file and return it, rewound.

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import AccessError, DataError
-from .base import check_key
+from .base import TooLarge, check_key
 
 
 class LocalStorage:
@@ -25,7 +25,9 @@ class LocalStorage:
         self.uri = str(self.root)
 
     def _path(self, key: str) -> Path:
-        return self.root / check_key(key)
+        path = self.root / check_key(key)
+        _refuse_linked_folders(self.root, path)
+        return path
 
     def _temp_file(self, path: Path, data: bytes) -> str:
         try:
@@ -75,8 +77,18 @@ class LocalStorage:
             Path(tmp).unlink(missing_ok=True)
             raise _local_error(path, exc) from None
 
-    def read(self, key: str) -> bytes:
-        return self._path(key).read_bytes()
+    def read(self, key: str, limit: int | None = None) -> bytes:
+        path = self._path(key)
+        if limit is None:
+            return path.read_bytes()
+        with path.open("rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > limit:
+                raise TooLarge(str(path), limit, size)  # never read: a sparse 6 GB file costs nothing
+            data = f.read(limit + 1)  # bounded again: the file may grow while read
+        if len(data) > limit:
+            raise TooLarge(str(path), limit)
+        return data
 
     def open_read(self, key: str) -> BinaryIO:
         return self._path(key).open("rb")
@@ -107,6 +119,7 @@ class LocalStorage:
     def list(self, prefix: str = "") -> list[str]:
         folder = prefix.rstrip("/")
         base = self.root / check_key(folder) if folder else self.root
+        _refuse_linked_folders(self.root, base / "_")  # `trials/` itself may not be a link
         if not base.is_dir():
             return []
         keys = []
@@ -124,6 +137,30 @@ class LocalStorage:
                 continue  # removed since listed
             out.append((key, st.st_size, str(st.st_mtime_ns)))
         return out
+
+
+    def non_files(self, prefix: str) -> list[str]:
+        """Keys directly under the folder `prefix` that hold something other than a regular file (a folder)."""
+        base = self.root / check_key(prefix.rstrip("/"))
+        _refuse_linked_folders(self.root, base / "_")
+        if not base.is_dir():
+            return []
+        return sorted(f"{prefix.rstrip('/')}/{p.name}" for p in base.iterdir()
+                      if not p.is_file() and not p.name.endswith(".part"))
+
+
+def _refuse_linked_folders(root: Path, path: Path) -> None:
+    """Refuse a key whose folders under the root include a symbolic link (`report/` linked to /etc).
+
+    The root itself may be a link (the user chose it); below it, a link would send
+    writes, and reads, outside the output.
+    """
+    folder = path.parent
+    while folder != root and root in folder.parents:
+        if folder.is_symlink():
+            raise DataError(f"{folder} is a symbolic link; folders inside the output {root} must be real folders, "
+                            "or writes would land outside it. Replace the link with a folder, or choose another output")
+        folder = folder.parent
 
 
 def _not_a_file(path: Path) -> DataError:
