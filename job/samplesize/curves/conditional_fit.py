@@ -12,7 +12,7 @@ import numpy as np
 from scipy.optimize import linprog
 
 from .band import LEVEL, Calibration, base_spread
-from .conditional import FEATURES, ConditionalBand, point_features
+from .conditional import ConditionalBand, point_features
 
 HORIZONS = (2, 4, 8)
 # p_reachable's forecasts per fit: targets at these fractions of the way from the last fitted mean to 1

@@ -25,7 +25,13 @@ class LocalStorage:
         self.uri = str(self.root)
 
     def _path(self, key: str) -> Path:
-        path = self.root / check_key(key)
+        return self.root / check_key(key)
+
+    def _write_path(self, key: str) -> Path:
+        """The path of a key to write: never through a linked folder, which would send the write outside the root.
+
+        Reads may pass links: a dataset folder follows links that stay inside it (`data/listing.py`)."""
+        path = self._path(key)
         _refuse_linked_folders(self.root, path)
         return path
 
@@ -45,7 +51,7 @@ class LocalStorage:
         return tmp
 
     def write_once(self, key: str, data: bytes) -> bool:
-        path = self._path(key)
+        path = self._write_path(key)
         if self.exists(key):
             return False
         tmp = self._temp_file(path, data)
@@ -69,7 +75,7 @@ class LocalStorage:
             return self.write_once(key, data)
 
     def write(self, key: str, data: bytes) -> None:
-        path = self._path(key)
+        path = self._write_path(key)
         tmp = self._temp_file(path, data)
         try:
             os.replace(tmp, path)
@@ -103,7 +109,7 @@ class LocalStorage:
 
     def check_writable(self, prefix: str) -> None:
         """Create and remove a temp file in the folder, or in its nearest existing parent: nothing is left behind."""
-        target = self._path(f"{prefix.rstrip('/')}/.write-probe").parent
+        target = self._write_path(f"{prefix.rstrip('/')}/.write-probe").parent
         folder = target
         while not os.path.lexists(folder) and folder != folder.parent:
             folder = folder.parent
@@ -153,7 +159,7 @@ def _refuse_linked_folders(root: Path, path: Path) -> None:
     """Refuse a key whose folders under the root include a symbolic link (`report/` linked to /etc).
 
     The root itself may be a link (the user chose it); below it, a link would send
-    writes, and reads, outside the output.
+    writes outside the output.
     """
     folder = path.parent
     while folder != root and root in folder.parents:
