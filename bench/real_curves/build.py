@@ -25,7 +25,8 @@ The order interleaves datasets and learners (each round gives every task one mor
 learner), so that a partial build is already broad. Each curve is cached as one
 JSON file under --cache; the consolidated corpus (--out, gzipped JSON) is rewritten
 every few curves and on exit, and a fresh clone's build seeds its cache from it, so
-an interrupted build resumes where it stopped:
+an interrupted build resumes where it stopped (SIGTERM ends it within one size of the current
+curve, which is then dropped, and writes the corpus):
 
     nice -n 19 python bench/real_curves/build.py --budget-minutes 70 > build.log 2>&1
     python bench/real_curves/build.py --only digits --budget-minutes 5   # a quick test
@@ -286,7 +287,11 @@ def _score(learner: str, xs, ys, x_te, y_te, n_classes: int, seed: int) -> tuple
         return float(np.mean(y_te == np.bincount(ys).argmax())), True
 
 
-def build_curve(task: str, learner: str, x, y, kind: str) -> dict:
+class Stopped(Exception):
+    """SIGTERM arrived inside a curve: it is dropped (not cached), and the run ends."""
+
+
+def build_curve(task: str, learner: str, x, y, kind: str, stop: dict | None = None) -> dict:
     from sklearn.model_selection import train_test_split
 
     if learner.startswith("cnn"):
@@ -299,6 +304,8 @@ def build_curve(task: str, learner: str, x, y, kind: str) -> dict:
     sizes = ladder(len(y_pool), CNN_LARGEST if learner.startswith("cnn") else MAX_LARGEST)
     scores, failures = [], 0
     for i, n in enumerate(sizes):
+        if stop and stop.get("now"):  # an end-to-end CNN curve takes minutes: stop within one size
+            raise Stopped
         row = []
         for rep in range(REPETITIONS):
             rng = np.random.default_rng([i, rep, 7])
@@ -481,7 +488,10 @@ def main() -> None:
             if task not in data:
                 data[task] = load_task(task, cache)
             x, y, kind = data[task]
-            curve = build_curve(task, learner, x, y, kind)
+            curve = build_curve(task, learner, x, y, kind, stop)
+        except Stopped:
+            print(f"     {task:<28} {learner:<20} stopped inside the curve: not kept", flush=True)
+            break
         except Exception as exc:  # a task that cannot load or train: skip it, keep building
             print(f"     {task:<28} {learner:<20} skipped: {type(exc).__name__}: {exc}", flush=True)
             data[task] = data.get(task) or (None, None, None)
