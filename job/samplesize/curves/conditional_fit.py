@@ -30,6 +30,9 @@ FEATURE_SETS = {
 }
 L2 = 0.01  # ridge penalty on the standardised coefficients of the quantile regressions
 SMOOTH = 0.02  # the pinball loss is smoothed over this width (in spreads), so that L-BFGS can fit it
+# the conformal shifts are computed on out-of-fold scores: the regressions refitted without each of
+# these many parts of the datasets (more parts: models closer to the final one, shifts less conservative)
+CONFORMAL_FOLDS = 5
 
 
 def record_spread(records: Sequence, k_slope: float, k_headroom: float) -> np.ndarray:
@@ -79,8 +82,8 @@ def _conformal_shift(e: np.ndarray) -> float:
     return float(np.sort(e)[k - 1])
 
 
-def _halves(records: Sequence) -> np.ndarray:
-    return np.array([zlib.crc32(r.group.encode()) % 2 for r in records])
+def _parts(records: Sequence, k: int = 2) -> np.ndarray:
+    return np.array([zlib.crc32(r.group.encode()) % k for r in records])
 
 
 def _regress(x: np.ndarray, y: np.ndarray, cols: list[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -97,15 +100,16 @@ def _regress(x: np.ndarray, y: np.ndarray, cols: list[int]) -> tuple[np.ndarray,
 def fit_band(records: Sequence, spread: np.ndarray, features: Sequence[str] = FEATURE_SETS["shape+slope"],
              cross_fit: bool = True) -> ConditionalBand:
     """Quantile regressions at 10% and 90% of (truth - centre) / spread on `features`, then per-horizon
-    conformal shifts, cross-fitted in two halves of the datasets so that the shifts see out-of-sample scores."""
+    conformal shifts, cross-fitted over CONFORMAL_FOLDS parts of the datasets so that the shifts see
+    out-of-sample scores."""
     x = record_features(records, spread)
     y = np.array([(r.truth - r.centre) for r in records]) / np.maximum(spread, 1e-9)
     hz = np.array([r.horizon for r in records])
     cols = [0] + [FEATURES.index(f) for f in features]
-    half = _halves(records)
+    fold = _parts(records, CONFORMAL_FOLDS)
     e = np.zeros(len(records))
-    for part in (0, 1) if cross_fit else ():
-        tr, te = half != part, half == part
+    for part in range(CONFORMAL_FOLDS) if cross_fit else ():
+        tr, te = fold != part, fold == part
         if tr.sum() < 30 or te.sum() == 0:
             continue
         lo, hi = _regress(x[tr], y[tr], cols)
@@ -191,7 +195,7 @@ def fit_conditional(records: Sequence, base: Calibration, features: str | None =
     chosen = FEATURE_SETS[features or choose_features(records, base)]
     band = fit_band(records, record_spread(records, base.k_slope, base.k_headroom), chosen)
     raw, hit, extra = [], [], []
-    half = _halves(records)
+    half = _parts(records)
     for part in (0, 1):
         tr = [r for r, h in zip(records, half) if h != part]
         te = [r for r, h in zip(records, half) if h == part]
