@@ -355,7 +355,10 @@ class LearningCurveFit:
             "method": {**self.method, "edge_slope": self.edge_slope, "extrapolation_k": self.calibration.k_slope,
                        "calibration": {"k_slope": self.calibration.k_slope,
                                        "k_headroom": self.calibration.k_headroom,
-                                       "quantiles_2x_4x_8x": [list(q) for q in self.calibration.quantiles]}},
+                                       "quantiles_2x_4x_8x": [list(q) for q in self.calibration.quantiles],
+                                       # when true the band beyond the data depends on the pilot
+                                       # (curves/conditional.py) and the quantiles are unused
+                                       "conditional": self.calibration.conditional is not None}},
         })
 
 
