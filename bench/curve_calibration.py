@@ -9,7 +9,8 @@ predicted 2x, 4x and 8x beyond (`samplesize.curves.calibration.PILOT_PROTOCOLS`)
   horizon, and p_reachable mapped to the share reached (`samplesize.curves.conditional_fit`).
 
 Each is re-fitted without the held-out curves: by dataset (10 folds of whole datasets) and by
-learner (one learner left out at a time). Printed: per horizon coverage of nominal 80% intervals,
+learner (one learner left out at a time); the conditional method's feature set is chosen inside
+each fold (5-fold leave-dataset-out on the fold's training curves: nested). Printed: per horizon coverage of nominal 80% intervals,
 mean width, interval score (width + 10 x the miss; lower is better), MAE, median |error|, mean
 signed error (prediction - measured); the size interval's coverage; per learner group and for
 image curves apart; p_reachable's reliability table with its Brier score and skill over the base
@@ -82,16 +83,22 @@ def _by(rows, key: str, title: str) -> None:
               f"signed4x {t[4]['mean_error']:+.4f}")
 
 
-def reliability(records, method, key: str) -> tuple[np.ndarray, np.ndarray]:
-    """Held-out p_reachable forecasts (as shipped: mapped for the conditional method) and outcomes."""
-    ps, ys = [], []
+def held_out(records, method, key: str, sizes: bool):
+    """One calibration per fold (whole datasets, or one learner, left out): the held-out interval
+    outcomes and p_reachable forecasts (as shipped: mapped for the conditional method) with outcomes."""
+    rows, ps, ys = [], [], []
     for test_groups in cal.group_folds([getattr(r, key) for r in records], 10 if key == "group" else 0):
         train = [r for r in records if getattr(r, key) not in test_groups]
         test = [r for r in records if getattr(r, key) in test_groups]
-        p, y, _ = cf.forecasts(test, method(train), mapped=True)
+        fitted = method(train)
+        out = cal.outcomes(test, fitted, sizes)
+        for row, r in zip(out, test):
+            row.update(learner=r.learner, kind=r.kind, learner_group=r.learner_group)
+        rows.extend(out)
+        p, y, _ = cf.forecasts(test, fitted, mapped=True)
         ps.append(p)
         ys.append(y)
-    return np.concatenate(ps), np.concatenate(ys)
+    return rows, np.concatenate(ps), np.concatenate(ys)
 
 
 def _print_reliability(title: str, p: np.ndarray, y: np.ndarray) -> None:
@@ -104,6 +111,7 @@ def _print_reliability(title: str, p: np.ndarray, y: np.ndarray) -> None:
             print(f"  {lo:.1f}-{hi:.1f}    {m.sum():9d} {p[m].mean():11.2f} {y[m].mean():13.2f}")
     brier, base = float(np.mean((p - y) ** 2)), float(np.mean((y.mean() - y) ** 2))
     print(f"  Brier {brier:.3f}, base rate {y.mean():.2f} (Brier {base:.3f}), skill {1 - brier / base:.2f}")
+    return 1 - brier / base
 
 
 def main() -> None:
@@ -122,19 +130,45 @@ def main() -> None:
           f"{len({c['dataset'] for c in curves})} datasets, {len({c['learner'] for c in curves})} learners in "
           f"{len({c.get('group', c['learner']) for c in curves})} groups; {len(records)} held-out predictions "
           f"(fitted on: {'; '.join(p[0] for p in cal.PILOT_PROTOCOLS)}); fits {time.perf_counter() - start:.0f} s")
+    print("p_reachable's outcome: a target (5, 15, 30, 50, 75% of the way from the last fitted mean to 1) counts "
+          "as reached when a mean measured beyond the fit (up to the ladder's top: 4x to 11x) is at least it")
+    verdict = {}
     for name, method in METHODS.items():
-        for key, folds, label in (("group", 10, "dataset"), ("learner", 0, "learner")):
-            rows = cal.cross_validate(records, sizes and key == "group", key=key, folds=folds, fit=method)
-            _print(f"{name}, held out by {label}:", cal.summarise(rows))
+        for key, label in (("group", "dataset"), ("learner", "learner")):
+            rows, p, y = held_out(records, method, key, sizes and key == "group")
+            table = cal.summarise(rows)
+            _print(f"{name}, held out by {label}:", table)
             _print(f"{name}, held out by {label}, image curves only:",
                    cal.summarise([r for r in rows if r["kind"] == "image"]))
             _by(rows, "learner_group", f"{name}, held out by {label}")
-            _print_reliability(f"{name}, held out by {label}: p_reachable reliability",
-                               *reliability(records, method, key))
+            skill = _print_reliability(f"{name}, held out by {label}: p_reachable reliability", p, y)
+            verdict[name, label] = table, skill
+    _verdict(verdict)
     fitted = METHODS["conditional"](records)
     print(f"\nin code: {CALIBRATION}")
-    print(f"conditional calibration fitted on every curve (paste into band.py): {fitted}")
+    print(f"conditional calibration fitted on every curve (feature set {cf.choose_features(records, fitted)!r}; "
+          f"paste into band.py): {fitted}")
     print(f"({time.perf_counter() - start:.0f} s in all)")
+
+
+def _verdict(verdict: dict) -> None:
+    """The switch's rule: the conditional method ships only if its held-out interval score is lower at
+    2x, 4x and 8x, by dataset and by learner, its coverage within 75-85% there, and 4x MAE no worse."""
+    print("\nswitch rule (conditional vs global, held out):")
+    ok = True
+    for label in ("dataset", "learner"):
+        (g, _), (c, skill) = verdict["global", label], verdict["conditional", label]
+        for h in cal.HORIZONS:
+            if h not in g:
+                continue
+            good = (c[h]["interval_score"] < g[h]["interval_score"] and 0.75 <= c[h]["coverage"] <= 0.85
+                    and (h != 4 or c[h]["mae"] <= g[h]["mae"] + 1e-12))
+            ok &= good
+            print(f"  by {label:<8} {h}x: IS {g[h]['interval_score']:.3f} -> {c[h]['interval_score']:.3f}, "
+                  f"cover {100 * g[h]['coverage']:.0f}% -> {100 * c[h]['coverage']:.0f}%, "
+                  f"width {g[h]['width']:.3f} -> {c[h]['width']:.3f}  {'ok' if good else 'FAILS'}")
+        print(f"  by {label:<8} p_reachable Brier skill {verdict['global', label][1]:.2f} -> {skill:.2f}")
+    print(f"  -> {'switch ON (set CALIBRATION.conditional)' if ok else 'keep the switch OFF'}")
 
 
 if __name__ == "__main__":

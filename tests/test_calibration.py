@@ -101,9 +101,13 @@ def test_summary_of_hand_made_outcomes():
 
 
 def test_interval_of_a_fit_uses_the_calibrated_quantiles_beyond_the_data():
+    from dataclasses import replace
+
     sizes = np.repeat(LADDER[:6], 5)
     scores = np.clip(0.9 - 0.5 * sizes ** -0.5 + np.random.default_rng(0).normal(0, 0.01, sizes.size), 0, 1)
+    # the global quantiles (the fallback when the conditional band is switched off)
     fit = fit_learning_curve(sizes, scores, n_bootstrap=50, seed=0, n_test=500)
+    fit = replace(fit, calibration=replace(CALIBRATION, conditional=None), _grid_cache={})
     at = np.array([2.0, 4.0]) * fit.max_size
     centre, spread = fit._sigma(at)
     low, high = fit.interval(at)

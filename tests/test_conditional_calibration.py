@@ -42,7 +42,39 @@ def records():
 
 @pytest.fixture(scope="module")
 def conditional(records):
-    return cf.fit_conditional(records, cal.fit_calibration(records))
+    # a feature set given: on four synthetic datasets the nested choice may well be "distance" alone
+    return cf.fit_conditional(records, cal.fit_calibration(records), features="shape+slope")
+
+
+def test_the_feature_set_is_chosen_by_leave_dataset_out_and_deterministically(records):
+    base = cal.fit_calibration(records)
+    name = cf.choose_features(records, base, folds=4)
+    assert name in cf.FEATURE_SETS and cf.choose_features(records, base, folds=4) == name
+    band = cf.fit_conditional(records, base, features=name).conditional
+    unused = [i for i, f in enumerate(FEATURES) if f != "one" and f not in cf.FEATURE_SETS[name]]
+    assert all(band.low_coefs[i] == 0 and band.high_coefs[i] == 0 for i in unused)
+
+
+def test_quantile_regression_recovers_a_known_quantile():
+    rng = np.random.default_rng(5)
+    x = np.column_stack([np.ones(4000), rng.uniform(0, 1, 4000)])
+    y = 2 * x[:, 1] + rng.normal(0, 0.1 + x[:, 1], 4000)  # spread grows with x
+    lo, hi = cf.quantile_regression(x, y, 0.1, l2=0.0), cf.quantile_regression(x, y, 0.9, l2=0.0)
+    assert lo[1] < 2 < hi[1]  # the band widens with x
+    assert np.mean(y < x @ lo) == pytest.approx(0.1, abs=0.02) and np.mean(y > x @ hi) == pytest.approx(0.1, abs=0.02)
+
+
+def test_p_reachable_map_is_monotone_and_calibrated_on_its_own_data():
+    rng = np.random.default_rng(6)
+    p = rng.uniform(0.01, 0.99, 3000)
+    hit = (rng.uniform(size=3000) < 0.5 * p + 0.2).astype(float)  # overconfident at both ends
+    target = np.column_stack([rng.uniform(0, 1, 3000), np.full(3000, -3.0), rng.uniform(0, 3, 3000)])
+    coefs = cf.fit_p_map(p, target, hit)
+    assert coefs[1] >= 0 and coefs[2] <= 0 and coefs[4] <= 0
+    band = ConditionalBand((0.0,) * len(FEATURES), (0.0,) * len(FEATURES), (0.0, 0.0, 0.0), p_coefs=coefs)
+    mapped = np.array([band.calibrate_p(a, tuple(t)) for a, t in zip(p, target)])
+    assert abs(mapped.mean() - hit.mean()) < 0.02
+    assert mapped[p > 0.9].mean() < 0.75 and mapped[p < 0.1].mean() > 0.15  # pulled in from the ends
 
 
 def test_pilot_protocol_fits_the_six_smallest_sizes_and_keeps_who_made_the_curve(records):
@@ -68,13 +100,13 @@ def test_conditional_band_covers_in_sample_and_depends_on_the_pilot(records, con
 
 
 def test_conditional_calibration_is_deterministic(records, conditional):
-    again = cf.fit_conditional(records, cal.fit_calibration(records))
+    again = cf.fit_conditional(records, cal.fit_calibration(records), features="shape+slope")
     assert again == conditional
 
 
 def test_cross_validation_holds_out_whole_learners(records, conditional):
     rows = cal.cross_validate(records, sizes=False, key="learner",
-                              fit=lambda tr: cf.fit_conditional(tr, cal.fit_calibration(tr)))
+                              fit=lambda tr: cf.fit_conditional(tr, cal.fit_calibration(tr), features="shape"))
     assert len(rows) == len(records) and {r["learner"] for r in rows} == {"a", "b", "c"}
 
 

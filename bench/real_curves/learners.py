@@ -15,7 +15,8 @@ LEARNERS = {
     "lda": "discriminant", "qda": "discriminant", "knn": "neighbours", "mlp": "mlp",
 }
 # heads on frozen CNN features (the transfer-learning case): cheap ones
-HEADS = ("logreg", "linear_svc", "ridge", "knn", "lda", "gaussian_nb", "mlp", "forest", "svc_rbf", "sgd_log")
+HEADS = ("logreg", "linear_svc", "ridge", "knn", "lda", "gaussian_nb", "mlp", "forest", "svc_rbf", "sgd_log",
+         "perceptron", "qda", "extra_trees", "hist_gb")
 
 
 def group_of(learner: str) -> str:

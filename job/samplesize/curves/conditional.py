@@ -4,10 +4,13 @@
 zig-zags, how flat it is, curvature, backtest error, edge slope, number of sizes); `point_features`
 adds what depends on the size asked for (distance, headroom, family disagreement). A
 `ConditionalBand` turns them into the band's multipliers of the base spread beyond the data: its
-10% and 90% quantiles are linear in the features (linear quantile regression of held-out
-residuals divided by the spread), then conformalized per horizon (2x, 4x, 8x) so that the band
-holds 80% of held-out residuals. All of it is constants fitted by `bench/curve_calibration.py`
-(`calibration.fit_conditional`); nothing is trained when a sweep is aggregated.
+10% and 90% quantiles are linear in a few of the features (penalised linear quantile regression
+of held-out residuals divided by the spread; the features that are used were chosen by nested
+leave-dataset-out cross-validation, the others have coefficient 0), then conformalized per
+horizon (2x, 4x, 8x) so that the band holds 80% of held-out residuals. p_reachable goes through
+a logistic map of the band's chance and `target_features` (see `ConditionalBand.calibrate_p`).
+All of it is constants fitted by `bench/curve_calibration.py` (`conditional_fit.fit_conditional`);
+nothing is trained when a sweep is aggregated.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import numpy as np
 PILOT_FEATURES = ("noise", "falls", "zigzag", "flat", "curvature", "backtest", "slope", "n_sizes")
 POINT_FEATURES = ("distance", "headroom", "disagreement")
 FEATURES = ("one",) + PILOT_FEATURES + POINT_FEATURES
+# p_reachable's map: logit p = c0 + c1 logit(band's chance) + c2 u + c3 log(edge slope) + c4 log(1 + gap/se)
+TARGET_FEATURES = ("one", "logit_p", "headroom_share", "log_slope", "log_gap_se")
 
 
 @dataclass(frozen=True)
@@ -28,14 +33,15 @@ class ConditionalBand:
 
     low(x) = low_coefs . x + low_shift[h], high(x) = high_coefs . x + high_shift[h], where
     the shifts at h = 2x, 4x, 8x are the split-conformal corrections (interpolated in log2
-    distance, the 8x one beyond). `p_knots`: (raw, calibrated) points of the isotonic map that
-    turns the band's chance of reaching a target beyond the data into `p_reachable`.
+    distance, the 8x one beyond). `p_coefs`: the coefficients of `TARGET_FEATURES` in the
+    logistic map that turns the band's chance of reaching a target into `p_reachable` (None:
+    the band's chance as it is).
     """
 
     low_coefs: tuple[float, ...]
     high_coefs: tuple[float, ...]
     shift: tuple[float, ...]  # per horizon: the conformal widening of both ends
-    p_knots: tuple[tuple[float, ...], tuple[float, ...]] = ((0.0, 1.0), (0.0, 1.0))
+    p_coefs: tuple[float, ...] | None = None
 
     def multipliers(self, x: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(low, high) multipliers at feature rows x (m, len(FEATURES)) and log2 distances h (m,)."""
@@ -46,8 +52,29 @@ class ConditionalBand:
         mid, half = (low + high) / 2, np.maximum((high - low) / 2, MIN_HALF_WIDTH)
         return mid - half, mid + half
 
-    def calibrate_p(self, p: np.ndarray | float) -> np.ndarray:
-        return np.interp(p, *self.p_knots)
+    def calibrate_p(self, p: float, target: tuple[float, float, float]) -> float:
+        """p_reachable from the band's chance p and `target_features` (u, log slope, log gap/se)."""
+        if self.p_coefs is None:
+            return float(p)
+        x = np.array((1.0, logit(p)) + tuple(target))
+        return float(1.0 / (1.0 + math.exp(-float(np.clip(x @ np.asarray(self.p_coefs), -30, 30)))))
+
+
+def logit(p: float) -> float:
+    p = min(max(float(p), 1e-4), 1 - 1e-4)
+    return math.log(p / (1 - p))
+
+
+def target_features(fit, target: float) -> tuple[float, float, float]:
+    """What p_reachable's map reads besides the band's chance: the share of the headroom above the
+    largest measured mean that the target asks for, the log edge slope, and log(1 + the target's
+    gap above that mean in standard errors of a measured mean)."""
+    top = float(fit.means[-1])
+    se = float(np.median(_se(fit)[0]))
+    u = (float(target) - top) / max(1.0 - top, 1e-3)
+    gap = max(float(target) - top, 0.0) / max(se, 1e-5)
+    return (float(np.clip(u, -1.0, 1.0)), float(np.clip(math.log(fit.edge_slope + 1e-3), -7.0, 0.0)),
+            float(min(math.log1p(gap), 6.0)))
 
 
 MIN_HALF_WIDTH = 0.1  # in units of the spread: the band never collapses onto its centre

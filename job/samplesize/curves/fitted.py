@@ -20,7 +20,7 @@ from .band import (
     Calibration,
     base_spread,
 )
-from .conditional import pilot_features, pilot_warnings, point_features
+from .conditional import pilot_features, pilot_warnings, point_features, target_features
 from .families import FAMILIES
 
 
@@ -98,10 +98,14 @@ class LearningCurveFit:
 
     @property
     def pilot(self) -> dict[str, float]:
-        """What the measured sizes show (`conditional.pilot_features`); the conditional band uses it."""
-        if "pilot" not in self._grid_cache:
-            self._grid_cache["pilot"] = pilot_features(self)
-        return self._grid_cache["pilot"]
+        """What the measured sizes show (`conditional.pilot_features`); the conditional band uses it.
+
+        Cached per edge slope: the fit sets `edge_slope` after construction, so a pilot read
+        earlier (for the warnings) must not stand in for the one with the slope."""
+        key = ("pilot", self.edge_slope)
+        if key not in self._grid_cache:
+            self._grid_cache[key] = pilot_features(self)
+        return self._grid_cache[key]
 
     # -- point predictions
 
@@ -200,8 +204,12 @@ class LearningCurveFit:
         around the centre, so that this agrees with `interval` at CALIBRATED_LEVEL."""
         n = np.asarray(n, float).reshape(-1)
         parts = self._parts(n)
+        return self._chance(target, parts, self._multipliers(n, CALIBRATED_LEVEL, parts))
+
+    def _chance(self, target: float, parts, multipliers) -> np.ndarray:
+        """`p_reaches` from the centre and spread (`parts`) and the 80% multipliers at some sizes."""
         centre, sigma = parts[:2]
-        low, high = self._multipliers(n, CALIBRATED_LEVEL, parts)
+        low, high = multipliers
         z_calibrated = norm.ppf(0.5 + CALIBRATED_LEVEL / 2)
         if self.calibration.conditional is not None:  # a normal whose 10% and 90% points are the band's ends
             mid, half = centre + (low + high) / 2 * sigma, np.maximum((high - low) / 2 * sigma / z_calibrated, 1e-12)
@@ -211,6 +219,19 @@ class LearningCurveFit:
         gap = float(target) - centre
         # each half holds half the probability: the median is the centre, continuous at the target
         return norm.sf(gap / np.where(gap >= 0, up, down))
+
+    def _reach_grid(self):
+        """p_reachable's grid of sizes, with its centre and spread and the 80% multipliers there
+        (cached: they do not depend on the target)."""
+        key = ("reach", self.calibration)
+        if key not in self._grid_cache:
+            grid = np.geomspace(self.min_size, REACH_HORIZON * self.max_size, 64)
+            parts_key = ("reach parts", self.calibration.k_slope, self.calibration.k_headroom)
+            if parts_key not in self._grid_cache:
+                self._grid_cache[parts_key] = self._parts(grid)
+            parts = self._grid_cache[parts_key]
+            self._grid_cache[key] = grid, parts, self._multipliers(grid, CALIBRATED_LEVEL, parts)
+        return self._grid_cache[key]
 
     def interval(self, n, level: float = LEVEL, *, k: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The band that holds the expected score at sample size(s) `n` with probability about `level`.
@@ -294,15 +315,17 @@ class LearningCurveFit:
         # The expected score never falls as n grows, so reaching the target at any n up to the
         # horizon means reaching it by the horizon: the best chance over sizes is a lower bound
         # that uses the measured sizes (narrow band) as well as the far end (wide band).
-        grid = np.geomspace(self.min_size, REACH_HORIZON * self.max_size, 64)
-        p = self.p_reaches(target, grid)
+        grid, parts, multipliers = self._reach_grid()
+        p = self._chance(target, parts, multipliers)
         cond = self.calibration.conditional
         if cond is None:
             return float(np.max(p))
-        # beyond the data the band's chance is mapped to the share reached on held-out curves
-        # (isotonic); inside the data the measured sizes speak for themselves
+        # the band's chance goes through the logistic map fitted on held-out curves (it also reads
+        # how far above the data the target is, in headroom and in standard errors); inside the
+        # data the measured sizes speak for themselves
         inside = grid <= self.max_size
-        return float(max(np.max(p[inside], initial=0.0), float(cond.calibrate_p(np.max(p[~inside])))))
+        mapped = cond.calibrate_p(float(np.max(p)), target_features(self, target))
+        return float(max(np.max(p[inside], initial=0.0), mapped))
 
     # -- serialisation
 
@@ -332,7 +355,10 @@ class LearningCurveFit:
             "method": {**self.method, "edge_slope": self.edge_slope, "extrapolation_k": self.calibration.k_slope,
                        "calibration": {"k_slope": self.calibration.k_slope,
                                        "k_headroom": self.calibration.k_headroom,
-                                       "quantiles_2x_4x_8x": [list(q) for q in self.calibration.quantiles]}},
+                                       "quantiles_2x_4x_8x": [list(q) for q in self.calibration.quantiles],
+                                       # when true the band beyond the data depends on the pilot
+                                       # (curves/conditional.py) and the quantiles are unused
+                                       "conditional": self.calibration.conditional is not None}},
         })
 
 
