@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -138,8 +139,21 @@ def _escaped_terminal():
         sys.stdout, sys.stderr = saved
 
 
+LOG_FORMAT_ENV = "SAMPLESIZE_LOG_FORMAT"  # the chart's trial.logFormat: text, or json for Cloud Logging
+
+
+class _JsonLines(logging.Formatter):
+    """One JSON object a line, the shape Cloud Logging reads into `jsonPayload` (its `severity` field)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps({"severity": record.levelname, "logger": record.name, "message": record.getMessage()})
+
+
 def _quiet_libraries(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if os.environ.get(LOG_FORMAT_ENV, "text") == "json":
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(_JsonLines())
     if not verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         warnings.filterwarnings("ignore", module="keras")

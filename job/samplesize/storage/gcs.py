@@ -144,7 +144,7 @@ class GcsStorage:
         except (api_exceptions.Unauthorized, api_exceptions.Forbidden) as exc:
             raise AccessError(
                 f"cannot {action} {where}: access denied (HTTP {int(exc.code)}) for {self._identity}; "
-                f"grant it roles/storage.objectAdmin (or objectUser) on bucket {self.bucket_name}"
+                f"grant it roles/storage.objectUser on the output (roles/storage.objectViewer on a dataset bucket) in bucket {self.bucket_name}"
             ) from None
         except Exception as exc:
             # Media calls re-raise a transient error as-is once retries run out (no RetryError).
