@@ -190,6 +190,18 @@ def test_unreachable_is_said_only_with_its_probability():
     assert "optimistic end of the 80% interval reaches it, at about 5,000" in text
 
 
+def test_a_target_above_the_point_ceiling_but_likely_reachable_is_never_called_unreachable():
+    target = {"target": 0.98, "reachable": False, "sample_size": None, "interval": [1614.0, "inf"],
+              "times_past_data": None, "far": False, "ceiling": 0.978, "reached_in_data": False,
+              "p_reachable": 0.86, "reach_horizon": 92032.0}
+
+    text = headline(summary_with(target), target)
+
+    assert "unreachable" not in text
+    assert text.startswith("98% balanced accuracy: above the fitted ceiling, yet more likely reachable than not "
+                           "(86% chance that it is reachable within 92,032 images)")
+
+
 def test_report_reads_the_interval_level_and_far_factor_from_the_summary():
     target = {"target": 0.9, "reachable": True, "sample_size": 12001.0, "interval": [8000.0, 20000.0],
               "times_past_data": 6.0, "far": True, "ceiling": 0.97, "reached_in_data": False}

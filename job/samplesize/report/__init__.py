@@ -5,6 +5,13 @@ Storage interface, from the `Summary` alone: nothing here refits a curve or read
 `html` and `markdown` (the pages), `write` (the files).
 """
 
-from .write import REPORT_FILES, REPORT_PREFIX, read_report_summary, rewrite_report, write_comparison_report, write_report
+from .write import (
+    REPORT_FILES,
+    REPORT_PREFIX,
+    read_report_summary,
+    rewrite_report,
+    write_comparison_report,
+    write_report,
+)
 
 __all__ = ["REPORT_FILES", "REPORT_PREFIX", "read_report_summary", "rewrite_report", "write_comparison_report", "write_report"]

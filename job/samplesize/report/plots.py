@@ -15,7 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..plot_layout import COMPARISON_REACH, plot_range, plotted_classes
-from .words import far_factor, far_text, fmt_chance, fmt_pct, fmt_size, is_inf, level_pct, metric_name
+from .words import beyond_ceiling, far_factor, far_text, fmt_chance, fmt_pct, fmt_size, is_inf, level_pct, metric_name
 
 
 def _mpl_text(s: Any, limit: int = 40) -> str:
@@ -107,7 +107,7 @@ def _plot_target(ax, summary: dict, t: dict, xlim: tuple[float, float], ylim: tu
         label = f"target {fmt_pct(goal)}"
     elif not t["reachable"]:
         chance = f" ({fmt_chance(t['p_reachable'])})" if t.get("p_reachable") is not None else ""
-        label = f"target {fmt_pct(goal)}: probably unreachable{chance}"
+        label = f"target {fmt_pct(goal)}: {beyond_ceiling(t).removesuffix(' with this pipeline')}{chance}"
     elif size is not None and not is_inf(size) and size <= xhi:
         ax.plot([size], [goal], marker="v", ms=9, color="C2", zorder=6)
         ax.axvline(size, ymin=0, ymax=(goal - ylo) / (yhi - ylo), ls=":", lw=0.8, color="C2")

@@ -159,13 +159,23 @@ def headline(summary: dict, target: dict) -> str:
     return text
 
 
+def beyond_ceiling(target: dict) -> str:
+    """The verdict on a target above the point curve's ceiling, decided by its calibrated chance.
+
+    A confident wrong "unreachable" tells a team to stop collecting: the costliest mistake this report can make."""
+    p = target.get("p_reachable")
+    if isinstance(p, (int, float)) and p >= 0.5:
+        return "above the fitted ceiling, yet more likely reachable than not"
+    return "probably unreachable with this pipeline"
+
+
 def _headline_with_chance(summary: dict, target: dict) -> str:
     """The answer with its size interval and the chance that the target is reachable at all."""
     m, goal = metric_name(summary), fmt_pct(target["target"])
     chance = fmt_chance(target["p_reachable"])
     horizon = fmt_size(target["reach_horizon"]) if target.get("reach_horizon") is not None else None
     if not target["reachable"]:
-        text = (f"{goal} {m}: probably unreachable with this pipeline ({chance} that it is reachable"
+        text = (f"{goal} {m}: {beyond_ceiling(target)} ({chance} that it is reachable"
                 f"{f' within {horizon} images' if horizon else ''}); the fitted ceiling is "
                 f"{fmt_score(target['ceiling'])}.")
         low = target["interval"][0] if target["interval"] else None
@@ -252,7 +262,7 @@ def comparison_rows(summary: dict) -> tuple[list[str], list[list[Any]]]:
             if v is None:
                 row.append("no curve")
             else:
-                size = fmt_size(v["sample_size"]) if v["reachable"] else "probably unreachable"
+                size = fmt_size(v["sample_size"]) if v["reachable"] else beyond_ceiling(v).removesuffix(" with this pipeline")
                 row.append(f"{size} ({fmt_interval(v['interval'], fmt_size)}; {fmt_chance(v['p_reachable'])})")
         row.append((t["fewest"] or "none") + ("" if t["clear"] or t["fewest"] is None else " (overlapping)"))
         rows.append(row)
