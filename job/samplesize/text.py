@@ -22,10 +22,10 @@ from typing import Any
 # C0 controls except tab and newline, DEL and C1 controls (0x9b is a one-byte CSI).
 # A carriage return is kept: progress lines rewrite themselves with it.
 # Bidi controls reorder what a terminal, a page or a plot legend shows (U+202E turns "exe.txt" around).
-_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
-_CONTROL = re.compile(f"[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f{_BIDI}]")
+BIDI_CONTROLS = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_CONTROL = re.compile(f"[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f{BIDI_CONTROLS}]")
 # In a name shown on one line, newline, carriage return, tab and the Unicode line separators too.
-_NOT_IN_A_LINE = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f{_BIDI}\\u2028\\u2029]")
+_NOT_IN_A_LINE = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f{BIDI_CONTROLS}\\u2028\\u2029]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 CUT = 80  # characters of a hostile value that a message quotes
 

@@ -19,20 +19,18 @@ in a message: one line, escaped, cut.
 from __future__ import annotations
 
 import os
-import re
 import stat
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from ..errors import DataError
 from ..storage import LocalStorage, Storage
-from ..text import safe_name, terminal_safe
+from ..text import CUT, safe_name, terminal_safe
 
 MAX_DEPTH = 64  # folder levels below the dataset root; deeper is a loop or a trap, never a dataset
-SHOWN_CHARS = 80  # a file name quoted in a message is cut to this, with its length
+SHOWN_CHARS = CUT  # a file name quoted in a message is cut to this, with its length (as every quoted value)
 
 _LINE_BREAKS = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\u2028": "\\u2028", "\u2029": "\\u2029"}
-_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def shown(name: str, limit: int = SHOWN_CHARS) -> str:
@@ -40,9 +38,8 @@ def shown(name: str, limit: int = SHOWN_CHARS) -> str:
 
     A file named `x\\nprepared cache/...` cannot forge an output line, nor U+202E reverse the rest of one.
     """
-    text = terminal_safe(safe_name(name))
+    text = terminal_safe(safe_name(name))  # controls and bidi marks, as every terminal line has them
     text = "".join(_LINE_BREAKS.get(ch, ch) for ch in text)
-    text = _BIDI.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
 
 
