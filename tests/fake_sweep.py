@@ -41,30 +41,51 @@ def true_score(n: float) -> float:
     return 0.95 - 2.0 * n ** -0.5
 
 
+def confusion_for(recalls: list[float], test_size: int) -> list[list[int]]:
+    """A confusion matrix of `test_size` images whose class recalls are about `recalls` (misses spread round)."""
+    k = len(recalls)
+    matrix = []
+    for i, r in enumerate(recalls):
+        n = test_size // k + (1 if i < test_size % k else 0)
+        row = [0] * k
+        row[i] = int(round(r * n))
+        for m in range(n - row[i]):
+            row[(i + 1 + m % (k - 1)) % k] += 1
+        matrix.append(row)
+    return matrix
+
+
+def rescored(result: dict) -> dict:
+    """`result` with accuracy, balanced accuracy and per-class recall recomputed from its confusion matrix
+    (a class without test images has recall None), as a trial computes them."""
+    matrix = result["confusion_matrix"]
+    recalls = {c: (row[i] / sum(row) if sum(row) else None)
+               for i, (c, row) in enumerate(zip(result["class_names"], matrix))}
+    tested = [r for r in recalls.values() if r is not None]
+    result["metrics"].update(accuracy=sum(row[i] for i, row in enumerate(matrix)) / sum(map(sum, matrix)),
+                             balanced_accuracy=sum(tested) / len(tested), per_class_recall=recalls)
+    return result
+
+
 def fake_result(cfg, index: int, classes=CLASSES, **changes) -> dict:
-    """A schema-v1 result for `index` whose score follows a saturating curve plus noise."""
+    """A schema-v1 result for `index` whose score follows a saturating curve plus noise.
+
+    Its scores are those of its own confusion matrix (of `changes`' test_size), as a trial's are."""
     spec = trial_spec(cfg, index)
     n = round(spec.split * POOL)
     rng = np.random.default_rng(index)
     score = float(np.clip(true_score(n) + rng.normal(0, 0.01), 0, 1))
-    recall = {c: float(np.clip(score + (k - 1) * 0.03, 0, 1)) for k, c in enumerate(classes)}
-    k = len(classes)
-    confusion = [[40 if i == j else 2 for j in range(k)] for i in range(k)]
+    test_size = changes.get("test_size", 250)
+    confusion = confusion_for([float(np.clip(score + (k - 1) * 0.03, 0, 1)) for k in range(len(classes))], test_size)
     result = {
         **trial_identity(cfg, spec),
         "sample_size": n,
         "train_size": int(n * 0.8),
         "validation_size": n - int(n * 0.8),
-        "test_size": 250,
+        "test_size": test_size,
         "pool_size": POOL,
         "class_names": list(classes),
-        "metrics": {
-            "accuracy": score,
-            "balanced_accuracy": score,
-            "macro_f1": score,
-            "auc": min(1.0, score + 0.04),
-            "per_class_recall": recall,
-        },
+        "metrics": {"macro_f1": score, "auc": min(1.0, score + 0.04)},  # the rest from the matrix (`rescored`)
         "confusion_matrix": confusion,
         "epochs": {"head": 10, "fine_tune": 0},
         "timings": {"load_s": 0.5, "train_s": 10.0, "evaluate_s": 0.5, "total_s": 11.0},
@@ -73,6 +94,7 @@ def fake_result(cfg, index: int, classes=CLASSES, **changes) -> dict:
         "package_version": "0.1.0",
         "finished_at": "2025-01-01T00:00:00Z",
     }
+    rescored(result)
     result.update(changes)
     return result
 
@@ -91,7 +113,7 @@ TWO_VARIANTS = [{"name": "narrow", "model": {"dropout": 0.1}}, {"name": "wide", 
 SCENARIOS = {
     "complete": ({}, None, {}),
     "partial": ({}, [0, 1, 2, 4, 5, 6], {}),
-    "small-test-set": ({"targets": [0.85, 0.999]}, None, {"test_size": 24, "confusion_matrix": [[6, 1, 1], [1, 6, 1], [1, 1, 5]]}),
+    "small-test-set": ({"targets": [0.85, 0.999]}, None, {"test_size": 24}),
     "one-split": ({"splits": [0.5]}, None, {}),
     "variants": ({"variants": TWO_VARIANTS}, None, {}),
 }

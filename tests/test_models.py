@@ -140,3 +140,14 @@ def test_weights_file_for_small_cnn_makes_the_trial_exit_64(tmp_path):
                                                               f"model.weights={tmp_path}/nope.h5", f"output={tmp_path}/out"))
     assert proc.returncode == 64, proc.stderr
     assert "model.weights" in proc.stderr and not (tmp_path / "out" / "trials").exists()
+
+
+@pytest.mark.parametrize("weights", ["imagenet", "weights.h5"])
+def test_weights_for_small_cnn_are_refused_when_the_config_loads(tmp_path, weights):
+    """`plan` (which builds no model) refuses them too: the config says so before any pod starts."""
+    from conftest import run_cli, tiny_sweep_sets
+
+    proc = run_cli("plan", *tiny_sweep_sets("model.backbone=small_cnn", f"model.weights={weights}",
+                                            f"output={tmp_path}/out"))
+    assert proc.returncode == 64, proc.stderr
+    assert "small_cnn trains from scratch and cannot load weights" in proc.stderr

@@ -11,8 +11,9 @@ import json
 import pytest
 
 from conftest import run_cli
-from fake_sweep import BOOT, fake_result, make_cfg, write_sweep
+from fake_sweep import BOOT, fake_result, make_cfg, rescored, write_sweep
 from samplesize.aggregate import aggregate
+from samplesize.plan import trial_spec
 from samplesize.report import REPORT_FILES
 from samplesize.results import encode_result, load_results, result_key
 from samplesize.storage import LocalStorage
@@ -54,7 +55,8 @@ def test_confusion_matrix_full_of_1e308_is_rejected_and_the_report_still_written
     cfg = make_cfg()
     summary, where = aggregate_with(tmp_path, 1, changed(cfg, 1, confusion_matrix=[[1e308] * 3] * 3), cfg)
     assert any(where in p and "confusion_matrix" in p for p in summary["trials"]["rejected"])
-    assert summary["confusion_matrix"]["matrix"][0] == [40, 2, 2]  # the other repetition of the largest split
+    (other,) = [i for i in range(cfg.trial_count) if trial_spec(cfg, i).split == trial_spec(cfg, 1).split and i != 1]
+    assert summary["confusion_matrix"]["matrix"][0] == fake_result(cfg, other)["confusion_matrix"][0]
 
 
 @pytest.mark.parametrize(
@@ -107,6 +109,22 @@ def test_results_on_a_different_pool_or_test_set_are_not_fitted_together(tmp_pat
     assert sum("another pool or test set" in p for p in summary["trials"]["rejected"]) == 2
 
 
+def test_results_from_another_copy_under_the_same_key_are_not_fitted_together(tmp_path):
+    """A prepared copy replaced in a shared cache/ keeps its key; its digest tells the two apart (issue 24, case 4)."""
+    cfg = make_cfg()
+    storage = write_sweep(cfg, tmp_path, indexes=range(cfg.trial_count))
+    for i in range(cfg.trial_count):
+        data = json.loads((tmp_path / result_key(i)).read_text())
+        digest = "sha256:" + ("b" if i >= cfg.trial_count - 2 else "a") * 64
+        (tmp_path / result_key(i)).write_text(json.dumps({**data, "dataset_key": "cache/dataset-one.npz",
+                                                          "dataset_digest": digest}))
+    summary = aggregate(cfg, storage, job_state="Complete", n_bootstrap=BOOT)
+    assert summary["trials"]["missing"] == [cfg.trial_count - 2, cfg.trial_count - 1]
+    assert sum("another pool or test set" in p for p in summary["trials"]["rejected"]) == 2
+    problems = load_results(cfg, storage).problems  # the full lines, which the summary cuts
+    assert sum("sha256:bbbb" in p for p in problems) == 2, problems
+
+
 # ---------------------------------------------------------------- names
 
 
@@ -127,9 +145,8 @@ def test_recall_null_for_a_class_without_test_images_is_accepted_and_not_fitted(
     storage = LocalStorage(tmp_path)
     for i in range(cfg.trial_count):
         r = fake_result(cfg, i)
-        r["metrics"]["per_class_recall"]["dog"] = None
-        r["confusion_matrix"][1] = [0, 0, 0]
-        storage.write_once(result_key(i), encode_result(r))
+        r["confusion_matrix"][1] = [0, 0, 0]  # its recall is None
+        storage.write_once(result_key(i), encode_result(rescored(r)))
     summary = aggregate(cfg, storage, job_state="Complete", n_bootstrap=BOOT)
     assert summary["trials"]["rejected"] == []
     dog = next(c for c in summary["per_class"] if c["class"] == "dog")

@@ -215,6 +215,18 @@ def test_forged_metrics_that_contradict_the_results_own_confusion_matrix_are_rej
     assert load_results(cfg, storage).missing == []
 
 
+def test_forged_metrics_beside_a_matrix_that_leaves_test_images_out_are_rejected_too(tmp_path):
+    """The check held only for a matrix of the whole test set: dropping one count skipped it."""
+    cfg = make_cfg()
+    storage = write_sweep(cfg, tmp_path, indexes=range(1, cfg.trial_count))
+    forged = fake_result(cfg, 0, confusion_matrix=[[10, 45, 45], [24, 24, 32], [14, 26, 29]])  # 249 of 250
+    forged["metrics"].update(accuracy=0.99, balanced_accuracy=0.99,
+                             per_class_recall={c: 0.99 for c in forged["class_names"]})
+    (tmp_path / result_key(0)).write_text(json.dumps(forged))
+    loaded = load_results(cfg, storage)
+    assert loaded.missing == [0] and "its own confusion_matrix gives" in loaded.problems[0], loaded.problems
+
+
 def test_stray_json_under_trials_that_is_not_a_trial_file_is_ignored_by_run_and_aggregate(tmp_path):
     cfg = make_cfg()
     write_sweep(cfg, tmp_path)

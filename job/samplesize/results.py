@@ -421,7 +421,8 @@ def _drop_other_datasets(storage: Storage, loaded: LoadedResults) -> None:
     measurements into one curve.
     """
     def data_of(t: TrialResult) -> tuple:
-        return (t.dataset_key, t.pool_size, t.test_size)
+        # the digest tells apart two copies under one key (a copy replaced in a shared cache/)
+        return (t.dataset_key, t.pool_size, t.test_size, t.dataset_digest)
 
     if not loaded.trials:
         return
@@ -436,7 +437,8 @@ def _drop_other_datasets(storage: Storage, loaded: LoadedResults) -> None:
         if seen != majority:
             loaded.exclude(index,
                 f"{where(storage, result_key(index))}: ran on another pool or test set (prepared copy "
-                f"{cut(seen[0])}, pool {seen[1]}, test set {seen[2]}) than most results ({cut(majority[0])}, pool "
-                f"{majority[1]}, test set {majority[2]}): the dataset changed during the sweep; excluded. Re-run "
+                f"{cut(seen[0])}, digest {cut(seen[3])}, pool {seen[1]}, test set {seen[2]}) than most results "
+                f"({cut(majority[0])}, digest {cut(majority[3])}, pool {majority[1]}, test set {majority[2]}): the "
+                "dataset changed during the sweep; excluded. Re-run "
                 "this index on the current data, or restore the data the others used"
             )

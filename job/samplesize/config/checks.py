@@ -107,8 +107,7 @@ def _check_model(model: ModelConfig, image_size: int) -> None:
             f"dataset.image_size: {image_size} is too small for model.backbone {model.backbone}; "
             f"use at least {APPLICATIONS[model.backbone].min_size}"
         )
-    if model.backbone == SMALL_CNN and model.weights == "imagenet":
-        raise ConfigError("model.weights: 'imagenet' has no meaning for small_cnn; use none or a weights file")
+    check_weights_loadable(model)
     if model.backbone == SMALL_CNN and model.fine_tune_from:
         raise ConfigError(
             f"model.fine_tune_from: {model.fine_tune_from!r} has no meaning for small_cnn, which trains every layer "
@@ -117,6 +116,16 @@ def _check_model(model: ModelConfig, image_size: int) -> None:
     if not model.weights:
         raise ConfigError("model.weights: empty; use imagenet, none, or a path or gs:// URI to a weights file")
     _in_range("model.dropout", model.dropout, 0, 1, low_open=False, high_open=True)
+
+
+def check_weights_loadable(model: ModelConfig) -> None:
+    """Refuse weights the backbone cannot load: small_cnn trains from scratch, so a weights file (or
+    imagenet) would be ignored while the run facts name it. Checked at load, so `plan` says so too."""
+    if model.backbone == SMALL_CNN and model.weights != "none":
+        raise ConfigError(
+            f"model.weights: {model.weights[:80]!r}: small_cnn trains from scratch and cannot load weights; set "
+            "model.weights: none, or choose a keras.applications backbone for the file"
+        )
 
 
 def _check_training(training: TrainingConfig) -> None:

@@ -27,6 +27,7 @@ from keras import layers
 
 from ..backbones import APPLICATIONS, SMALL_CNN
 from ..config import ModelConfig
+from ..config.checks import check_weights_loadable
 from ..errors import ConfigError, DataError, TransientError
 from ..storage import Storage
 
@@ -60,11 +61,7 @@ def build_classifier(m: ModelConfig, image_size: int, n_classes: int, *, online_
 
         x = augmentation_layers(online_augment_seed)(x)
     if m.backbone == SMALL_CNN:
-        if m.weights != "none":  # it trains from scratch: a weights file would be ignored while the run facts name it
-            raise ConfigError(
-                f"model.weights: {m.weights[:80]!r}: small_cnn trains from scratch and cannot load weights; set "
-                "model.weights: none, or choose a keras.applications backbone for the file"
-            )
+        check_weights_loadable(m)  # a ModelConfig built in code has not been through the config's checks
         return _small_cnn(inputs, x, n_classes, m.dropout)
     spec = APPLICATIONS[m.backbone]
     preprocess_fn = importlib.import_module(f"keras.applications.{spec.module}").preprocess_input
