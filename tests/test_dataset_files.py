@@ -154,10 +154,21 @@ def test_symlinks_inside_the_dataset_are_followed_and_links_leaving_it_are_skipp
 # ---------------------------------------------------------------- (11) a backslash in a file name
 
 
-def test_backslash_in_a_file_name_skips_that_file_and_names_it(tmp_path):
+@pytest.mark.parametrize("where", ["local", "gcs"])
+def test_backslash_in_a_file_name_skips_that_file_and_names_it(tmp_path, where, request):
     root = write_image_folder(tmp_path / "images", classes=("c0", "c1"), per_class=3)
-    (root / "c0" / "photos\\img999.png").write_bytes(image_bytes(np.random.default_rng(2)))
-    data = scan_folder(LocalStorage(root), size=12)
+    junk = image_bytes(np.random.default_rng(2))
+    if where == "local":
+        (root / "c0" / "photos\\img999.png").write_bytes(junk)
+        store = LocalStorage(root)
+    else:  # the GCS listing refused the whole folder (exit 65) for one such name
+        from samplesize.commands import open_uri
+
+        store = open_uri(f"gs://{request.getfixturevalue('gcs_emulator').new_bucket()}/images")
+        for path in (p for p in root.rglob("*") if p.is_file()):
+            store.write(path.relative_to(root).as_posix(), path.read_bytes())
+        store._client.bucket(store.bucket_name).blob("images/c0/photos\\img999.png").upload_from_string(junk)
+    data = scan_folder(store, size=12)
     assert len(data.labels) == 6
     assert data.skipped.counts == {"a backslash in its name": 1}
     assert any("img999.png" in e for e in data.skipped.examples)

@@ -140,6 +140,23 @@ def test_local_write_once_from_racing_processes_has_exactly_one_winner_per_key(t
     assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".part")]
 
 
+@pytest.mark.parametrize("interrupt", [TransientError("stopped by SIGTERM"), KeyboardInterrupt()])
+@pytest.mark.parametrize("method", ["write", "write_once"])
+def test_a_signal_during_a_local_write_leaves_no_part_file_and_the_old_file_intact(tmp_path, monkeypatch,
+                                                                                     interrupt, method):
+    """SIGTERM raises TransientError from its handler mid-write (issue 24, case 15): only OSError removed the temp."""
+    store = LocalStorage(tmp_path)
+    store.write("report/report.html", b"old")
+
+    def stopped(fd):
+        raise interrupt
+    monkeypatch.setattr(os, "fsync", stopped)
+    with pytest.raises(type(interrupt)):
+        getattr(store, method)("report/report.html" if method == "write" else "report/new.html", b"new" * 1000)
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".part")]
+    assert store.read("report/report.html") == b"old" and not store.exists("report/new.html")
+
+
 def test_local_writes_leave_no_part_file_and_listing_hides_one_from_a_killed_writer(tmp_path):
     store = LocalStorage(tmp_path)
     store.write_once("trials/trial-00000.json", b"a")

@@ -315,7 +315,10 @@ class GcsStorage:
                         continue  # a "folder" placeholder made by the Cloud Console, not a file
                     key = blob.name[len(root) :]
                     try:
-                        keys.append((check_key(key), int(blob.size or 0), str(blob.generation)))
+                        # a backslash is only a character in GCS: listed as it is, for the caller to set aside
+                        # and name (a dataset's file, data/listing.py); read() still refuses it as a key
+                        safe = check_key(key.replace("\\", "_"))  # '..' or empty parts: refused either way
+                        keys.append((key if "\\" in key else safe, int(blob.size or 0), str(blob.generation)))
                     except DataError:
                         raise DataError(
                             f"object gs://{self.bucket_name}/{blob.name} has a name that is not a safe key under "

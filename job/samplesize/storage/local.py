@@ -36,6 +36,7 @@ class LocalStorage:
         return path
 
     def _temp_file(self, path: Path, data: bytes) -> str:
+        tmp = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
@@ -44,10 +45,14 @@ class LocalStorage:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
-        except OSError as exc:
-            if "tmp" in locals():
+        except BaseException as exc:
+            # every exit path, SIGTERM's TransientError and Ctrl-C included: a .part file is hidden from
+            # list() and would stay forever
+            if tmp is not None:
                 Path(tmp).unlink(missing_ok=True)
-            raise _local_error(path, exc) from None
+            if isinstance(exc, OSError):
+                raise _local_error(path, exc) from None
+            raise
         return tmp
 
     def write_once(self, key: str, data: bytes) -> bool:
@@ -79,9 +84,11 @@ class LocalStorage:
         tmp = self._temp_file(path, data)
         try:
             os.replace(tmp, path)
-        except OSError as exc:
+        except BaseException as exc:
             Path(tmp).unlink(missing_ok=True)
-            raise _local_error(path, exc) from None
+            if isinstance(exc, OSError):
+                raise _local_error(path, exc) from None
+            raise
 
     def read(self, key: str, limit: int | None = None) -> bytes:
         path = self._path(key)
