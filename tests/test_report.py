@@ -32,9 +32,9 @@ def read(root, name: str) -> str:
     return (root / "report" / name).read_text(encoding="utf-8")
 
 
-def test_report_writes_four_files_under_report(finished):
+def test_report_writes_four_files_under_report_and_their_manifest(finished):
     root, _ = finished
-    assert sorted(p.name for p in (root / "report").iterdir()) == sorted(FILES)
+    assert sorted(p.name for p in (root / "report").iterdir()) == sorted([*FILES, "manifest.json"])
     assert (root / "report" / "learning_curve.png").read_bytes().startswith(PNG_MAGIC)
 
 

@@ -20,6 +20,8 @@ import pytest
 from conftest import ROOT
 from fake_sweep import BOOT, fake_result, make_cfg, write_sweep
 from samplesize.aggregate import aggregate
+from samplesize.errors import TransientError
+from samplesize.report import REPORT_FILES
 from samplesize.results import encode_result, load_results, result_key
 from samplesize.storage import LocalStorage
 
@@ -235,6 +237,38 @@ def test_stray_json_under_trials_that_is_not_a_trial_file_is_ignored_by_run_and_
         proc = cli(*command, out=tmp_path)
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert "notes.json" not in proc.stdout + proc.stderr
+
+
+def test_report_interrupted_mid_set_is_called_incomplete_by_status_never_silently_mixed(tmp_path, monkeypatch):
+    """SIGTERM or a full disk between the four files left a new PNG beside an old page and summary."""
+    from samplesize.report import MANIFEST, report_set_problem
+
+    cfg = make_cfg()
+    storage = write_sweep(cfg, tmp_path)
+    aggregate(cfg, storage, job_state="Complete", n_bootstrap=BOOT)
+    assert report_set_problem(storage) is None
+    assert set(json.loads((tmp_path / MANIFEST).read_text())["files"]) == {k.split("/")[-1] for k in REPORT_FILES}
+    assert "report: present" in cli("status", "--require-report", out=tmp_path).stdout
+
+    real_write = LocalStorage.write
+
+    def full_disk_at_the_page(self, key, data):
+        if key.endswith("report.html"):
+            raise TransientError("stopped by SIGTERM")
+        real_write(self, key, data)
+    monkeypatch.setattr(LocalStorage, "write", full_disk_at_the_page)
+    with pytest.raises(TransientError):
+        aggregate(cfg, storage, job_state="Complete", n_bootstrap=BOOT)
+    monkeypatch.undo()
+    assert "interrupted" in report_set_problem(storage)
+    proc = cli("status", "--require-report", out=tmp_path)
+    assert proc.returncode == 1 and "not one consistent set" in proc.stdout, proc.stdout
+
+    aggregate(cfg, storage, job_state="Complete", n_bootstrap=BOOT)  # the way out the message names
+    (tmp_path / "report" / "learning_curve.png").write_bytes(b"\x89PNG another plot")
+    assert "learning_curve.png is not the file written with the rest" in report_set_problem(storage)
+    (tmp_path / MANIFEST).write_text('{"state": "complete", "files": {"report.html": {"sha256": "0", "bytes": 1e15}}}')
+    assert "unreadable" in report_set_problem(storage)  # a size it names is never read
 
 
 def test_directory_at_a_result_key_is_named_among_the_rejected_files_by_aggregate(tmp_path):

@@ -270,7 +270,7 @@ def cmd_report(args, cfg: SweepConfig, storage: Storage) -> int:
 
 def cmd_status(args, cfg: SweepConfig, storage: Storage) -> int:
     """Finished trials as `aggregate` counts them: foreign, broken and mismatched files are not finished."""
-    from .report import REPORT_FILES
+    from .report import REPORT_FILES, report_set_problem
     from .results import load_results
 
     summary_key = _report_key("summary.json")
@@ -284,13 +284,16 @@ def cmd_status(args, cfg: SweepConfig, storage: Storage) -> int:
         for problem in loaded.problems[:10]:
             print(f"  {problem}")
     stale = _stale_report(cfg, storage, summary_key, set(loaded.trials)) if summary_key in report else None
+    broken = report_set_problem(storage) if report else None
     if not report:
         print("report: not written yet")
+    elif broken:
+        print(f"report: not one consistent set ({broken}); run `samplesize aggregate` to write it again")
     elif stale:
         print(f"report: present but stale ({stale}); run `samplesize aggregate` again")
     else:
         print(f"report: present ({', '.join(report)})")
-    if args.require_report and (summary_key not in report or stale):
+    if args.require_report and (summary_key not in report or stale or broken):
         return 1
     return EXIT_OK
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -22,6 +23,8 @@ FILES = ("report.html", "learning_curve.png", "summary.json", "report.md")  # th
 
 
 REPORT_FILES = tuple(REPORT_PREFIX + name for name in FILES)  # their keys under the sweep's output
+MANIFEST = REPORT_PREFIX + "manifest.json"  # marks the four files as one set (`write_files`)
+MAX_MANIFEST_BYTES = 4096
 
 
 def write_report(storage: Storage, summary: Summary) -> list[str]:
@@ -41,7 +44,12 @@ def write_report(storage: Storage, summary: Summary) -> list[str]:
 
 
 def write_files(storage: Storage, summary: dict[str, Any], curve_png: bytes, page: str, text: str) -> list[str]:
-    """Write the plot, the HTML page, summary.json and the Markdown, each once and in that order; return their keys."""
+    """Write the plot, the HTML page, summary.json and the Markdown, each once and in that order; return their keys.
+
+    The four files cannot be replaced together (a bucket has no rename of a folder), so the set is marked:
+    `MANIFEST` says "writing" before the first and lists each file's digest after the last. A write stopped
+    between (SIGTERM, a full disk) leaves a set that `report_set_problem` calls incomplete, never a new PNG
+    silently beside an old page."""
     files = {
         "learning_curve.png": curve_png,
         "report.html": page.encode("utf-8"),
@@ -49,9 +57,47 @@ def write_files(storage: Storage, summary: dict[str, Any], curve_png: bytes, pag
         "summary.json": json.dumps(summary, indent=1, allow_nan=False, ensure_ascii=False).encode("utf-8"),
         "report.md": text.encode("utf-8"),
     }
+    storage.write(MANIFEST, json.dumps({"state": "writing"}).encode())
     for name, data in files.items():
         storage.write(REPORT_PREFIX + name, data)
+    storage.write(MANIFEST, json.dumps({"state": "complete", "files": {
+        name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)} for name, data in files.items()}},
+        indent=1).encode())
     return [REPORT_PREFIX + name for name in files]
+
+
+def report_set_problem(storage: Storage) -> str | None:
+    """Why the report files under `report/` are not one set written together, or None when they are.
+
+    A report written before the manifest existed (no `MANIFEST`) is taken as it is."""
+    try:
+        manifest = json.loads(storage.read(MANIFEST, limit=MAX_MANIFEST_BYTES))
+        state = manifest["state"]
+    except FileNotFoundError:
+        return None
+    except (DataError, ValueError, RecursionError, KeyError, TypeError):
+        return f"{MANIFEST} is unreadable"
+    if state != "complete":
+        return "its last write was interrupted before every file was written"
+    try:
+        listed = {name: (entry["sha256"], int(entry["bytes"])) for name, entry in manifest["files"].items()}
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return f"{MANIFEST} is unreadable"
+    for name in FILES:
+        if name not in listed:
+            return f"{MANIFEST} does not list {name}"
+        digest, size = listed[name]
+        if not 0 <= size <= MAX_SUMMARY_BYTES:  # the manifest is untrusted too: never a read of any size it names
+            return f"{MANIFEST} is unreadable"
+        try:
+            data = storage.read(REPORT_PREFIX + name, limit=max(0, size))
+        except FileNotFoundError:
+            return f"{REPORT_PREFIX}{name} is missing"
+        except DataError:
+            data = b""  # larger than the set's own file: not the one written with it
+        if hashlib.sha256(data).hexdigest() != digest:
+            return f"{REPORT_PREFIX}{name} is not the file written with the rest of the set"
+    return None
 
 
 def write_comparison_report(storage: Storage, summary: VariantsSummary) -> list[str]:
