@@ -70,9 +70,11 @@ def test_unwritable_output_fails_before_training(tmp_path):
 @pytest.mark.parametrize("args, words", [
     (("run", "--workers", "0"), ["--workers", "0", "at least 1"]),
     (("run", "--workers", "-3"), ["--workers", "-3", "at least 1"]),
-    (("aggregate", "--bootstrap", "-5"), ["--bootstrap", "-5", "0 or more"]),
+    (("aggregate", "--bootstrap", "-5"), ["--bootstrap", "-5", "at least 20"]),
+    # "0: no intervals" printed intervals all the same; no report without them is offered
+    (("aggregate", "--bootstrap", "0"), ["--bootstrap", "0", "at least 20", "intervals and chances rest on"]),
 ])
-def test_workers_zero_or_negative_and_negative_bootstrap_are_refused(tmp_path, args, words):
+def test_workers_zero_or_negative_and_too_few_bootstrap_resamples_are_refused(tmp_path, args, words):
     proc = run_cli(*args, "--set", f"output={tmp_path}", *SETS)
     assert proc.returncode == 64, proc.stderr
     for word in words:

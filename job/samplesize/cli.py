@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     agg.add_argument("--wait-for-job", metavar="NAME", help="first wait for this Kubernetes Job (the trials) to finish")
     agg.add_argument("--namespace", default=os.environ.get("POD_NAMESPACE", "default"), help="namespace of that Job")
     agg.add_argument("--bootstrap", type=int, default=None,
-                     help="bootstrap resamples for intervals (default: curves.DEFAULT_BOOTSTRAP, 1000)")
+                     help=f"bootstrap resamples for intervals, {MIN_BOOTSTRAP} to {MAX_BOOTSTRAP} (default: curves.DEFAULT_BOOTSTRAP, 1000)")
 
     report = sub.add_parser("report", parents=[common],
                             help="render the report again from a summary.json, without refitting or reading trials")
@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
 MAX_WORKERS = 1024
 
 
+MIN_BOOTSTRAP = 20  # fewer resamples give intervals too noisy to state
 MAX_BOOTSTRAP = 100_000
 
 
@@ -94,8 +95,11 @@ def _check_arguments(args) -> None:
     if workers is not None and not 1 <= workers <= MAX_WORKERS:
         raise ConfigError(f"--workers {workers}: must be at least 1 and at most {MAX_WORKERS}")
     boot = getattr(args, "bootstrap", None)
-    if boot is not None and not 0 <= boot <= MAX_BOOTSTRAP:
-        raise ConfigError(f"--bootstrap {boot}: must be 0 or more (0: no intervals) and at most {MAX_BOOTSTRAP}")
+    if boot is not None and not MIN_BOOTSTRAP <= boot <= MAX_BOOTSTRAP:
+        # "0: no intervals" printed intervals all the same (the families' spread alone, narrower than what the
+        # calibration was measured on): every interval and chance rests on the resamples, so none is offered
+        raise ConfigError(f"--bootstrap {boot}: must be at least {MIN_BOOTSTRAP} and at most {MAX_BOOTSTRAP}; the "
+                          "report's intervals and chances rest on the resamples (the default, 1000, takes seconds)")
 
 
 def _on_sigterm(signum, frame) -> None:
