@@ -866,6 +866,7 @@ def _bad_configs():
         ("duplicate-split", {"splits": [0.1, 0.3, 0.1]}),
         ("duplicate-backtest-split", {"backtest_splits": [0.9, 0.9]}),
         ("imagenet-with-small-cnn", {"model": {"weights": "imagenet"}}),
+        ("weights-file-with-small-cnn", {"model": {"weights": "gs://bucket/weights.h5"}}),
         ("fine-tune-small-cnn", {"model": {"fine_tune_from": "block_1"}}),
     ]
     for name, backbone in APPLICATIONS.items():
@@ -1124,13 +1125,16 @@ def test_chart_counts_more_trials_than_an_indexed_job_takes_fail_install_with_th
 
 def test_chart_configmap_over_1_mib_fails_install_naming_the_value_to_shrink(helm, tmp_path):
     weights = "gs://my-bucket/weights/" + "w" * (1 << 20) + ".weights.h5"
-    proc = template(helm, tmp_path, {"sweep": {"model": {"weights": weights}}})
+    def sweep(weights: str) -> dict:  # a backbone that loads weights files (small_cnn refuses any)
+        return {"sweep": {"model": {"backbone": "mobilenet_v2", "weights": weights}, "dataset": {"image_size": 32}}}
+
+    proc = template(helm, tmp_path, sweep(weights))
     assert proc.returncode != 0, "a ConfigMap over Kubernetes' 1 MiB rendered"
     assert "1 MiB" in proc.stderr and "sweep.model.weights" in proc.stderr, proc.stderr[-2000:]
     assert "w" * 200 not in proc.stderr, "the message repeats the huge value"
     # Just under the limit installs: the bound is Kubernetes', not a smaller one of the chart's.
     fits = "gs://my-bucket/weights/" + "w" * ((1 << 20) // 2) + ".weights.h5"
-    assert template(helm, tmp_path, {"sweep": {"model": {"weights": fits}}}).returncode == 0
+    assert template(helm, tmp_path, sweep(fits)).returncode == 0
 
 
 # ------------------------------------------- hostile values never splice into YAML (issue 24)

@@ -121,8 +121,9 @@ job/samplesize/variants.py prefixes the CLI's message).
 {{- if and (hasKey $minSize $backbone) (lt $size (int (get $minSize $backbone))) }}
 {{- fail (printf "%sdataset.image_size: %d is too small for model.backbone %s; use at least %d" $prefix $size $backbone (int (get $minSize $backbone))) }}
 {{- end }}
-{{- if and (eq $backbone "small_cnn") (eq (toString $m.weights) "imagenet") }}
-{{- fail (printf "%smodel.weights: 'imagenet' has no meaning for small_cnn; use none or a weights file" $prefix) }}
+{{- /* Must say what config.checks.check_weights_loadable says (a test compares the two). */ -}}
+{{- if and (eq $backbone "small_cnn") (ne (toString ($m.weights | default "none")) "none") }}
+{{- fail (printf "%smodel.weights: '%s': small_cnn trains from scratch and cannot load weights; set model.weights: none, or choose a keras.applications backbone for the file" $prefix (trunc 80 (toString $m.weights))) }}
 {{- end }}
 {{- if and (eq $backbone "small_cnn") $m.fine_tune_from }}
 {{- fail (printf "%smodel.fine_tune_from: '%s' has no meaning for small_cnn, which trains every layer in one phase; remove it or choose a keras.applications backbone" $prefix $m.fine_tune_from) }}
