@@ -231,7 +231,8 @@ def test_failed_helm_test_keeps_its_pod_for_its_logs(finished_sweep, helm, kube,
     pod = kube.core.read_namespaced_pod(TEST_POD, ns)
     assert pod.status.phase == "Failed" and exit_code(pod) == 1, dump_status(kube.core, ns)
     log = pod_runner.logs(TEST_POD)
-    assert "report: present" in log and "report/summary.json" not in log, log  # the other report files are there
+    # The other three files are there, but not as one set with summary.json: status names the missing file.
+    assert "report: not one consistent set (report/summary.json is missing)" in log, log
 
 
 def test_aggregator_role_gets_its_trials_job_and_nothing_else(finished_sweep, kube):
