@@ -151,7 +151,9 @@ def _bootstrap(data: _Data, fits: dict[str, np.ndarray], scale: float, n_bootstr
     """Refit each family on trial-resampled means, warm-started from the full fit."""
     means = np.empty((n_bootstrap, len(data.sizes)))
     for i, g in enumerate(data.groups):
-        if len(g) > 1:
+        # Trials that all agree resample to no spread at all, yet the test set alone makes
+        # each score binomial: such a size draws from the noise floor, like a single trial.
+        if len(g) > 1 and np.ptp(g) > 0:
             draws = g[rng.integers(0, len(g), size=(n_bootstrap, len(g)))].mean(axis=1)
             # resampled means vary by (n-1)/n of the true variance of a mean: undo that
             means[:, i] = g.mean() + (draws - g.mean()) * math.sqrt(len(g) / (len(g) - 1))
