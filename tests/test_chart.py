@@ -652,7 +652,7 @@ def test_schema_mirrors_every_sweep_key_and_allowed_value_of_the_config():
 
     assert set(schema) == fields(sweep_config.SweepConfig)
     for section, cls in (("dataset", sweep_config.DatasetConfig), ("model", sweep_config.ModelConfig),
-                         ("training", sweep_config.TrainingConfig)):
+                         ("training", sweep_config.TrainingConfig), ("collection", sweep_config.CollectionConfig)):
         assert set(schema[section]["properties"]) == fields(cls), section
     assert schema["metric"]["enum"] == list(sweep_config.METRICS)
     assert schema["sampling"]["enum"] == list(sweep_config.SAMPLING_MODES)

@@ -8,7 +8,7 @@ import importlib
 import pytest
 
 # Modules whose docstrings carry runnable examples.
-EXAMPLES = ["samplesize.curves.fit", "samplesize.plan"]
+EXAMPLES = ["samplesize.curves.fit", "samplesize.curves.gains", "samplesize.curves.collection", "samplesize.plan"]
 
 
 @pytest.mark.parametrize("module", EXAMPLES)

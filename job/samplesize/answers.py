@@ -8,12 +8,17 @@ interval is inside it (1.000 measured against 0.99999999 to 0.99999999 is agreem
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from typing import Any, Sequence
 
 import numpy as np
 
+from .config import CollectionConfig
 from .curves import FAR_FACTOR, LEVEL, REACH_HORIZON, whole_size
+from .curves.collection import assurance_size, plan_collection
+from .curves.gains import DEFAULT_INCREMENTS, gain_per_1000, predicted_gains
 from .plot_layout import CURVE_GRID_POINTS
+from .collection_summary import GainRow, NextSteps, TargetPlan
 from .summary import Backtest, Contradiction, Curve, CurveGrid, Prediction, SizeStats, TargetAnswer, Validation
 
 
@@ -133,3 +138,48 @@ def validation(validation_fit: Any, answer_fit: Any, rows: list[Backtest],
         inside=sum(bool(b.inside) for b in rows if b.predicted is not None),
         contradictions=contradictions,
     )
+
+
+def next_steps(fit: Any, collection: CollectionConfig, targets: Sequence[TargetAnswer], current_size: float | None,
+               predict_at: Sequence[float] = ()) -> NextSteps | None:
+    """What more labels buy from `current_size` (the pool; None: the largest measured size) and, per target,
+    the assurance size and this round's collection plan (`curves.plan_collection`); None without a fit."""
+    if fit is None:
+        return None
+    current = float(current_size or fit.max_size)
+    plans = [_target_plan(fit, collection, answer, current) for answer in targets]
+    defaults = CollectionConfig()
+    settings = {f.name: getattr(collection, f.name) for f in dataclasses.fields(collection)}
+    # the values the plan takes for the keys left to its defaults (None)
+    probe = plan_collection(fit, 1.0, current, label_cost=collection.label_cost, miss_cost=collection.miss_cost,
+                            max_step=collection.max_step)
+    settings.update(miss_cost=probe.miss_cost, max_step=probe.max_step)
+    return NextSteps(
+        current_size=current, score_now=first_value(fit.predict(np.array([current]))),
+        gain_per_1000=gain_per_1000(fit, current), gains=_gain_rows(fit, current, predict_at), plans=plans,
+        settings=settings, defaults=[f.name for f in dataclasses.fields(collection)
+                                     if getattr(collection, f.name) == getattr(defaults, f.name)])
+
+
+def _gain_rows(fit: Any, current: float, predict_at: Sequence[float]) -> list[GainRow]:
+    """The gains at +25/50/100/300% of the pool and at each `predict_at` size beyond it."""
+    more = [(inc * current, f"+{inc:.0%}") for inc in DEFAULT_INCREMENTS]
+    totals = {round(current + m) for m, _ in more}
+    more += [(float(n) - current, "predict_at") for n in sorted(set(predict_at)) if n > current and n not in totals]
+    gains = predicted_gains(fit, current, [m for m, _ in more])
+    scores = fit.predict(np.array([g.total for g in gains], float))
+    return [GainRow(more=g.more, total=g.total, label=label, gain=g.gain, interval=list(g.interval), score=float(s))
+            for g, (_, label), s in zip(gains, more, scores)]
+
+
+def _target_plan(fit: Any, collection: CollectionConfig, answer: TargetAnswer, current: float) -> TargetPlan:
+    assured = assurance_size(fit, answer.target, collection.assurance)
+    plan = plan_collection(fit, answer.target, current, label_cost=collection.label_cost,
+                           miss_cost=collection.miss_cost, rounds=collection.rounds,
+                           max_step=collection.max_step, assurance=collection.assurance)
+    return TargetPlan(
+        target=answer.target, sample_size=answer.sample_size, p_reachable=answer.p_reachable,
+        assurance_size=whole_size(assured.size), assurance_probability=assured.probability,
+        stop=plan.stop, reason=plan.reason, recommended_total=whole_size(plan.recommended_total),
+        recommended_more=max(0.0, whole_size(plan.recommended_total) - current), p_this_round=plan.p_this_round,
+        p_within_rounds=plan.p_within_rounds, expected_total=whole_size(plan.expected_total))

@@ -19,7 +19,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from . import __version__
-from .answers import backtest_rows, curve_section, prediction, target_answer, validation
+from .answers import backtest_rows, curve_section, next_steps, prediction, target_answer, validation
 from .class_curves import add_class_grids, class_curves, confusion_at_largest
 from .config import SweepConfig
 from .curves import DEFAULT_BOOTSTRAP, FAR_FACTOR, LEVEL, CurveFitError, fit_learning_curve
@@ -112,6 +112,7 @@ def pipeline_summary(pipeline: Pipeline, *, n_bootstrap: int, output_uri: str) -
         validation=validation(validation_fit, fit, backtests, test_step),
         per_class=per_class, confusion_matrix=confusion_at_largest(results, per_size),
         run=facts, points=points, warnings=warnings,
+        next_steps=next_steps(fit, cfg.collection, targets, facts.pool_size, cfg.predict_at),
     )
     return summary, fit
 

@@ -6,7 +6,7 @@
 the report renders from the file alone (`samplesize report`). `read_summary(doc)` picks the type.
 
 The curves' own records (`curve.families`, `curve.details`, `comparison`) stay plain dicts, defined
-in `curves` once. A leaf (it imports only `jsonsafe`), so that `report/` may use it.
+in `curves` once; "What to do next" is `collection_summary`'s. A leaf, so that `report/` may use it.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Iterable
 
+from .collection_summary import NextSteps
 from .jsonsafe import json_safe
 
 SUMMARY_SCHEMA_VERSION = 1
@@ -43,7 +44,6 @@ class Trials:
     failed: list[int]
     rejected: list[str]
     job_state: str | None
-
 
 
 @dataclass
@@ -243,10 +243,8 @@ class ClassCurve:
     def from_json(cls, doc: dict) -> ClassCurve:
         predictions, targets, grid = doc.get("predictions"), doc.get("targets"), doc.get("grid")
         return cls(
-            name=doc["class"],
-            measured=[_take(ClassMeasured, m) for m in doc["measured"]],
-            recall_at_largest=doc.get("recall_at_largest"),
-            family=doc.get("family"),
+            name=doc["class"], measured=[_take(ClassMeasured, m) for m in doc["measured"]],
+            recall_at_largest=doc.get("recall_at_largest"), family=doc.get("family"),
             ceiling=to_size(doc.get("ceiling")),
             predictions=None if predictions is None else [_take(Prediction, p) for p in predictions],
             targets=None if targets is None else [TargetAnswer.from_json(t) for t in targets],
@@ -336,6 +334,7 @@ class Summary:
     run: RunFacts
     points: list[Point]
     warnings: list[str] = field(default_factory=list)
+    next_steps: NextSteps | None = None  # None without a curve
 
     def to_json(self) -> dict[str, Any]:
         """The summary as summary.json holds it.
@@ -350,6 +349,7 @@ class Summary:
             "curve": self.curve.to_json() if self.curve else None,
             "predictions": None if self.predictions is None else [p.to_json() for p in self.predictions],
             "targets": [t.to_json() for t in self.targets],
+            "next_steps": self.next_steps.to_json() if self.next_steps else None,
             "backtest": [b.to_json() for b in self.backtest],
             "validation": self.validation.to_json() if self.validation else None,
             "per_class": [c.to_json() for c in self.per_class],
@@ -385,7 +385,8 @@ class Summary:
             per_class=[ClassCurve.from_json(c) for c in doc["per_class"]],
             confusion_matrix=_take(ConfusionAtLargest, doc["confusion_matrix"]) if doc["confusion_matrix"] else None,
             run=_take(RunFacts, doc["run"]),
-            points=[_take(Point, p) for p in doc["points"]], warnings=list(doc["warnings"]))
+            points=[_take(Point, p) for p in doc["points"]], warnings=list(doc["warnings"]),
+            next_steps=NextSteps.from_json(doc["next_steps"]) if doc.get("next_steps") else None)
 
 
 @dataclass

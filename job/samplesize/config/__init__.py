@@ -15,6 +15,7 @@ from .schema import (
                      METRICS,
                      MIXED_PRECISION_MODES,
                      SAMPLING_MODES,
+                     CollectionConfig,
                      DatasetConfig,
                      ModelConfig,
                      SweepConfig,
@@ -24,6 +25,6 @@ from .schema import (
 
 __all__ = [
     "AUGMENT_MODES", "FEATURE_CACHE_MODES", "LIMITS", "MAX_CLASSES", "METRICS", "MIXED_PRECISION_MODES", "SAMPLING_MODES",
-    "DatasetConfig", "ModelConfig", "SweepConfig", "TrainingConfig", "Variant", "apply_override", "build_config",
+    "CollectionConfig", "DatasetConfig", "ModelConfig", "SweepConfig", "TrainingConfig", "Variant", "apply_override", "build_config",
     "load_config", "parse_yaml",
 ]

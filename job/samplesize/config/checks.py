@@ -23,6 +23,7 @@ from .schema import (
     SAMPLING_MODES,
     SEED_STEP,
     SOURCE_KINDS,
+    CollectionConfig,
     DatasetConfig,
     ModelConfig,
     SweepConfig,
@@ -57,6 +58,7 @@ def check_config(cfg: SweepConfig) -> None:
     _check_sweep(cfg)
     _check_model(cfg.model, cfg.dataset.image_size)
     _check_training(cfg.training)
+    _check_collection(cfg.collection)
     _check_trial_count(cfg)
     _check_seed_steps(cfg)
     _check_output(cfg.output_uri)
@@ -135,6 +137,15 @@ def _check_training(training: TrainingConfig) -> None:
     _one_of("training.augment", training.augment, AUGMENT_MODES)
     _one_of("training.feature_cache", training.feature_cache, FEATURE_CACHE_MODES)
     _one_of("training.mixed_precision", training.mixed_precision, MIXED_PRECISION_MODES)
+
+
+def _check_collection(collection: CollectionConfig) -> None:
+    _in_range("collection.label_cost", collection.label_cost, 0, 1e15, low_open=True, high_open=False)
+    if collection.miss_cost is not None:
+        _in_range("collection.miss_cost", collection.miss_cost, 0, 1e18, low_open=False, high_open=False)
+    if collection.max_step is not None:
+        _in_range("collection.max_step", collection.max_step, 1, 1000, low_open=True, high_open=False)
+    _in_range("collection.assurance", collection.assurance, 0, 1, low_open=True, high_open=True)
 
 
 def _check_limits(cfg: SweepConfig) -> None:

@@ -20,7 +20,7 @@ import yaml
 from ..errors import ConfigError
 from ..text import cut
 from .checks import check_config
-from .schema import DatasetConfig, ModelConfig, SweepConfig, TrainingConfig, Variant
+from .schema import CollectionConfig, DatasetConfig, ModelConfig, SweepConfig, TrainingConfig, Variant
 from .variants import parse_variants
 
 
@@ -218,7 +218,8 @@ def _variant_trial_config(cfg: SweepConfig, index: int, variant: Variant) -> Swe
 _SWITCHES = {"feature_cache": {False: "off", True: "auto"}, "mixed_precision": {False: "off", True: "on"}}
 
 
-_SECTIONS = {"dataset": DatasetConfig, "model": ModelConfig, "training": TrainingConfig}
+_SECTIONS = {"dataset": DatasetConfig, "model": ModelConfig, "training": TrainingConfig,
+             "collection": CollectionConfig}
 
 
 def _convert_section(cls: type, raw: Any, prefix: str) -> dict[str, Any]:

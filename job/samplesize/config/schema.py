@@ -50,6 +50,7 @@ LIMITS = {
     "training.fine_tune_epochs": (0, 10_000),
     "training.patience": (1, 10_000),
     "training.batch_size": (1, 65_536),
+    "collection.rounds": (1, 100),
 }
 
 
@@ -117,6 +118,20 @@ class TrainingConfig:
 
 
 @dataclass(frozen=True)
+class CollectionConfig:
+    """What labels and a missed target cost, for the report's collection plan (`curves.plan_collection`).
+
+    None takes the plan's default: a miss costs as much as labelling 20x the pool, and one round
+    collects at most 8x what the team has (as far as the calibrated band is trusted)."""
+
+    label_cost: float = 1.0
+    miss_cost: float | None = None
+    rounds: int = 3
+    max_step: float | None = None
+    assurance: float = 0.8
+
+
+@dataclass(frozen=True)
 class Variant:
     """One pipeline of a comparison sweep: a name and its overrides of trial keys.
 
@@ -151,6 +166,7 @@ class SweepConfig:
     metric: str = "balanced_accuracy"
     targets: tuple[float, ...] = (0.9, 0.95, 0.98)
     predict_at: tuple[int, ...] = (2000, 5000)
+    collection: CollectionConfig = field(default_factory=CollectionConfig)
     output: str | None = None  # None: runs/<name>
     variants: tuple[Variant, ...] = ()  # empty: one pipeline, the sweep as it always was
 
@@ -210,11 +226,11 @@ class SweepConfig:
     def trial_hash(self) -> str:
         """Hash of everything that changes what a trial computes.
 
-        Targets, predict_at, metric, name and output only change the report, so
-        a user may edit them and re-aggregate without invalidating results.
+        Targets, predict_at, collection, metric, name and output only change the report,
+        so a user may edit them and re-aggregate without invalidating results.
         """
         d = self.to_dict()
-        for key in ("name", "metric", "targets", "predict_at", "output"):
+        for key in ("name", "metric", "targets", "predict_at", "collection", "output"):
             d.pop(key)
         return content_hash(d)
 

@@ -156,14 +156,19 @@ class LearningCurveFit:
         preds, w = self._family_curves(n)
         centre = w @ preds
         between = w @ (preds - centre) ** 2
-        boot = np.zeros((1, n.size))
-        used = [f for f in self.families.values() if f.weight > 0]
-        if self.boot_thetas:
-            u = n / used[0].scale
-            boot = sum(f.weight * np.clip(FAMILIES[f.name].curve(self.boot_thetas[f.name], u), 0.0, 1.0)
-                       for f in used)
-        noise = boot.var(axis=0) if boot.shape[0] > 1 else np.zeros(n.size)
+        boot = self.replicates(n)
+        noise = boot.var(axis=0) if boot is not None and boot.shape[0] > 1 else np.zeros(n.size)
         return centre, noise, between
+
+    def replicates(self, n: np.ndarray) -> np.ndarray | None:
+        """The blend of each bootstrap refit at sizes n (1-d): (replicates, sizes); None without a bootstrap.
+
+        One row is one refit, so that differences between sizes within a row are paired (`gains`)."""
+        if not self.boot_thetas:
+            return None
+        used = [f for f in self.families.values() if f.weight > 0]
+        u = np.asarray(n, float) / used[0].scale
+        return sum(f.weight * np.clip(FAMILIES[f.name].curve(self.boot_thetas[f.name], u), 0.0, 1.0) for f in used)
 
     def _multipliers(self, n: np.ndarray, level: float, parts=None) -> tuple[np.ndarray, np.ndarray]:
         """(low, high) multipliers of the spread at sizes n: +-z inside the data, the

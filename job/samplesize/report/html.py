@@ -6,6 +6,7 @@ import base64
 import html
 from typing import Any
 
+from .next_steps import gain_rows, gains_caption, lead_sentence, plan_rows, settings_sentence
 from .words import (
     class_prediction_column,
     comparison_rows,
@@ -96,6 +97,8 @@ def render_html(summary: dict, curve_png: bytes, class_png: bytes | None = None)
     parts += [f'<p class="headline">{escape(headline(summary, t))}</p>' for t in summary["targets"]]
     parts += [f"<p>{escape(text)}</p>" for text in validation_sentences(summary)]
     parts.append(f"<p>{_img(curve_png, f'{m} against sample size')}</p>")
+    if summary.get("next_steps"):
+        parts += _next_steps_html(summary)
     if summary["predictions"]:
         parts += _predictions_html(summary)
     if summary["curve"]:
@@ -109,6 +112,15 @@ def render_html(summary: dict, curve_png: bytes, class_png: bytes | None = None)
     parts += _run_facts_html(summary["run"])
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _next_steps_html(summary: dict) -> list[str]:
+    """The "What to do next" section: the lead sentence, the plan per target, what more labels buy."""
+    ns = summary["next_steps"]
+    parts = ["<h2>What to do next</h2>", f'<p class="headline">{escape(lead_sentence(ns))}</p>']
+    if ns["plans"]:
+        parts += [html_table(*plan_rows(ns)), f'<p class="muted">{escape(settings_sentence(ns))}</p>']
+    return parts + [f"<p>{escape(gains_caption(summary))}</p>", html_table(*gain_rows(ns))]
 
 
 def _predictions_html(summary: dict) -> list[str]:

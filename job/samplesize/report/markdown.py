@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..text import one_line
+from .next_steps import gain_rows, gains_caption, lead_sentence, plan_rows, settings_sentence
 from .words import (
     comparison_rows,
     comparison_sentences,
@@ -42,6 +43,8 @@ def render_markdown(summary: dict) -> str:
             lines += [f"> **{md_line(banner)}**", ""]
     lines += ["## Answer", ""] + [f"- {headline(summary, t)}" for t in summary["targets"]] + [""]
     lines += [f"{text}\n" for text in validation_sentences(summary)]
+    if summary.get("next_steps"):
+        lines += next_steps_markdown(summary)
     if summary["predictions"]:
         lines += _predictions_markdown(summary)
     lines += _measured_markdown(summary)
@@ -51,6 +54,20 @@ def render_markdown(summary: dict) -> str:
     lines += ["", f"Trials: {summary['trials']['usable']} of {summary['trials']['expected']} usable; "
                   f"total trial time {fmt_seconds(run['total_trial_seconds'])}. Full report: report.html", ""]
     return "\n".join(lines)
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)] + \
+        ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+
+
+def next_steps_markdown(summary: dict) -> list[str]:
+    """The "What to do next" section: the lead sentence, the plan per target, what more labels buy."""
+    ns = summary["next_steps"]
+    lines = ["## What to do next", "", f"**{md_line(lead_sentence(ns))}**", ""]
+    if ns["plans"]:
+        lines += _table(*plan_rows(ns)) + ["", settings_sentence(ns), ""]
+    return lines + [gains_caption(summary), ""] + _table(*gain_rows(ns)) + [""]
 
 
 def _predictions_markdown(summary: dict) -> list[str]:

@@ -1,0 +1,230 @@
+"""Collect in rounds on real learning curves: the collection plan against three simple policies, held out.
+
+A team starts from a pilot (a corpus curve's 6 smallest sizes, every repetition) and wants a
+target score. Each round it fits the curve on everything measured so far (the band calibrated
+*without* the curve's dataset, or without its learner: `samplesize.curves.calibration` records,
+folds as in bench/curve_calibration.py), lets a policy pick a size, and "collects" the corpus's
+next ladder size at or above it: that size's measured scores join the data. At most 3 rounds.
+
+- The truth is the isotonic fit (weighted by repetitions) of the ladder's mean scores: a score
+  that a curve reaches once by noise and loses at the next size is not "reached".
+- Reachable targets: the truth at the ladder size nearest 2x, 4x, 8x and 16x the pilot's
+  largest size (where the ladder goes that far and the target is above the pilot's truth); its
+  minimum is the smallest ladder size whose truth reaches it. Unreachable: 0.02 above the best
+  mean the curve ever measured, one per curve.
+- Policies: `plan` (`plan_collection` with its defaults and the rounds left), `point` (the point
+  size; its optimistic end when "probably unreachable"), `pessimistic` (the lower band's size;
+  then the point, then the optimistic end), `double` (twice the labels each round). The simple
+  ones never stop: when a size is unbounded they take the next ladder size.
+
+Printed per hold-out and policy: reached within the rounds, overall and for far targets (8-16x);
+labels used over the minimum for reached targets (median, 90th percentile); mean rounds; for
+unreachable targets how often it stopped at once and the labels wasted over the pilot (median);
+and the mean cost per target, in pilots, at a few miss_cost / label_cost ratios.
+
+    nice -n 10 python bench/collection_plan.py [--curves 300] [--jobs 2]
+
+Resumable: per-curve records and simulations are cached under bench/real_curves/.cache/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import pickle
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from sklearn.isotonic import IsotonicRegression
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "job"))
+sys.path.insert(0, str(HERE))
+import curve_calibration  # noqa: E402
+from samplesize.curves import calibration as cal  # noqa: E402
+from samplesize.curves import conditional_fit as cf  # noqa: E402
+from samplesize.curves import fit_learning_curve  # noqa: E402
+from samplesize.curves.collection import plan_collection  # noqa: E402
+
+CACHE = HERE / "real_curves" / ".cache" / "collection"
+PILOT_SIZES = 6
+ROUNDS = 3
+MULTIPLES = (2, 4, 8, 16)
+FAR = (8, 16)
+UNREACHABLE_MARGIN = 0.02
+BOOTSTRAP = 100
+FEATURES = "shape"  # the shipped feature set (bench/curve_calibration.py chooses it by leave-dataset-out)
+COST_RATIOS = (5, 20, 100)  # a miss costs this many pilots of labels
+POLICIES = ("plan", "point", "pessimistic", "double")
+
+
+def truth(curve: dict) -> np.ndarray:
+    """The isotonic fit of the ladder's mean scores, weighted by their repetitions."""
+    means = np.array([np.mean(s) for s in curve["scores"]])
+    weights = np.array([len(s) for s in curve["scores"]], float)
+    return IsotonicRegression().fit_transform(np.log(curve["sizes"]), means, sample_weight=weights)
+
+
+def targets(curve: dict) -> list[dict]:
+    """The reachable targets at 2-16x the pilot and the one unreachable target of `curve`."""
+    sizes, true = np.asarray(curve["sizes"], float), truth(curve)
+    pilot = sizes[PILOT_SIZES - 1]
+    out = []
+    for m in MULTIPLES:
+        if sizes[-1] < 0.8 * m * pilot:
+            continue
+        i = int(np.argmin(np.abs(np.log(sizes / (m * pilot)))))
+        target = float(true[i])
+        if target <= true[PILOT_SIZES - 1] + 1e-9:
+            continue
+        minimum = float(sizes[int(np.argmax(true >= target - 1e-12))])
+        out.append({"multiple": m, "target": target, "minimum": minimum})
+    best = max(float(np.mean(s)) for s in curve["scores"])
+    out.append({"multiple": None, "target": best + UNREACHABLE_MARGIN, "minimum": math.inf})
+    return out
+
+
+def _fit(curve: dict, upto: int, calibration):
+    sizes = [n for n, s in zip(curve["sizes"][:upto], curve["scores"][:upto]) for _ in s]
+    scores = [v for s in curve["scores"][:upto] for v in s]
+    fit = fit_learning_curve(sizes, scores, n_bootstrap=BOOTSTRAP, n_test=curve.get("n_test"))
+    return dataclasses.replace(fit, calibration=calibration, _grid_cache={})
+
+
+def _pick(policy: str, fit, target: float, current: float, rounds_left: int) -> float | None:
+    """The size the policy collects up to; None: stop. inf: "the next ladder size"."""
+    if policy == "plan":
+        plan = plan_collection(fit, target, current, rounds=rounds_left)
+        return None if plan.stop else plan.recommended_total
+    if policy == "double":
+        return 2 * current
+    est = fit.size_for(target)
+    optimistic, pessimistic = est.interval
+    choices = [est.size if est.reachable else optimistic] if policy == "point" else \
+        [pessimistic, est.size if est.reachable else math.inf, optimistic]
+    return next((c for c in choices if math.isfinite(c)), math.inf)
+
+
+def simulate(curve: dict, target: dict, policy: str, calibration, fits: dict) -> dict:
+    """One team's rounds for one target under one policy."""
+    sizes, true = np.asarray(curve["sizes"], float), truth(curve)
+    upto, rounds, stopped_at_once = PILOT_SIZES, 0, False
+    first = {}
+    for r in range(ROUNDS):
+        if upto not in fits:
+            fits[upto] = _fit(curve, upto, calibration)
+        fit, current = fits[upto], sizes[upto - 1]
+        if r == 0 and policy == "plan":
+            first = {"p_reachable": fit.p_reachable(target["target"])}
+        size = _pick(policy, fit, target["target"], current, ROUNDS - r)
+        if size is None or size <= current:
+            stopped_at_once = r == 0
+            break
+        rounds += 1
+        # the next ladder size at or above the pick (the top of the ladder at most)
+        upto = len(sizes) if size > sizes[-1] else max(upto + 1, int(np.searchsorted(sizes, size * (1 - 1e-9))) + 1)
+        if true[upto - 1] >= target["target"] - 1e-12:
+            break
+    used = float(sizes[upto - 1])
+    return {"reached": bool(true[upto - 1] >= target["target"] - 1e-12), "used": used, "rounds": rounds,
+            "stopped_at_once": stopped_at_once, "pilot": float(sizes[PILOT_SIZES - 1]), **first}
+
+
+def _curve_rows(args) -> list[dict]:
+    """Every target x policy of one curve, cached by the curve, its calibration and this protocol."""
+    curve, calibration, scheme = args
+    key = json.dumps([curve["dataset"], curve["learner"], curve["sizes"], curve["scores"], repr(calibration),
+                      PILOT_SIZES, ROUNDS, MULTIPLES, BOOTSTRAP, POLICIES, 1])
+    path = CACHE / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.pkl"
+    if path.exists():
+        return pickle.loads(path.read_bytes())
+    rows, fits = [], {}
+    for target in targets(curve):
+        for policy in POLICIES:
+            row = simulate(curve, target, policy, calibration, fits)
+            rows.append({**row, **target, "policy": policy, "scheme": scheme, "dataset": curve["dataset"],
+                         "learner": curve["learner"], "kind": curve["kind"]})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps(rows))
+    return rows
+
+
+def fold_calibrations(records, curves: list[dict], key: str) -> list:
+    """For each curve, the conditional calibration fitted without its dataset (key "group") or its learner."""
+    attr = {"group": "dataset", "learner": "learner"}[key]
+    folds = cal.group_folds([getattr(r, key) for r in records], 10 if key == "group" else 0)
+    fitted = []
+    for held in folds:
+        train = [r for r in records if getattr(r, key) not in held]
+        fitted.append((held, cf.fit_conditional(train, cal.fit_calibration(train), FEATURES)))
+    return [next(c for held, c in fitted if curve[attr] in held) for curve in curves]
+
+
+def sample(curves: list[dict], n: int) -> list[dict]:
+    """`n` curves spread over the corpus (seeded), with ladders long enough for a 2x target."""
+    usable = [c for c in curves if len(c["sizes"]) > PILOT_SIZES + 1]
+    rng = np.random.default_rng(0)
+    return [usable[i] for i in sorted(rng.choice(len(usable), size=min(n, len(usable)), replace=False))]
+
+
+def _share(values) -> str:
+    values = list(values)
+    return f"{100 * np.mean(values):5.0f}%" if values else "    -"
+
+
+def report(rows: list[dict], title: str) -> None:
+    print(f"\n{title}")
+    print(f"{'policy':>12} {'reached':>8} {'far':>6} {'used/min':>8} {'p90':>6} {'rounds':>6} | "
+          f"{'unreach. stop':>13} {'wasted/pilot':>12} | " + " ".join(f"{'cost@' + str(r):>8}" for r in COST_RATIOS))
+    for policy in POLICIES:
+        mine = [r for r in rows if r["policy"] == policy]
+        reach = [r for r in mine if math.isfinite(r["minimum"])]
+        far = [r for r in reach if r["multiple"] in FAR]
+        ratios = [r["used"] / r["minimum"] for r in reach if r["reached"]]
+        unreach = [r for r in mine if not math.isfinite(r["minimum"])]
+        wasted = [(r["used"] - r["pilot"]) / r["pilot"] for r in unreach]
+        costs = [" ".join(f"{np.mean([(r['used'] - r['pilot']) / r['pilot'] + c * (not r['reached']) for r in mine]):8.2f}"
+                          for c in COST_RATIOS)]
+        print(f"{policy:>12} {_share(r['reached'] for r in reach):>8} {_share(r['reached'] for r in far):>6} "
+              f"{np.median(ratios):8.2f} {np.quantile(ratios, 0.9):6.2f} {np.mean([r['rounds'] for r in reach]):6.2f} | "
+              f"{_share(r['stopped_at_once'] for r in unreach):>13} {np.median(wasted):12.2f} | {costs[0]}")
+    n_reach = sum(math.isfinite(r["minimum"]) for r in rows) // len(POLICIES)
+    n_unreach = sum(not math.isfinite(r["minimum"]) for r in rows) // len(POLICIES)
+    print(f"({n_reach} reachable targets, {n_unreach} unreachable; cost in pilots of labels: labels beyond the "
+          "pilot + ratio x a miss)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--corpus", default=str(HERE / "real_curves" / "corpus.json.gz"))
+    ap.add_argument("--curves", type=int, default=300, help="curves simulated (spread over the corpus)")
+    ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
+    args = ap.parse_args()
+    start = time.perf_counter()
+    corpus = cal.load_corpus(args.corpus)
+    with ProcessPoolExecutor(args.jobs) as pool:
+        records = [r for rs in pool.map(curve_calibration._real, [(c, BOOTSTRAP) for c in corpus], chunksize=2)
+                   for r in rs]
+    curves = sample(corpus, args.curves)
+    print(f"{len(curves)} of {len(corpus)} corpus curves ({sum(c['kind'] == 'image' for c in curves)} image, "
+          f"{len({c['dataset'] for c in curves})} datasets, {len({c['learner'] for c in curves})} learners); "
+          f"records {time.perf_counter() - start:.0f} s")
+    for key, label in (("group", "dataset"), ("learner", "learner")):
+        calibrations = fold_calibrations(records, curves, key)
+        with ProcessPoolExecutor(args.jobs) as pool:
+            rows = [r for rs in pool.map(_curve_rows, [(c, k, label) for c, k in zip(curves, calibrations)])
+                    for r in rs]
+        report(rows, f"held out by {label}, {ROUNDS} rounds ({time.perf_counter() - start:.0f} s so far)")
+        report([r for r in rows if r["kind"] == "image"], f"held out by {label}: image curves only")
+    print(f"\n({time.perf_counter() - start:.0f} s in all)")
+
+
+if __name__ == "__main__":
+    main()
