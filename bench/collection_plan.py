@@ -38,6 +38,7 @@ import os
 import pickle
 import sys
 import time
+import zlib
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -51,7 +52,7 @@ import curve_calibration  # noqa: E402
 from samplesize.curves import calibration as cal  # noqa: E402
 from samplesize.curves import conditional_fit as cf  # noqa: E402
 from samplesize.curves import fit_learning_curve  # noqa: E402
-from samplesize.curves.collection import plan_collection  # noqa: E402
+from samplesize.curves.collection import DEFAULT_MISS_POOLS, plan_collection  # noqa: E402
 
 CACHE = HERE / "real_curves" / ".cache" / "collection"
 PILOT_SIZES = 6
@@ -98,10 +99,10 @@ def _fit(curve: dict, upto: int, calibration):
     return dataclasses.replace(fit, calibration=calibration, _grid_cache={})
 
 
-def _pick(policy: str, fit, target: float, current: float, rounds_left: int) -> float | None:
-    """The size the policy collects up to; None: stop. inf: "the next ladder size"."""
+def _pick(policy: str, fit, target: float, current: float, rounds_left: int, miss_pools: float) -> float | None:
+    """The size the policy collects up to; None: stop. inf (or a size already measured): the next ladder size."""
     if policy == "plan":
-        plan = plan_collection(fit, target, current, rounds=rounds_left)
+        plan = plan_collection(fit, target, current, rounds=rounds_left, miss_cost=miss_pools * current)
         return None if plan.stop else plan.recommended_total
     if policy == "double":
         return 2 * current
@@ -112,7 +113,7 @@ def _pick(policy: str, fit, target: float, current: float, rounds_left: int) -> 
     return next((c for c in choices if math.isfinite(c)), math.inf)
 
 
-def simulate(curve: dict, target: dict, policy: str, calibration, fits: dict) -> dict:
+def simulate(curve: dict, target: dict, policy: str, calibration, fits: dict, miss_pools: float) -> dict:
     """One team's rounds for one target under one policy."""
     sizes, true = np.asarray(curve["sizes"], float), truth(curve)
     upto, rounds, stopped_at_once = PILOT_SIZES, 0, False
@@ -123,13 +124,18 @@ def simulate(curve: dict, target: dict, policy: str, calibration, fits: dict) ->
         fit, current = fits[upto], sizes[upto - 1]
         if r == 0 and policy == "plan":
             first = {"p_reachable": fit.p_reachable(target["target"])}
-        size = _pick(policy, fit, target["target"], current, ROUNDS - r)
-        if size is None or size <= current:
+        size = _pick(policy, fit, target["target"], current, ROUNDS - r, miss_pools)
+        if size is None:
             stopped_at_once = r == 0
             break
+        if upto == len(sizes):  # the ladder ends: nothing more to collect
+            break
         rounds += 1
-        # the next ladder size at or above the pick (the top of the ladder at most)
-        upto = len(sizes) if size > sizes[-1] else max(upto + 1, int(np.searchsorted(sizes, size * (1 - 1e-9))) + 1)
+        # the next ladder size at or above the pick (the top of the ladder at most; inf: the next size)
+        if not math.isfinite(size):
+            upto += 1
+        else:
+            upto = min(len(sizes), max(upto + 1, int(np.searchsorted(sizes, size * (1 - 1e-9))) + 1))
         if true[upto - 1] >= target["target"] - 1e-12:
             break
     used = float(sizes[upto - 1])
@@ -138,18 +144,19 @@ def simulate(curve: dict, target: dict, policy: str, calibration, fits: dict) ->
 
 
 def _curve_rows(args) -> list[dict]:
-    """Every target x policy of one curve, cached by the curve, its calibration and this protocol."""
-    curve, calibration, scheme = args
+    """Every target x policy of one curve, cached by the curve, its calibration, the policies and this protocol."""
+    curve, calibration, scheme, policies, miss_pools = args
     key = json.dumps([curve["dataset"], curve["learner"], curve["sizes"], curve["scores"], repr(calibration),
-                      PILOT_SIZES, ROUNDS, MULTIPLES, BOOTSTRAP, POLICIES, 1])
+                      PILOT_SIZES, ROUNDS, MULTIPLES, BOOTSTRAP, policies, miss_pools, 2])
     path = CACHE / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.pkl"
     if path.exists():
         return pickle.loads(path.read_bytes())
     rows, fits = [], {}
     for target in targets(curve):
-        for policy in POLICIES:
-            row = simulate(curve, target, policy, calibration, fits)
-            rows.append({**row, **target, "policy": policy, "scheme": scheme, "dataset": curve["dataset"],
+        for policy in policies:
+            row = simulate(curve, target, policy, calibration, fits, miss_pools)
+            rows.append({**row, **target, "policy": policy, "scheme": scheme, "miss_pools": miss_pools,
+                         "dataset": curve["dataset"],
                          "learner": curve["learner"], "kind": curve["kind"]})
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(pickle.dumps(rows))
@@ -167,9 +174,13 @@ def fold_calibrations(records, curves: list[dict], key: str) -> list:
     return [next(c for held, c in fitted if curve[attr] in held) for curve in curves]
 
 
-def sample(curves: list[dict], n: int) -> list[dict]:
-    """`n` curves spread over the corpus (seeded), with ladders long enough for a 2x target."""
-    usable = [c for c in curves if len(c["sizes"]) > PILOT_SIZES + 1]
+def sample(curves: list[dict], n: int, half: str) -> list[dict]:
+    """`n` curves (seeded) from one half of the datasets, with ladders long enough for a 2x target.
+
+    The plan's default miss cost is chosen on the "tune" half, and the figures are reported on the
+    "report" half: no dataset is in both."""
+    usable = [c for c in curves if len(c["sizes"]) > PILOT_SIZES + 1
+              and ("tune" if zlib.crc32(c["dataset"].encode()) % 2 else "report") == half]
     rng = np.random.default_rng(0)
     return [usable[i] for i in sorted(rng.choice(len(usable), size=min(n, len(usable)), replace=False))]
 
@@ -179,11 +190,11 @@ def _share(values) -> str:
     return f"{100 * np.mean(values):5.0f}%" if values else "    -"
 
 
-def report(rows: list[dict], title: str) -> None:
+def report(rows: list[dict], title: str, policies=POLICIES) -> None:
     print(f"\n{title}")
     print(f"{'policy':>12} {'reached':>8} {'far':>6} {'used/min':>8} {'p90':>6} {'rounds':>6} | "
           f"{'unreach. stop':>13} {'wasted/pilot':>12} | " + " ".join(f"{'cost@' + str(r):>8}" for r in COST_RATIOS))
-    for policy in POLICIES:
+    for policy in policies:
         mine = [r for r in rows if r["policy"] == policy]
         reach = [r for r in mine if math.isfinite(r["minimum"])]
         far = [r for r in reach if r["multiple"] in FAR]
@@ -195,34 +206,44 @@ def report(rows: list[dict], title: str) -> None:
         print(f"{policy:>12} {_share(r['reached'] for r in reach):>8} {_share(r['reached'] for r in far):>6} "
               f"{np.median(ratios):8.2f} {np.quantile(ratios, 0.9):6.2f} {np.mean([r['rounds'] for r in reach]):6.2f} | "
               f"{_share(r['stopped_at_once'] for r in unreach):>13} {np.median(wasted):12.2f} | {costs[0]}")
-    n_reach = sum(math.isfinite(r["minimum"]) for r in rows) // len(POLICIES)
-    n_unreach = sum(not math.isfinite(r["minimum"]) for r in rows) // len(POLICIES)
+    n_reach = sum(math.isfinite(r["minimum"]) for r in rows) // len(policies)
+    n_unreach = sum(not math.isfinite(r["minimum"]) for r in rows) // len(policies)
     print(f"({n_reach} reachable targets, {n_unreach} unreachable; cost in pilots of labels: labels beyond the "
           "pilot + ratio x a miss)")
+
+
+def simulate_all(pool, curves, calibrations, label, policies, miss_pools) -> list[dict]:
+    return [r for rs in pool.map(_curve_rows, [(c, k, label, policies, miss_pools) for c, k in zip(curves, calibrations)])
+            for r in rs]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", default=str(HERE / "real_curves" / "corpus.json.gz"))
-    ap.add_argument("--curves", type=int, default=300, help="curves simulated (spread over the corpus)")
+    ap.add_argument("--curves", type=int, default=300, help="curves simulated per half of the datasets")
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
+    ap.add_argument("--tune", type=float, nargs="*", default=[],
+                    help="on the tune half: the plan at each of these miss costs (in pools) instead of the report")
     args = ap.parse_args()
     start = time.perf_counter()
     corpus = cal.load_corpus(args.corpus)
     with ProcessPoolExecutor(args.jobs) as pool:
         records = [r for rs in pool.map(curve_calibration._real, [(c, BOOTSTRAP) for c in corpus], chunksize=2)
                    for r in rs]
-    curves = sample(corpus, args.curves)
-    print(f"{len(curves)} of {len(corpus)} corpus curves ({sum(c['kind'] == 'image' for c in curves)} image, "
-          f"{len({c['dataset'] for c in curves})} datasets, {len({c['learner'] for c in curves})} learners); "
-          f"records {time.perf_counter() - start:.0f} s")
-    for key, label in (("group", "dataset"), ("learner", "learner")):
-        calibrations = fold_calibrations(records, curves, key)
-        with ProcessPoolExecutor(args.jobs) as pool:
-            rows = [r for rs in pool.map(_curve_rows, [(c, k, label) for c, k in zip(curves, calibrations)])
-                    for r in rs]
-        report(rows, f"held out by {label}, {ROUNDS} rounds ({time.perf_counter() - start:.0f} s so far)")
-        report([r for r in rows if r["kind"] == "image"], f"held out by {label}: image curves only")
+        curves = sample(corpus, args.curves, "tune" if args.tune else "report")
+        print(f"{len(curves)} of {len(corpus)} corpus curves, {'tune' if args.tune else 'report'} half of the "
+              f"datasets ({sum(c['kind'] == 'image' for c in curves)} image, {len({c['dataset'] for c in curves})} "
+              f"datasets, {len({c['learner'] for c in curves})} learners); records {time.perf_counter() - start:.0f} s")
+        for key, label in (("group", "dataset"), ("learner", "learner")):
+            calibrations = fold_calibrations(records, curves, key)
+            if args.tune:
+                for m in args.tune:
+                    rows = simulate_all(pool, curves, calibrations, label, ("plan",), m)
+                    report(rows, f"tune: held out by {label}, miss cost {m:g} pools", ("plan",))
+                continue
+            rows = simulate_all(pool, curves, calibrations, label, POLICIES, DEFAULT_MISS_POOLS)
+            report(rows, f"held out by {label}, {ROUNDS} rounds ({time.perf_counter() - start:.0f} s so far)")
+            report([r for r in rows if r["kind"] == "image"], f"held out by {label}: image curves only")
     print(f"\n({time.perf_counter() - start:.0f} s in all)")
 
 

@@ -632,6 +632,11 @@ def test_notes_point_at_kueue_when_queued(helm, tmp_path):
         ({"trial": {"logFormat": "yaml"}}, "/trial/logFormat"),
         ({"sweep": {"name": -1}}, "/sweep/name"),
         ({"paralelism": 4}, "paralelism"),
+        ({"sweep": {"collection": {"rounds": 0}}}, "/sweep/collection/rounds"),
+        ({"sweep": {"collection": {"label_cost": 0}}}, "/sweep/collection/label_cost"),
+        ({"sweep": {"collection": {"assurance": 1}}}, "/sweep/collection/assurance"),
+        ({"sweep": {"collection": {"miss_cost": "lots"}}}, "/sweep/collection/miss_cost"),
+        ({"sweep": {"collection": {"labelcost": 1}}}, "labelcost"),
     ],
     ids=lambda v: json.dumps(v) if isinstance(v, dict) else v,
 )
@@ -993,6 +998,14 @@ def test_completions_count_every_variant_and_the_configmap_holds_the_variants(he
     cfg = build_config(yaml.safe_load(one(docs, "ConfigMap")["data"]["sweep.yaml"]))
     assert [v.name for v in cfg.variants] == ["cnn-8", "cnn-16"]
     assert trials_job(docs)["spec"]["completions"] == cfg.trial_count == 3 * 2 * 2
+
+
+def test_collection_costs_reach_the_config_from_values_and_from_set(helm, tmp_path):
+    docs = render(helm, tmp_path, {"sweep": {"collection": {"label_cost": 12, "rounds": 2}}},
+                  "--set", "sweep.collection.miss_cost=2.5e6", "--set", "sweep.collection.assurance=0.9")
+    cfg = build_config(yaml.safe_load(one(docs, "ConfigMap")["data"]["sweep.yaml"]))
+    assert (cfg.collection.label_cost, cfg.collection.rounds) == (12, 2)
+    assert (cfg.collection.miss_cost, cfg.collection.assurance) == (2.5e6, 0.9)
 
 
 def test_set_decimals_inside_a_variant_reach_the_config_as_numbers(helm, tmp_path):

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 from fake_sweep import BOOT, POOL, make_cfg, scenario_summary
-from samplesize.config import build_config
-from samplesize.errors import ConfigError
-from samplesize.curves import fit_learning_curve, whole_size
-from samplesize.curves.collection import assurance_size, plan_collection, reach_chances
-from samplesize.curves.gains import gain_per_1000, predicted_gains
-from samplesize.report.markdown import render_markdown
-from samplesize.jsonsafe import json_safe
 from samplesize.collection_summary import NextSteps
+from samplesize.config import build_config
+from samplesize.curves import (REACH_HORIZON, assurance_size, fit_learning_curve, gain_per_1000, plan_collection,
+                               predicted_gains, whole_size)
+from samplesize.curves.collection import reach_chances
+from samplesize.errors import ConfigError
+from samplesize.jsonsafe import json_safe
+from samplesize.report.markdown import render_markdown
 
 SIZES = np.repeat([50, 100, 200, 400, 800], 4)
 
@@ -92,7 +92,6 @@ def test_assurance_size_is_where_p_reaches_first_crosses_the_assurance(fit):
 def test_assurance_size_is_inf_with_its_best_chance_when_no_size_gets_there(fit):
     answer = assurance_size(fit, 0.99, 0.8)
     assert answer.size == math.inf
-    from samplesize.curves import REACH_HORIZON
     grid = np.geomspace(fit.min_size, REACH_HORIZON * fit.max_size, 640)
     assert answer.probability == pytest.approx(float(fit.p_reaches(0.99, grid).max()))
     assert answer.probability < 0.8
@@ -120,7 +119,7 @@ def test_a_reachable_target_gets_a_step_within_the_trusted_range(fit):
     assert plan.recommended_more == pytest.approx(plan.recommended_total - 800)
     assert 0 < plan.p_this_round <= plan.p_within_rounds <= 1
     assert plan.expected_total >= plan.recommended_total - 1e-9
-    assert plan.miss_cost == 20 * 800 and plan.max_step == 8.0  # the defaults, said in the plan
+    assert plan.miss_cost == 100 * 800 and plan.max_step == 8.0  # the defaults, said in the plan
 
 
 def test_one_round_plan_minimises_labels_plus_the_expected_miss(fit):

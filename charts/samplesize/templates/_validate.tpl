@@ -190,7 +190,7 @@ decimal in range.
 {{- $_ := set $s $key $numbers }}
 {{- end }}
 {{- end }}
-{{- range $section, $keys := dict "dataset" (list "test_fraction") "model" (list "dropout") "training" (list "learning_rate" "fine_tune_learning_rate" "validation_fraction") }}
+{{- range $section, $keys := dict "dataset" (list "test_fraction") "model" (list "dropout") "training" (list "learning_rate" "fine_tune_learning_rate" "validation_fraction") "collection" (list "label_cost" "miss_cost" "max_step" "assurance") }}
 {{- range $v := $s.variants | default list }}
 {{- $d := get $v $section }}
 {{- if kindIs "map" $d }}

@@ -121,7 +121,7 @@ class TrainingConfig:
 class CollectionConfig:
     """What labels and a missed target cost, for the report's collection plan (`curves.plan_collection`).
 
-    None takes the plan's default: a miss costs as much as labelling 20x the pool, and one round
+    None takes the plan's default: a miss costs as much as labelling 100x the pool, and one round
     collects at most 8x what the team has (as far as the calibrated band is trusted)."""
 
     label_cost: float = 1.0

@@ -25,18 +25,22 @@ the sample size grows.
 
 Modules: `families` (the formulas), `fit` (the engine), `fitted` (the result: blend, band,
 inversion), `band` (the calibrated width and levels), `compare` (several variants' curves),
-`calibration` (the protocol that calibrates and checks the band on measured curves; `bench/`).
+`calibration` (the protocol that calibrates and checks the band on measured curves; `bench/`),
+`gains` (what more labels buy) and `collection` (the assurance size and `plan_collection`).
 """
 
 from .band import (CALIBRATED_LEVEL, CALIBRATION, FAR_FACTOR, LEVEL, REACH_HORIZON, Calibration, CurveFitError,
                    base_spread)
+from .collection import AssuranceSize, CollectionPlan, assurance_size, plan_collection
 from .compare import CROSSING_REACH, compare_curves, whole_size
 from .families import FAMILIES, Family
 from .fit import DEFAULT_BOOTSTRAP, DEFAULT_N_TEST, fit_learning_curve
 from .fitted import FamilyFit, LearningCurveFit, SizeEstimate
+from .gains import Gain, gain_per_1000, predicted_gains
 
 __all__ = [
-    "CALIBRATED_LEVEL", "CALIBRATION", "CROSSING_REACH", "DEFAULT_BOOTSTRAP", "DEFAULT_N_TEST", "FAMILIES",
-    "FAR_FACTOR", "LEVEL", "REACH_HORIZON", "Calibration", "CurveFitError", "Family", "FamilyFit",
-    "LearningCurveFit", "SizeEstimate", "base_spread", "compare_curves", "fit_learning_curve", "whole_size",
+    "AssuranceSize", "CALIBRATED_LEVEL", "CALIBRATION", "CROSSING_REACH", "CollectionPlan", "DEFAULT_BOOTSTRAP", "DEFAULT_N_TEST", "FAMILIES",
+    "FAR_FACTOR", "Gain", "LEVEL", "REACH_HORIZON", "Calibration", "CurveFitError", "Family", "FamilyFit",
+    "LearningCurveFit", "SizeEstimate", "assurance_size", "base_spread", "compare_curves", "fit_learning_curve",
+    "gain_per_1000", "plan_collection", "predicted_gains", "whole_size",
 ]
