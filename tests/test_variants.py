@@ -245,10 +245,10 @@ def test_sweep_without_variants_has_the_same_summary_as_before(tmp_path):
     cfg = make_cfg()
     storage = write_sweep(cfg, tmp_path)
     summary = aggregate(cfg, storage, job_state="Complete", n_bootstrap=BOOT)
-    # The summary's keys as they were before variants existed, and nothing about variants anywhere.
+    # The single-curve summary's keys (next_steps came later, for every curve), and nothing about variants anywhere.
     assert list(summary) == [
         "summary_schema_version", "complete", "status", "partial_reasons", "metric", "level", "trials", "per_size",
-        "chosen_family", "curve", "predictions", "targets", "backtest", "validation", "per_class",
+        "chosen_family", "curve", "predictions", "targets", "next_steps", "backtest", "validation", "per_class",
         "confusion_matrix", "run", "points", "warnings"]
     assert not re.search(r"\"(variant|variants|comparison)\":", json.dumps(summary))
     assert set(summary["points"][0]) == {"index", "split", "repetition", "sample_size", "score", "backtest"}
