@@ -73,7 +73,7 @@ class Manifest:
     """What a labels CSV lists: its usable rows in file order, the class names, and the rows skipped."""
 
     rows: list[ManifestRow]
-    class_names: list[str]  # sorted, NFC: every non-empty label of the CSV, usable rows or not
+    class_names: list[str]  # sorted, NFC: the label of every well-formed row, its file usable or not
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (row name, reason)
     csv_digest: str = ""  # SHA-256 of the CSV's bytes
 
