@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import image_bytes, run_cli
+from conftest import image_bytes, run_cli, tiny_sweep_sets
 from samplesize.commands import open_uri
 from samplesize.config import DatasetConfig, load_config
 from samplesize.data import load_source, open_source, prepared_key, source_fingerprint
@@ -313,3 +314,20 @@ def test_a_csv_on_gcs_reads_relative_and_gs_paths_inside_its_prefix(gcs_emulator
     missing = DatasetConfig(source=f"csv:gs://{bucket}/export/nope.csv")
     with pytest.raises(DataError, match="the CSV file does not exist"):
         check_source_exists(missing, open_source(missing, open_uri))
+
+
+@pytest.mark.slow
+def test_a_csv_source_sweep_plans_and_runs_a_trial(tmp_path):
+    write_images(tmp_path / "export", {f"img/{c}{i}.png": t for t, c in enumerate("abc") for i in range(8)})
+    rows = "".join(f"img/{c}{i}.png,{c},p{i // 2}\n" for c in "abc" for i in range(8))
+    (tmp_path / "export" / "labels.csv").write_text("path,label,patient\n" + rows)
+    sets = tiny_sweep_sets(f"output={tmp_path / 'out'}", f"dataset.source=csv:{tmp_path / 'export' / 'labels.csv'}",
+                           "dataset.group_column=patient")
+    assert run_cli("prepare", *sets).returncode == 0
+    plan = run_cli("plan", "--json", *sets)
+    assert plan.returncode == 0, plan.stderr
+    assert [r["index"] for r in json.loads(plan.stdout)] == [0, 1, 2, 3]
+    proc = run_cli("trial", "--index", "0", *sets)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((tmp_path / "out" / "trials" / "trial-00000.json").read_text())
+    assert result["class_names"] == ["a", "b", "c"]
