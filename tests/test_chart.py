@@ -89,6 +89,10 @@ VALUE_SETS = {
             "model": {"backbone": "efficientnet_b0", "weights": "imagenet", "fine_tune_from": "block6a_expand_conv"},
         },
     },
+    "csv-source": {
+        "sweep": {"dataset": {"source": "csv:gs://my-bucket/export/labels.csv", "path_column": "file",
+                              "label_column": "diagnosis", "group_column": "patient"}},
+    },
 }
 
 
@@ -617,6 +621,8 @@ def test_notes_point_at_kueue_when_queued(helm, tmp_path):
         ({"sweep": {"repetitons": 3}}, "repetitons"),
         ({"sweep": {"output": "my-bucket/prefix"}}, "/sweep/output"),
         ({"sweep": {"dataset": {"source": "s3://bucket"}}}, "/sweep/dataset/source"),
+        ({"sweep": {"dataset": {"source": "csv:x.csv", "label_column": ""}}}, "/sweep/dataset/label_column"),
+        ({"sweep": {"dataset": {"source": "csv:x.csv", "group_column": " patient"}}}, "/sweep/dataset/group_column"),
         ({"parallelism": 0}, "/parallelism"),
         ({"backoffLimitPerIndex": -1}, "/backoffLimitPerIndex"),
         ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),

@@ -7,7 +7,7 @@ from typing import Any, Iterable
 
 from ..backbones import APPLICATIONS, BACKBONE_NAMES, SMALL_CNN
 from ..errors import ConfigError
-from ..text import unknown_scheme
+from ..text import cut, unknown_scheme
 from .schema import (
     AUGMENT_MODES,
     BUILTIN_DATASETS,
@@ -23,6 +23,7 @@ from .schema import (
     SAMPLING_MODES,
     SEED_STEP,
     SOURCE_KINDS,
+    CSV_DEFAULTS,
     CollectionConfig,
     DatasetConfig,
     ModelConfig,
@@ -69,11 +70,37 @@ def _check_dataset(dataset: DatasetConfig) -> None:
     _one_of("dataset.source (the part before ':')", kind, SOURCE_KINDS)
     if not dataset.location:
         raise ConfigError(
-            f"dataset.source: {dataset.source!r} names no dataset; write builtin:digits, folder:<path> or tfds:<name>"
+            f"dataset.source: {dataset.source!r} names no dataset; write builtin:digits, folder:<path>, "
+            "csv:<path to a CSV> or tfds:<name>"
         )
     if kind == "builtin":
         _one_of("dataset.source builtin name", dataset.location, BUILTIN_DATASETS)
     _in_range("dataset.test_fraction", dataset.test_fraction, 0, 1, low_open=True, high_open=True)
+    _check_csv_columns(dataset, kind)
+
+
+MAX_COLUMN_CHARS = 255  # a CSV header's column name; a longer one is a pasted row, not a name
+
+
+def _check_csv_columns(dataset: DatasetConfig, kind: str) -> None:
+    """The csv keys: set only for a csv: source, each a column name, no column named twice."""
+    if kind != "csv":
+        changed = [key for key in CSV_DEFAULTS if key not in dataset.unset_csv_keys()]
+        if changed:
+            raise ConfigError(f"dataset.{changed[0]}: applies only to a csv: source (dataset.source is "
+                              f"{cut(dataset.source)}); remove it, or set dataset.source: csv:<path to a CSV>")
+        return
+    named: dict[str, str] = {}
+    for key in CSV_DEFAULTS:
+        column = getattr(dataset, key)
+        if column is None:
+            continue
+        if not column.strip() or len(column) > MAX_COLUMN_CHARS or column != column.strip():
+            raise ConfigError(f"dataset.{key}: {cut(column)} is not a column name; give the header's name of the "
+                              f"column, 1-{MAX_COLUMN_CHARS} characters without spaces around it")
+        if column in named:
+            raise ConfigError(f"dataset.{key}: {cut(column)} is also dataset.{named[column]}; each names its own column")
+        named[column] = key
 
 
 def _check_splits(cfg: SweepConfig) -> None:

@@ -29,7 +29,7 @@ FEATURE_CACHE_MODES = ("auto", "off")
 MIXED_PRECISION_MODES = ("auto", "on", "off")
 
 
-SOURCE_KINDS = ("builtin", "folder", "tfds")
+SOURCE_KINDS = ("builtin", "folder", "tfds", "csv")
 
 
 BUILTIN_DATASETS = ("digits",)
@@ -77,6 +77,11 @@ MAX_PATH_BYTES = 4096 - 128  # PATH_MAX, less room for the keys under the output
 MAX_GCS_PREFIX_BYTES = 1024 - 128  # a GCS object name is at most 1024 bytes, less room for the keys
 
 
+# The csv source's keys and their defaults. A config that leaves them so keeps the dict (sweep.yaml, the trial
+# hash, the prepared-data key) it had before they existed.
+CSV_DEFAULTS = {"path_column": "path", "label_column": "label", "group_column": None}
+
+
 @dataclass(frozen=True)
 class DatasetConfig:
     source: str = "builtin:digits"
@@ -84,6 +89,13 @@ class DatasetConfig:
     image_size: int = 16
     data_dir: str | None = None  # tfds: where prepared copies live (path or gs://)
     download: bool = False  # tfds: allow a (possibly slow) download
+    path_column: str = "path"  # csv: the column of image paths
+    label_column: str = "label"  # csv: the column of class labels
+    group_column: str | None = None  # csv: an optional column (a patient ID), carried with each image
+
+    def unset_csv_keys(self) -> dict[str, Any]:
+        """The csv keys left at their defaults, which `SweepConfig.to_dict` leaves out (sweep.yaml, trial hash)."""
+        return {name: value for name, value in CSV_DEFAULTS.items() if getattr(self, name) == value}
 
     @property
     def kind(self) -> str:
@@ -218,6 +230,8 @@ class SweepConfig:
         # Not asdict(self): it would copy every variant's built trial config too.
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "variants"}
         d = json_safe({k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for k, v in values.items()})
+        for key in self.dataset.unset_csv_keys():
+            del d["dataset"][key]
         # A sweep without variants keeps today's dict (and so its trial hash and sweep.yaml).
         if self.variants:
             d["variants"] = [{"name": v.name, **json_safe(v.overrides)} for v in self.variants]

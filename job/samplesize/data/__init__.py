@@ -1,6 +1,6 @@
 """The dataset: sources decoded into labelled images, and the prepared copy every trial loads.
 
-Modules: `sources` (decode, folders, tfds), `listing` (a dataset folder's files, links and odd
+Modules: `sources` (decode, folders, csv, tfds), `csv_source` (a labels CSV's rows, checked and resolved), `listing` (a dataset folder's files, links and odd
 names), `prepared` (the prepared pool and test set in `cache/`, with the facts `plan` reads),
 `verify` (the checks of a prepared copy on every open), `augment` (the recipe's augmentation,
 applied once).

@@ -138,13 +138,14 @@ def _is_dir(entry: os.DirEntry) -> bool:
     return entry.is_dir(follow_symlinks=True)
 
 
-def refuse_name_clash(folders: list[str], names: list[str], where: str) -> None:
-    """Two class folders whose names are one name once normalised (NFC `café` and NFD `cafe` + U+0301)."""
+def refuse_name_clash(folders: list[str], names: list[str], where: str, what: str = "class folders") -> None:
+    """Two class folders (or CSV labels: `what`) whose names are one name once normalised (NFC `café` and NFD
+    `cafe` + U+0301)."""
     seen: dict[str, str] = {}
     for folder, name in zip(folders, names):
         if name in seen:
             raise DataError(
-                f"class folders {ascii(seen[name])[:SHOWN_CHARS]} and {ascii(folder)[:SHOWN_CHARS]} in {shown(where, 1000)} "
+                f"{what} {ascii(seen[name])[:SHOWN_CHARS]} and {ascii(folder)[:SHOWN_CHARS]} in {shown(where, 1000)} "
                 f"are spelt differently but read as the same name {shown(name)} (Unicode normalisation, NFC); "
                 "rename or merge one of them"
             )

@@ -24,6 +24,7 @@ from ..errors import DataError
 from ..hashing import content_hash
 from ..storage import Storage
 from ..storage.npz import UNREADABLE_NPZ, meta_array, write_npz_once
+from .csv_source import check_csv_exists, manifest_fingerprint
 from .listing import list_dataset, shown
 from .sources import SkippedFiles, folder_storage, in_hidden_folder, load_source
 from .verify import (
@@ -129,8 +130,12 @@ def source_fingerprint(ds: DatasetConfig, source: Storage | None = None) -> str 
     One listing, no file read (on GCS the generation number stands for the
     time). Adding, removing or replacing an image changes it, so a changed
     folder gets a new prepared copy instead of the old pool. None for
-    builtin and tfds sources, whose contents a version pins.
+    builtin and tfds sources, whose contents a version pins. A csv source's
+    is the CSV's bytes and columns plus the listing of the files it names
+    (`csv_source.manifest_fingerprint`): an edited CSV gets a new copy too.
     """
+    if ds.kind == "csv":
+        return manifest_fingerprint(folder_storage(ds, source), ds)
     if ds.kind != "folder":
         return None
     listing = list_dataset(folder_storage(ds, source))
@@ -139,7 +144,10 @@ def source_fingerprint(ds: DatasetConfig, source: Storage | None = None) -> str 
 
 
 def check_source_exists(ds: DatasetConfig, source: Storage | None = None) -> None:
-    """Raise DataError when a folder source does not exist or holds nothing: one listing, nothing decoded."""
+    """Raise DataError when a folder source does not exist or holds nothing (one listing, nothing decoded), or a
+    csv source's CSV is not there."""
+    if ds.kind == "csv":
+        check_csv_exists(folder_storage(ds, source), ds)
     if ds.kind == "folder" and not list_dataset(folder_storage(ds, source)).files:
         raise DataError(
             f"dataset.source {shown(ds.source, 1000)}: the folder does not exist or is empty; it must hold one "

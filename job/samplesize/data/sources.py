@@ -1,4 +1,5 @@
-"""Dataset sources decoded into labelled images: `builtin:digits`, `folder:` (junk skipped, counted, named), `tfds:`."""
+"""Dataset sources decoded into labelled images: `builtin:digits`, `folder:` (junk skipped, counted, named), `csv:`
+(the files a labels CSV lists, `csv_source`), `tfds:`."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from ..config import DatasetConfig
 from ..errors import DataError
 from ..storage import Storage
 from ..text import safe_name
+from .csv_source import csv_location, read_manifest
 from .listing import list_dataset, open_dataset_file, refuse_name_clash, shown
 
 log = logging.getLogger(__name__)
@@ -71,10 +73,14 @@ class LabelledImages:
     labels: np.ndarray  # int32, (n,)
     class_names: list[str]
     skipped: SkippedFiles = field(default_factory=SkippedFiles)
+    groups: np.ndarray | None = None  # str, (n,): a csv source's group column (a patient ID) per image, when set
 
 
 def open_source(ds: DatasetConfig, open_uri: Callable[[str], Storage]) -> Storage | None:
-    """The folder source opened with `open_uri` (the caller's way to reach storage); None for other sources."""
+    """The folder source (or a csv source's folder) opened with `open_uri`, the caller's way to reach storage;
+    None for other sources."""
+    if ds.kind == "csv":
+        return open_uri(csv_location(ds.location)[0])
     return open_uri(ds.location) if ds.kind == "folder" else None
 
 
@@ -87,12 +93,15 @@ def folder_storage(ds: DatasetConfig, source: Storage | None) -> Storage:
 def load_source(ds: DatasetConfig, source: Storage | None = None) -> LabelledImages:
     """Decode the configured source into uint8 images of the configured size.
 
-    `source` is the dataset folder's storage (`open_source`); builtin and tfds sources need none.
+    `source` is the dataset folder's storage, or the csv's folder's (`open_source`); builtin and tfds sources
+    need none.
     """
     if ds.kind == "builtin":
         return _load_digits(ds.image_size)
     if ds.kind == "folder":
         return scan_folder(folder_storage(ds, source), ds.image_size, where=ds.location)
+    if ds.kind == "csv":
+        return load_csv(folder_storage(ds, source), ds)
     if ds.kind == "tfds":
         return _load_tfds(ds)
     raise DataError(f"dataset.source: unknown kind {ds.kind!r}")
@@ -258,6 +267,34 @@ def scan_folder(storage: Storage, size: int, where: str = "") -> LabelledImages:
     if skipped.total:
         log.warning("dataset %s: %s", shown(where, 1000), skipped.describe())
     return LabelledImages(images.array(), np.asarray(labels, np.int32), class_names, skipped)
+
+
+def load_csv(storage: Storage, ds: DatasetConfig) -> LabelledImages:
+    """Decode the files a labels CSV lists (`csv_source.read_manifest`); rows and files that fail are skipped,
+    counted and named with their row and line, and a label none of whose files decodes is refused."""
+    manifest = read_manifest(storage, ds)
+    skipped = SkippedFiles()
+    for name, reason in manifest.skipped:
+        skipped.add(name, reason)
+    images, labels, groups = ImageSink(ds.image_size, capacity=len(manifest.rows)), [], []
+    for row in manifest.rows:
+        try:
+            images.append(decode_image(read_image_file(storage, row.key, row.size), ds.image_size))
+        except ValueError as exc:
+            skipped.add(row.name, str(exc))
+            continue
+        labels.append(row.label)
+        groups.append(row.group)
+    empty = sorted(set(range(len(manifest.class_names))) - set(labels))
+    if empty:
+        raise DataError(
+            f"label(s) {', '.join(shown(manifest.class_names[c]) for c in empty)} in csv:{shown(ds.location, 1000)} "
+            f"name no usable image ({skipped.describe()}); fix those rows or remove them"
+        )
+    if skipped.total:
+        log.warning("dataset csv:%s: %s", shown(ds.location, 1000), skipped.describe())
+    group_array = np.asarray(groups, dtype=str) if ds.group_column is not None else None
+    return LabelledImages(images.array(), np.asarray(labels, np.int32), manifest.class_names, skipped, group_array)
 
 
 def _files_by_class(files: list[tuple[str, int, str]], skipped: SkippedFiles) -> dict[str, list[tuple[str, int]]]:
