@@ -11,6 +11,7 @@ from ..text import unknown_scheme
 from .schema import (
     AUGMENT_MODES,
     BUILTIN_DATASETS,
+    DICOM_FRAMES_MODES,
     FEATURE_CACHE_MODES,
     LIMITS,
     MAX_GCS_PREFIX_BYTES,
@@ -74,6 +75,7 @@ def _check_dataset(dataset: DatasetConfig) -> None:
     if kind == "builtin":
         _one_of("dataset.source builtin name", dataset.location, BUILTIN_DATASETS)
     _in_range("dataset.test_fraction", dataset.test_fraction, 0, 1, low_open=True, high_open=True)
+    _one_of("dataset.dicom_frames", dataset.dicom_frames, DICOM_FRAMES_MODES)
 
 
 def _check_splits(cfg: SweepConfig) -> None:

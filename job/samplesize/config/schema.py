@@ -32,6 +32,9 @@ MIXED_PRECISION_MODES = ("auto", "on", "off")
 SOURCE_KINDS = ("builtin", "folder", "tfds")
 
 
+DICOM_FRAMES_MODES = ("first", "refuse")  # a multi-frame DICOM file: its first frame, or skipped
+
+
 BUILTIN_DATASETS = ("digits",)
 
 
@@ -84,6 +87,7 @@ class DatasetConfig:
     image_size: int = 16
     data_dir: str | None = None  # tfds: where prepared copies live (path or gs://)
     download: bool = False  # tfds: allow a (possibly slow) download
+    dicom_frames: str = "first"  # first | refuse (data/dicom.py)
 
     @property
     def kind(self) -> str:
@@ -232,6 +236,9 @@ class SweepConfig:
         d = self.to_dict()
         for key in ("name", "metric", "targets", "predict_at", "collection", "output"):
             d.pop(key)
+        # Keys added since results were first written enter the hash only when set, so earlier sweeps keep theirs.
+        if d["dataset"]["dicom_frames"] == DatasetConfig.dicom_frames:
+            d["dataset"].pop("dicom_frames")
         return content_hash(d)
 
     def to_yaml(self) -> str:
