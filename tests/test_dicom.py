@@ -202,3 +202,26 @@ def test_dicom_frames_is_validated_and_enters_the_prepared_key_only_when_set(tmp
     # The demo's copy and trials keep the key and hash they had before the setting existed (main at e4ae9fd).
     assert prepared_key(default) == "cache/dataset-e22c82f08d311a00.npz"
     assert default.trial_hash() == "ad998dc1addceacc"
+
+
+def test_a_seeded_fuzz_of_dicom_files_decodes_each_or_refuses_it_with_a_fixed_reason():
+    rng = np.random.default_rng(20)
+    seeds = [dicom_bytes(ramp(0, 4000), WindowCenter=2000, WindowWidth=4001, RescaleSlope=1, RescaleIntercept=0),
+             dicom_bytes(np.stack([ramp(0, 9), ramp(5, 90)])),
+             dicom_bytes(np.zeros((4, 4, 3), np.uint8), photometric="RGB")]
+    reasons = set()
+    for i in range(600):
+        data = bytearray(seeds[i % len(seeds)])
+        for at in rng.integers(128, len(data), size=int(rng.integers(1, 6))):
+            data[at] = int(rng.integers(0, 256))
+        if i % 7 == 0:
+            data = data[: int(rng.integers(132, len(data)))]
+        try:
+            image = decode_image(bytes(data), SIZE, name="x.dcm")
+        except ValueError as exc:
+            reasons.add(str(exc))
+        else:
+            assert image.shape == (SIZE, SIZE, 3) and image.dtype == np.uint8
+    # Reasons group files: a few fixed phrases, none carrying a parser's message.
+    assert reasons and all(r.isprintable() and len(r) < 120 for r in reasons), reasons
+    assert len(reasons) <= 12, reasons

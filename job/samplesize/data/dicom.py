@@ -26,6 +26,7 @@ counts (a few fixed phrases, so that reasons group).
 from __future__ import annotations
 
 import io
+import re
 import warnings
 
 import numpy as np
@@ -37,6 +38,10 @@ DICOM_SUFFIXES = (".dcm", ".dicom")
 # Pillow refuses images past twice its MAX_IMAGE_PIXELS (89,478,485) as decompression bombs; one DICOM frame
 # gets the same bound, checked from the header before any pixel is decoded.
 MAX_FRAME_PIXELS = 2 * 89_478_485
+
+class DicomRefused(ValueError):
+    """A reason this module gives (a fixed phrase); any other exception while reading a file is "corrupt"."""
+
 
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 _GREY = ("MONOCHROME1", "MONOCHROME2")
@@ -83,20 +88,29 @@ def dicom_pixels(data: bytes, dicom_frames: str = "first") -> np.ndarray:
         raise AssertionError(f"dicom_frames {dicom_frames!r} is not one of {DICOM_FRAMES_MODES}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom warns on odd but readable files; a broken one fails below
-        ds = _read(data)
-        _refuse_before_decoding(ds, dicom_frames)
         try:
-            from pydicom.pixels import pixel_array
-
-            arr = pixel_array(ds, index=0)
-        except Exception:  # noqa: BLE001 - any decoder failure on one file: short buffers, codec errors...
-            raise ValueError("undecodable DICOM pixel data") from None
-        try:
-            return _to_unit(ds, arr)
-        except ValueError:
+            return _decode(data, dicom_frames)
+        except DicomRefused:
             raise
-        except Exception:  # noqa: BLE001 - a Modality LUT or Bits Stored that does not fit the pixels
-            raise ValueError("undecodable DICOM pixel data") from None
+        except Exception:  # noqa: BLE001 - pydicom parses elements lazily: a damaged one fails where it is read
+            raise DicomRefused("truncated or corrupt DICOM") from None
+
+
+def _decode(data: bytes, dicom_frames: str) -> np.ndarray:
+    ds = _read(data)
+    _refuse_before_decoding(ds, dicom_frames)
+    try:
+        from pydicom.pixels import pixel_array
+
+        arr = pixel_array(ds, index=0)
+    except Exception:  # noqa: BLE001 - any decoder failure on one file: short buffers, codec errors...
+        raise DicomRefused("undecodable DICOM pixel data") from None
+    try:
+        return _to_unit(ds, arr)
+    except DicomRefused:
+        raise
+    except Exception:  # noqa: BLE001 - a Modality LUT or Bits Stored that does not fit the pixels
+        raise DicomRefused("undecodable DICOM pixel data") from None
 
 
 def _read(data: bytes):
@@ -107,33 +121,37 @@ def _read(data: bytes):
     try:
         return pydicom.dcmread(io.BytesIO(data), force=force)
     except InvalidDicomError:
-        raise ValueError("not a readable DICOM file") from None
+        raise DicomRefused("not a readable DICOM file") from None
     except Exception:  # noqa: BLE001 - EOFError, struct.error, bad VRs... in a damaged header
-        raise ValueError("truncated or corrupt DICOM header") from None
+        raise DicomRefused("truncated or corrupt DICOM header") from None
 
 
 def _refuse_before_decoding(ds, dicom_frames: str) -> None:
     """The checks that need only the header: pixel data present, size bounded, frames, a decoder installed."""
-    try:
-        if not any(k in ds for k in _PIXEL_KEYWORDS):
-            raise ValueError("DICOM without pixel data")
-        rows, columns = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
-        frames = int(ds.get("NumberOfFrames", 1) or 1)
-        samples = int(ds.get("SamplesPerPixel", 1) or 1)
-    except ValueError as exc:
-        if str(exc) == "DICOM without pixel data":
-            raise
-        raise ValueError("truncated or corrupt DICOM header") from None
+    if not any(k in ds for k in _PIXEL_KEYWORDS):
+        raise DicomRefused("DICOM without pixel data")
+    rows, columns = _count(ds, "Rows", 0), _count(ds, "Columns", 0)
+    frames, samples = _count(ds, "NumberOfFrames", 1), _count(ds, "SamplesPerPixel", 1)
     if rows < 1 or columns < 1:
-        raise ValueError("DICOM without Rows/Columns")
+        raise DicomRefused("DICOM without Rows/Columns")
     if rows * columns * samples > MAX_FRAME_PIXELS:
-        raise ValueError(f"too large (a DICOM frame over {MAX_FRAME_PIXELS} pixels)")
+        raise DicomRefused(f"too large (a DICOM frame over {MAX_FRAME_PIXELS} pixels)")
     if frames > 1 and dicom_frames == "refuse":
-        raise ValueError("multi-frame DICOM (dataset.dicom_frames is refuse)")
+        raise DicomRefused("multi-frame DICOM (dataset.dicom_frames is refuse)")
     photometric = str(ds.get("PhotometricInterpretation", ""))
     if photometric not in _GREY + _COLOUR:
-        raise ValueError(f"unsupported DICOM photometric interpretation {photometric[:20] or '(none)'}")
+        shown = photometric if re.fullmatch(r"[A-Z0-9_ ]{1,16}", photometric) else "(unreadable)"
+        raise DicomRefused(f"unsupported DICOM photometric interpretation {shown}")
     _check_decoder(ds)
+
+
+def _count(ds, keyword: str, default: int) -> int:
+    """An integer element (Rows, NumberOfFrames...); `default` when absent or empty."""
+    value = ds.get(keyword)
+    try:
+        return default if value is None or value == "" else int(value)
+    except (TypeError, ValueError):
+        raise DicomRefused("truncated or corrupt DICOM header") from None
 
 
 def _check_decoder(ds) -> None:
@@ -144,13 +162,14 @@ def _check_decoder(ds) -> None:
     uid = UID(str(meta.get("TransferSyntaxUID", "")) if meta is not None else "")
     if not uid:
         return  # a forced read of a bare data set: pydicom guesses the encoding, and decoding says whether it works
-    shown = uid.name if uid.is_transfer_syntax else uid[:64]
+    # A reason is shown and counted as it is: a UID that is not digits and dots is not quoted.
+    shown = uid.name if uid.is_transfer_syntax else uid if re.fullmatch(r"[0-9.]{1,64}", uid) else "(invalid UID)"
     try:
         decoder = get_decoder(uid)
     except NotImplementedError:
-        raise ValueError(f"unsupported DICOM transfer syntax {shown}") from None
+        raise DicomRefused(f"unsupported DICOM transfer syntax {shown}") from None
     if not decoder.is_available:
-        raise ValueError(f"DICOM transfer syntax {shown} needs a decoder that is not installed (see docs/configuration.md)")
+        raise DicomRefused(f"DICOM transfer syntax {shown} needs a decoder that is not installed (see docs/configuration.md)")
 
 
 def _to_unit(ds, arr: np.ndarray) -> np.ndarray:
@@ -161,12 +180,12 @@ def _to_unit(ds, arr: np.ndarray) -> np.ndarray:
             return np.clip(arr.astype(np.float32) / float(2**bits - 1), 0, 1)
         return _min_max(arr.astype(np.float32))
     if arr.ndim != 2:
-        raise ValueError("DICOM pixels are not one grey or RGB frame")
+        raise DicomRefused("DICOM pixels are not one grey or RGB frame")
     from pydicom.pixels import apply_rescale
 
     values = np.asarray(apply_rescale(arr, ds), dtype=np.float32)
     if not np.all(np.isfinite(values)):
-        raise ValueError("DICOM image with NaN or infinite pixels")
+        raise DicomRefused("DICOM image with NaN or infinite pixels")
     window = _first_window(ds)
     unit = _window(values, *window) if window else _min_max(values)
     if ds.get("PhotometricInterpretation") == "MONOCHROME1":
