@@ -225,3 +225,12 @@ def test_a_seeded_fuzz_of_dicom_files_decodes_each_or_refuses_it_with_a_fixed_re
     # Reasons group files: a few fixed phrases, none carrying a parser's message.
     assert reasons and all(r.isprintable() and len(r) < 120 for r in reasons), reasons
     assert len(reasons) <= 12, reasons
+
+
+def test_a_frame_past_the_pixel_bound_is_refused_from_its_header_before_decoding():
+    from samplesize.data.dicom import MAX_FRAME_PIXELS
+
+    data = dicom_bytes(np.zeros((2, 2), np.uint16), Rows=20_000, Columns=20_000)  # 4e8 pixels declared, 8 bytes held
+    assert 20_000 * 20_000 > MAX_FRAME_PIXELS
+    with pytest.raises(ValueError, match=rf"^too large \(a DICOM frame over {MAX_FRAME_PIXELS} pixels\)$"):
+        decode_image(data, SIZE)

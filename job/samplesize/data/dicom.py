@@ -176,8 +176,9 @@ def _to_unit(ds, arr: np.ndarray) -> np.ndarray:
     """float32 in [0, 1]: colour scaled by its bit depth; grey through rescale, window (or min-max), MONOCHROME1."""
     if arr.ndim == 3 and arr.shape[-1] == 3:  # pydicom converts YBR to RGB
         if np.issubdtype(arr.dtype, np.integer):
-            bits = int(ds.get("BitsStored", 8) or 8)
-            return np.clip(arr.astype(np.float32) / float(2**bits - 1), 0, 1)
+            bits = _count(ds, "BitsStored", 8)
+            top = float(2**bits - 1) if 1 <= bits <= arr.dtype.itemsize * 8 else float(np.iinfo(arr.dtype).max)
+            return np.clip(arr.astype(np.float32) / top, 0, 1)
         return _min_max(arr.astype(np.float32))
     if arr.ndim != 2:
         raise DicomRefused("DICOM pixels are not one grey or RGB frame")
