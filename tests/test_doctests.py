@@ -8,7 +8,8 @@ import importlib
 import pytest
 
 # Modules whose docstrings carry runnable examples.
-EXAMPLES = ["samplesize.curves.fit", "samplesize.curves.gains", "samplesize.curves.collection", "samplesize.plan"]
+EXAMPLES = ["samplesize.curves.fit", "samplesize.curves.gains", "samplesize.curves.collection", "samplesize.plan",
+            "samplesize.data.dicom"]
 
 
 @pytest.mark.parametrize("module", EXAMPLES)

@@ -189,11 +189,11 @@ def test_sigterm_during_prepare_leaves_no_temp_file(tmp_path, monkeypatch, where
         real = sources.decode_image
         calls = []
 
-        def decode(data, size):
+        def decode(data, size, **options):
             calls.append(1)
             if len(calls) == 5:
                 raise TransientError("stopped by SIGTERM")
-            return real(data, size)
+            return real(data, size, **options)
 
         monkeypatch.setattr(sources, "decode_image", decode)
     else:

@@ -11,6 +11,7 @@ from ..text import cut, unknown_scheme
 from .schema import (
     AUGMENT_MODES,
     BUILTIN_DATASETS,
+    DICOM_FRAMES_MODES,
     FEATURE_CACHE_MODES,
     LIMITS,
     MAX_GCS_PREFIX_BYTES,
@@ -76,6 +77,7 @@ def _check_dataset(dataset: DatasetConfig) -> None:
     if kind == "builtin":
         _one_of("dataset.source builtin name", dataset.location, BUILTIN_DATASETS)
     _in_range("dataset.test_fraction", dataset.test_fraction, 0, 1, low_open=True, high_open=True)
+    _one_of("dataset.dicom_frames", dataset.dicom_frames, DICOM_FRAMES_MODES)
     _check_csv_columns(dataset, kind)
 
 
@@ -85,7 +87,7 @@ MAX_COLUMN_CHARS = 255  # a CSV header's column name; a longer one is a pasted r
 def _check_csv_columns(dataset: DatasetConfig, kind: str) -> None:
     """The csv keys: set only for a csv: source, each a column name, no column named twice."""
     if kind != "csv":
-        changed = [key for key in CSV_DEFAULTS if key not in dataset.unset_csv_keys()]
+        changed = [key for key in CSV_DEFAULTS if key not in dataset.unset_added_keys()]
         if changed:
             raise ConfigError(f"dataset.{changed[0]}: applies only to a csv: source (dataset.source is "
                               f"{cut(dataset.source)}); remove it, or set dataset.source: csv:<path to a CSV>")

@@ -32,6 +32,9 @@ MIXED_PRECISION_MODES = ("auto", "on", "off")
 SOURCE_KINDS = ("builtin", "folder", "tfds", "csv")
 
 
+DICOM_FRAMES_MODES = ("first", "refuse")  # a multi-frame DICOM file: its first frame, or skipped
+
+
 BUILTIN_DATASETS = ("digits",)
 
 
@@ -80,6 +83,8 @@ MAX_GCS_PREFIX_BYTES = 1024 - 128  # a GCS object name is at most 1024 bytes, le
 # The csv source's keys and their defaults. A config that leaves them so keeps the dict (sweep.yaml, the trial
 # hash, the prepared-data key) it had before they existed.
 CSV_DEFAULTS = {"path_column": "path", "label_column": "label", "group_column": None}
+# Every dataset key added after results were first written, with its default: left out of the dict when unset.
+ADDED_DATASET_DEFAULTS = {**CSV_DEFAULTS, "dicom_frames": "first"}
 
 
 @dataclass(frozen=True)
@@ -92,10 +97,11 @@ class DatasetConfig:
     path_column: str = "path"  # csv: the column of image paths
     label_column: str = "label"  # csv: the column of class labels
     group_column: str | None = None  # csv: an optional column (a patient ID), carried with each image
+    dicom_frames: str = "first"  # first | refuse (data/dicom.py)
 
-    def unset_csv_keys(self) -> dict[str, Any]:
-        """The csv keys left at their defaults, which `SweepConfig.to_dict` leaves out (sweep.yaml, trial hash)."""
-        return {name: value for name, value in CSV_DEFAULTS.items() if getattr(self, name) == value}
+    def unset_added_keys(self) -> dict[str, Any]:
+        """The added keys left at their defaults, which `SweepConfig.to_dict` leaves out (sweep.yaml, trial hash)."""
+        return {name: value for name, value in ADDED_DATASET_DEFAULTS.items() if getattr(self, name) == value}
 
     @property
     def kind(self) -> str:
@@ -230,7 +236,7 @@ class SweepConfig:
         # Not asdict(self): it would copy every variant's built trial config too.
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "variants"}
         d = json_safe({k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for k, v in values.items()})
-        for key in self.dataset.unset_csv_keys():
+        for key in self.dataset.unset_added_keys():
             del d["dataset"][key]
         # A sweep without variants keeps today's dict (and so its trial hash and sweep.yaml).
         if self.variants:

@@ -118,6 +118,9 @@ def prepared_key(cfg: SweepConfig, source: Storage | None = None) -> str:
         "seed": cfg.seed,
         "augment": cfg.training.augment == "static",
     }
+    # Keys added since copies were first prepared enter only when set, so the copies already prepared keep their key.
+    if ds.dicom_frames != DatasetConfig.dicom_frames:
+        shape["dicom_frames"] = ds.dicom_frames
     contents = source_fingerprint(ds, source)
     if contents is not None:
         shape["contents"] = contents

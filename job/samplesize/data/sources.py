@@ -18,6 +18,7 @@ from ..errors import DataError
 from ..storage import Storage
 from ..text import safe_name
 from .csv_source import csv_location, read_manifest
+from .dicom import dicom_pixels, is_dicom
 from .listing import list_dataset, open_dataset_file, refuse_name_clash, shown
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ def load_source(ds: DatasetConfig, source: Storage | None = None) -> LabelledIma
     if ds.kind == "builtin":
         return _load_digits(ds.image_size)
     if ds.kind == "folder":
-        return scan_folder(folder_storage(ds, source), ds.image_size, where=ds.location)
+        return scan_folder(folder_storage(ds, source), ds.image_size, where=ds.location, dicom_frames=ds.dicom_frames)
     if ds.kind == "csv":
         return load_csv(folder_storage(ds, source), ds)
     if ds.kind == "tfds":
@@ -129,19 +130,25 @@ class RefusedImage(ValueError):
     """A decoded image this package refuses (NaN pixels): its message is the reason."""
 
 
-def decode_image(data: bytes, size: int) -> np.ndarray:
+def decode_image(data: bytes, size: int, *, name: str = "", dicom_frames: str = "first") -> np.ndarray:
     """Decode and resize one image file's bytes; raises ValueError (the reason) when unusable.
 
-    Only `ALLOWED_FORMATS` are decoded, and any exception from decoding one
-    file means "this file is corrupt". Large images are decoded at reduced
-    size, the EXIF orientation is applied, 16-bit and float pixels are scaled
-    to 8 bits (see `_to_rgb8`), and images past Pillow's decompression-bomb
-    limit are refused rather than decoded.
+    DICOM files (the `DICM` magic, or a `.dcm` name: `dicom.is_dicom`) go to
+    `dicom.dicom_pixels` and are resized in float, so 12- and 16-bit detail
+    is quantized to 8 bits only at the end; `dicom_frames` is
+    `dataset.dicom_frames`. Other files: only `ALLOWED_FORMATS` are decoded,
+    and any exception from decoding one file means "this file is corrupt".
+    Large images are decoded at reduced size, the EXIF orientation is
+    applied, 16-bit and float pixels are scaled to 8 bits (see `_to_rgb8`),
+    and images past Pillow's decompression-bomb limit are refused rather
+    than decoded.
     """
     from PIL import Image, UnidentifiedImageError
 
     if not data:
         raise ValueError("zero-byte")
+    if is_dicom(data, name):
+        return _resize_unit(dicom_pixels(data, dicom_frames), size)
     try:
         rgb = _decode(data, size)
     except Image.DecompressionBombError:
@@ -153,6 +160,21 @@ def decode_image(data: bytes, size: int) -> np.ndarray:
     except Exception:  # noqa: BLE001 - any decoder failure on one file: BLPFormatError, AttributeError, TypeError...
         raise ValueError("truncated or corrupt") from None
     return _resize(rgb, size)
+
+
+def _resize_unit(unit: np.ndarray, size: int) -> np.ndarray:
+    """uint8 RGB from float pixels in [0, 1] (grey or RGB): each channel resized in float (mode F), then quantized."""
+    from PIL import Image
+
+    channels = [unit] if unit.ndim == 2 else [unit[:, :, c] for c in range(unit.shape[2])]
+    resized = []
+    for channel in channels:
+        img = Image.fromarray(np.ascontiguousarray(channel, dtype=np.float32))
+        if img.size != (size, size):
+            img = img.resize((size, size), Image.BILINEAR)
+        resized.append(np.asarray(img, dtype=np.float32))
+    rgb = np.stack(resized * 3 if len(resized) == 1 else resized, axis=2)
+    return np.round(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 # EXIF orientation -> the transpose that shows the image upright (what ImageOps.exif_transpose applies).
@@ -225,8 +247,8 @@ def _to_rgb8(img) -> np.ndarray:
     return np.repeat(gray[:, :, None], 3, axis=2)
 
 
-def scan_folder(storage: Storage, size: int, where: str = "") -> LabelledImages:
-    """Read `<class>/<file>` images; skip and count files that are not usable images.
+def scan_folder(storage: Storage, size: int, where: str = "", dicom_frames: str = "first") -> LabelledImages:
+    """Read `<class>/<file>` images (any name: PNG, JPEG, ..., DICOM); skip and count files that are not usable.
 
     The folder is listed once (`listing.list_dataset`: links followed only inside it, sizes known); class
     names are normalised to NFC, and two folders that are one name once normalised are refused, naming both.
@@ -253,7 +275,8 @@ def scan_folder(storage: Storage, size: int, where: str = "") -> LabelledImages:
         before = len(labels)
         for key, nbytes in by_class[folder]:
             try:
-                images.append(decode_image(read_image_file(storage, key, nbytes), size))
+                data = read_image_file(storage, key, nbytes)
+                images.append(decode_image(data, size, name=key, dicom_frames=dicom_frames))
                 labels.append(label)
             except ValueError as exc:
                 skipped.add(key, str(exc))
@@ -279,7 +302,8 @@ def load_csv(storage: Storage, ds: DatasetConfig) -> LabelledImages:
     images, labels, groups = ImageSink(ds.image_size, capacity=len(manifest.rows)), [], []
     for row in manifest.rows:
         try:
-            images.append(decode_image(read_image_file(storage, row.key, row.size), ds.image_size))
+            images.append(decode_image(read_image_file(storage, row.key, row.size), ds.image_size,
+                                      name=row.key, dicom_frames=ds.dicom_frames))
         except ValueError as exc:
             skipped.add(row.name, str(exc))
             continue
