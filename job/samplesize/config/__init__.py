@@ -9,6 +9,7 @@ and cross-field checks), `variants` (the `variants` list). A variant's trial con
 from .load import apply_override, build_config, load_config, parse_yaml
 from .schema import (
                      AUGMENT_MODES,
+                     DUPLICATE_MODES,
                      FEATURE_CACHE_MODES,
                      LIMITS,
                      MAX_CLASSES,
@@ -24,7 +25,7 @@ from .schema import (
 )
 
 __all__ = [
-    "AUGMENT_MODES", "FEATURE_CACHE_MODES", "LIMITS", "MAX_CLASSES", "METRICS", "MIXED_PRECISION_MODES", "SAMPLING_MODES",
+    "AUGMENT_MODES", "DUPLICATE_MODES", "FEATURE_CACHE_MODES", "LIMITS", "MAX_CLASSES", "METRICS", "MIXED_PRECISION_MODES", "SAMPLING_MODES",
     "CollectionConfig", "DatasetConfig", "ModelConfig", "SweepConfig", "TrainingConfig", "Variant", "apply_override", "build_config",
     "load_config", "parse_yaml",
 ]

@@ -32,6 +32,9 @@ MIXED_PRECISION_MODES = ("auto", "on", "off")
 SOURCE_KINDS = ("builtin", "folder", "tfds", "csv")
 
 
+DUPLICATE_MODES = ("error", "drop", "allow")  # dataset.duplicates: what preparing does with identical images
+
+
 BUILTIN_DATASETS = ("digits",)
 
 
@@ -92,6 +95,7 @@ class DatasetConfig:
     path_column: str = "path"  # csv: the column of image paths
     label_column: str = "label"  # csv: the column of class labels
     group_column: str | None = None  # csv: an optional column (a patient ID), carried with each image
+    duplicates: str = "error"  # identical images in the pool and the test set: error | drop | allow
 
     def unset_csv_keys(self) -> dict[str, Any]:
         """The csv keys left at their defaults, which `SweepConfig.to_dict` leaves out (sweep.yaml, trial hash)."""
@@ -232,6 +236,8 @@ class SweepConfig:
         d = json_safe({k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for k, v in values.items()})
         for key in self.dataset.unset_csv_keys():
             del d["dataset"][key]
+        if self.dataset.duplicates == "error":  # the default leaves the dict (and trial hash) as before the key
+            del d["dataset"]["duplicates"]
         # A sweep without variants keeps today's dict (and so its trial hash and sweep.yaml).
         if self.variants:
             d["variants"] = [{"name": v.name, **json_safe(v.overrides)} for v in self.variants]
