@@ -16,6 +16,8 @@ belong to one group cannot be in both, which is an error naming it.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ..errors import DataError
@@ -40,9 +42,13 @@ def split_test_by_group(labels: np.ndarray, groups: np.ndarray, test_fraction: f
     if n_groups < 2:
         raise DataError("dataset.group_column: every image has the same group; the pool and the test set need "
                         "different groups, so at least two groups are needed")
-    folds = min(max(2, int(round(1 / test_fraction))), n_groups)
+    # More folds than groups, or than the largest class has images, is refused by scikit-learn; a rare class's
+    # warning is dropped, since the class is covered below.
+    folds = max(2, min(int(round(1 / test_fraction)), n_groups, int(np.bincount(labels).max())))
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-    pool, test = next(splitter.split(np.zeros(len(labels)), labels, ids))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        pool, test = next(splitter.split(np.zeros(len(labels)), labels, ids))
     in_test = np.zeros(n_groups, dtype=bool)
     in_test[np.unique(ids[test])] = True
     rng = np.random.default_rng([seed, 3])
