@@ -667,6 +667,7 @@ def test_schema_mirrors_every_sweep_key_and_allowed_value_of_the_config():
         assert set(schema[section]["properties"]) == fields(cls), section
     assert schema["metric"]["enum"] == list(sweep_config.METRICS)
     assert schema["sampling"]["enum"] == list(sweep_config.SAMPLING_MODES)
+    assert schema["dataset"]["properties"]["duplicates"]["enum"] == list(sweep_config.DUPLICATE_MODES)
     assert schema["model"]["properties"]["backbone"]["enum"] == list(BACKBONE_NAMES)
     assert schema["dataset"]["properties"]["dicom_frames"]["enum"] == list(sweep_config.DICOM_FRAMES_MODES)
     training = schema["training"]["properties"]

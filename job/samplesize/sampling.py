@@ -109,3 +109,31 @@ def split_validation(
         train.remove(moved)
         val.append(moved)
     return indexes[np.sort(train)], indexes[np.sort(val)]
+
+
+def draw_group_subsample(groups: np.ndarray, labels: np.ndarray, split: float, seed: int, n_classes: int) -> np.ndarray:
+    """Sorted pool indexes of whole groups (patients), drawn without replacement: `split` of the pool's groups.
+
+    Every class present in the pool is covered first by one group holding it (its first in a seeded shuffle of
+    the groups), then the shuffle's next groups fill the rest; a split asking for fewer groups than that covering
+    draws the covering. A sweep's size is then counted in groups, its images beside it (not wired in yet: see
+    docs/configuration.md, "Groups").
+    """
+    rng = np.random.default_rng([seed, 4])
+    present = np.unique(groups)
+    order = rng.permutation(present)
+    chosen: list = []
+    covered: set[int] = set()
+    for c in range(n_classes):
+        if c in covered or not (labels == c).any():
+            continue
+        holder = next(g for g in order if (labels[groups == g] == c).any())
+        chosen.append(holder)
+        covered |= set(labels[groups == holder].tolist())
+    wanted = requested_size(split, len(present))
+    for g in order:
+        if len(chosen) >= wanted:
+            break
+        if g not in chosen:
+            chosen.append(g)
+    return np.flatnonzero(np.isin(groups, chosen))

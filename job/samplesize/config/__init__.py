@@ -10,6 +10,7 @@ from .load import apply_override, build_config, load_config, parse_yaml
 from .schema import (
                      AUGMENT_MODES,
                      DICOM_FRAMES_MODES,
+                     DUPLICATE_MODES,
                      FEATURE_CACHE_MODES,
                      LIMITS,
                      MAX_CLASSES,
@@ -25,7 +26,8 @@ from .schema import (
 )
 
 __all__ = [
-    "AUGMENT_MODES", "DICOM_FRAMES_MODES", "FEATURE_CACHE_MODES", "LIMITS", "MAX_CLASSES", "METRICS", "MIXED_PRECISION_MODES", "SAMPLING_MODES",
+    "AUGMENT_MODES", "DICOM_FRAMES_MODES", "DUPLICATE_MODES", "FEATURE_CACHE_MODES", "LIMITS", "MAX_CLASSES",
+    "METRICS", "MIXED_PRECISION_MODES", "SAMPLING_MODES",
     "CollectionConfig", "DatasetConfig", "ModelConfig", "SweepConfig", "TrainingConfig", "Variant", "apply_override", "build_config",
     "load_config", "parse_yaml",
 ]

@@ -10,6 +10,7 @@ from ..errors import ConfigError
 from ..text import cut, unknown_scheme
 from .schema import (
     AUGMENT_MODES,
+    DUPLICATE_MODES,
     BUILTIN_DATASETS,
     DICOM_FRAMES_MODES,
     FEATURE_CACHE_MODES,
@@ -79,6 +80,7 @@ def _check_dataset(dataset: DatasetConfig) -> None:
     _in_range("dataset.test_fraction", dataset.test_fraction, 0, 1, low_open=True, high_open=True)
     _one_of("dataset.dicom_frames", dataset.dicom_frames, DICOM_FRAMES_MODES)
     _check_csv_columns(dataset, kind)
+    _one_of("dataset.duplicates", dataset.duplicates, DUPLICATE_MODES)
 
 
 MAX_COLUMN_CHARS = 255  # a CSV header's column name; a longer one is a pasted row, not a name

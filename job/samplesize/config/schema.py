@@ -33,6 +33,7 @@ SOURCE_KINDS = ("builtin", "folder", "tfds", "csv")
 
 
 DICOM_FRAMES_MODES = ("first", "refuse")  # a multi-frame DICOM file: its first frame, or skipped
+DUPLICATE_MODES = ("error", "drop", "allow")  # dataset.duplicates: what preparing does with identical images
 
 
 BUILTIN_DATASETS = ("digits",)
@@ -84,7 +85,7 @@ MAX_GCS_PREFIX_BYTES = 1024 - 128  # a GCS object name is at most 1024 bytes, le
 # hash, the prepared-data key) it had before they existed.
 CSV_DEFAULTS = {"path_column": "path", "label_column": "label", "group_column": None}
 # Every dataset key added after results were first written, with its default: left out of the dict when unset.
-ADDED_DATASET_DEFAULTS = {**CSV_DEFAULTS, "dicom_frames": "first"}
+ADDED_DATASET_DEFAULTS = {**CSV_DEFAULTS, "dicom_frames": "first", "duplicates": "error"}
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,7 @@ class DatasetConfig:
     label_column: str = "label"  # csv: the column of class labels
     group_column: str | None = None  # csv: an optional column (a patient ID), carried with each image
     dicom_frames: str = "first"  # first | refuse (data/dicom.py)
+    duplicates: str = "error"  # identical images in the pool and the test set: error | drop | allow
 
     def unset_added_keys(self) -> dict[str, Any]:
         """The added keys left at their defaults, which `SweepConfig.to_dict` leaves out (sweep.yaml, trial hash)."""

@@ -25,8 +25,10 @@ from ..hashing import content_hash
 from ..storage import Storage
 from ..storage.npz import UNREADABLE_NPZ, meta_array, write_npz_once
 from .csv_source import check_csv_exists, manifest_fingerprint
+from .duplicates import DuplicateImages, find_duplicates, first_copies, image_digests, refuse_leakage
+from .group_split import group_ids, groups_from_meta, groups_meta, split_test_by_group
 from .listing import list_dataset, shown
-from .sources import SkippedFiles, folder_storage, in_hidden_folder, load_source
+from .sources import LabelledImages, SkippedFiles, folder_storage, in_hidden_folder, load_source
 from .verify import (
     PoolFacts,
     array_digest,
@@ -62,6 +64,10 @@ class PreparedDataset:
     key: str
     load_images: Callable[[str], np.ndarray] = field(repr=False)  # "pool_images" / "test_images" -> uint8 array
     digest: str | None = None  # the copy's content digest (`verify.copy_digest`), carried in each result
+    duplicates: DuplicateImages = field(default_factory=DuplicateImages)  # identical images kept (`duplicates`)
+    group_names: list[str] | None = None  # dataset.group_column's distinct values, sorted; None without groups
+    pool_groups: np.ndarray | None = None  # int32 index into group_names per pool image
+    test_groups: np.ndarray | None = None
 
     @property
     def pool_size(self) -> int:
@@ -119,8 +125,10 @@ def prepared_key(cfg: SweepConfig, source: Storage | None = None) -> str:
         "augment": cfg.training.augment == "static",
     }
     # Keys added since copies were first prepared enter only when set, so the copies already prepared keep their key.
-    if ds.dicom_frames != DatasetConfig.dicom_frames:
-        shape["dicom_frames"] = ds.dicom_frames
+    unset = ds.unset_added_keys()
+    shape.update({key: getattr(ds, key) for key in ("dicom_frames", "duplicates") if key not in unset})
+    if ds.group_column is not None:  # the test set is drawn by group (a copy prepared before was not)
+        shape["split"] = "by group"
     contents = source_fingerprint(ds, source)
     if contents is not None:
         shape["contents"] = contents
@@ -237,7 +245,7 @@ def _build_prepared(cfg: SweepConfig, storage: Storage, key: str, source: Storag
     """
     staging = tempfile.TemporaryDirectory(prefix="samplesize-prepare-")
     data = load_source(cfg.dataset, source)
-    pool, test = split_test(data.labels, cfg.dataset.test_fraction, cfg.seed, data.class_names)
+    pool, test, duplicates = _split(cfg, data)
     pool_images = take_rows(data.images, pool, os.path.join(staging.name, "pool_images.npy"))
     if cfg.training.augment == "static":
         from .augment import augment_once
@@ -257,7 +265,11 @@ def _build_prepared(cfg: SweepConfig, storage: Storage, key: str, source: Storag
         skipped=data.skipped,
         key=key,
         load_images=load_images,
+        duplicates=duplicates,
     )
+    if data.groups is not None:
+        prepared.group_names, ids = group_ids(data.groups)
+        prepared.pool_groups, prepared.test_groups = ids[pool], ids[test]
     arrays = _prepared_arrays(prepared, images)
     facts = _facts_of(arrays, len(prepared.class_names))
     if not write_npz_once(storage, key, arrays):
@@ -265,6 +277,31 @@ def _build_prepared(cfg: SweepConfig, storage: Storage, key: str, source: Storag
         return _open_prepared(storage, key, cfg.dataset.image_size)
     prepared.digest = _store_facts(storage, key, facts).digest
     return prepared
+
+
+def _split(cfg: SweepConfig, data: LabelledImages) -> tuple[np.ndarray, np.ndarray, DuplicateImages]:
+    """(pool, test, the duplicates kept): by group when the source has groups, after `drop` removed copies;
+    `error` refuses a test image identical to a pool image (`duplicates`)."""
+    ds = cfg.dataset
+    digests = image_digests(data.images)
+    rows = np.arange(len(data.labels))
+    if ds.duplicates == "drop":
+        rows = first_copies(data, digests, data.skipped)
+        if len(rows) < len(data.labels):
+            log.warning("dataset %s: dropped %d duplicate images; %s", shown(ds.source, 1000),
+                        len(data.labels) - len(rows), data.skipped.describe())
+    if data.groups is not None:
+        pool, test = split_test_by_group(data.labels[rows], data.groups[rows], ds.test_fraction, cfg.seed,
+                                         data.class_names)
+    else:
+        pool, test = split_test(data.labels[rows], ds.test_fraction, cfg.seed, data.class_names)
+    pool, test = rows[pool], rows[test]
+    found = find_duplicates(data, digests, pool, test)
+    if ds.duplicates == "error":
+        refuse_leakage(found)
+    if found.total:
+        log.warning("dataset %s: %s (kept)", shown(ds.source, 1000), found.describe())
+    return pool, test, found
 
 
 def take_rows(images: np.ndarray, rows: np.ndarray, path: str, chunk: int = 256) -> np.ndarray:
@@ -278,8 +315,12 @@ def take_rows(images: np.ndarray, rows: np.ndarray, path: str, chunk: int = 256)
 
 def _prepared_arrays(p: PreparedDataset, images: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The prepared dataset's arrays, the layout `_open_prepared` reads."""
-    return {**images, "pool_labels": p.pool_labels, "test_labels": p.test_labels,
-            "meta": meta_array({"class_names": p.class_names, "skipped": p.skipped.to_json()})}
+    meta = {"class_names": p.class_names, "skipped": p.skipped.to_json()}
+    if p.duplicates.total:  # only when found: a copy without duplicates keeps the meta (and digest) it had
+        meta["duplicates"] = p.duplicates.to_json()
+    if p.group_names is not None:
+        meta["groups"] = groups_meta(p.group_names, p.pool_groups, p.test_groups)
+    return {**images, "pool_labels": p.pool_labels, "test_labels": p.test_labels, "meta": meta_array(meta)}
 
 
 def _open_prepared(storage: Storage, key: str, image_size: int | None = None) -> PreparedDataset:
@@ -304,6 +345,9 @@ def _open_prepared(storage: Storage, key: str, image_size: int | None = None) ->
         pool_labels = check_labels(stored["pool_labels"], "pool_labels", n_classes, key)
         test_labels = check_labels(stored["test_labels"], "test_labels", n_classes, key)
         skipped = SkippedFiles.from_json(meta["skipped"])
+        duplicates = DuplicateImages.from_json(meta.get("duplicates", {"counts": {}, "examples": []}))
+        groups = groups_from_meta(meta["groups"], len(pool_labels), len(test_labels)) if "groups" in meta \
+            else (None, None, None)
     except DataError:
         source.close()
         raise
@@ -319,4 +363,5 @@ def _open_prepared(storage: Storage, key: str, image_size: int | None = None) ->
         check_digest(images, name, facts, key)
         return images
 
-    return PreparedDataset(pool_labels, test_labels, meta["class_names"], skipped, key, load_images, facts.digest)
+    return PreparedDataset(pool_labels, test_labels, meta["class_names"], skipped, key, load_images, facts.digest,
+                           duplicates, *groups)

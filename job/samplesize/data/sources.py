@@ -40,10 +40,11 @@ class SkippedFiles:
     counts: dict[str, int] = field(default_factory=dict)
     examples: list[str] = field(default_factory=list)
 
-    def add(self, name: str, reason: str) -> None:
+    def add(self, name: str, reason: str, detail: str | None = None) -> None:
+        """Count `name` under `reason`; an example shows `detail` (one file's own words) in place of the reason."""
         self.counts[reason] = self.counts.get(reason, 0) + 1
         if len(self.examples) < 5:
-            self.examples.append(f"{shown(name)} ({reason})")
+            self.examples.append(f"{shown(name)} ({detail or reason})")
 
     @property
     def total(self) -> int:
@@ -75,6 +76,10 @@ class LabelledImages:
     class_names: list[str]
     skipped: SkippedFiles = field(default_factory=SkippedFiles)
     groups: np.ndarray | None = None  # str, (n,): a csv source's group column (a patient ID) per image, when set
+    names: list[str] | None = None  # how a message names each image (a file key, a CSV row); None: "image #i"
+
+    def name(self, i: int) -> str:
+        return self.names[i] if self.names is not None else f"image #{i}"
 
 
 def open_source(ds: DatasetConfig, open_uri: Callable[[str], Storage]) -> Storage | None:
@@ -114,7 +119,8 @@ def _load_digits(size: int) -> LabelledImages:
     digits = load_digits()
     gray = (digits.images / 16.0 * 255.0).astype(np.uint8)  # 8x8, values 0..16
     images = np.stack([_resize(np.repeat(g[:, :, None], 3, axis=2), size) for g in gray])
-    return LabelledImages(images, digits.target.astype(np.int32), [str(n) for n in digits.target_names])
+    return LabelledImages(images, digits.target.astype(np.int32), [str(n) for n in digits.target_names],
+                          names=[f"builtin:digits #{i}" for i in range(len(images))])
 
 
 def _resize(rgb: np.ndarray, size: int) -> np.ndarray:
@@ -269,7 +275,7 @@ def scan_folder(storage: Storage, size: int, where: str = "", dicom_frames: str 
     # name has one spelling: NFC, as macOS and Windows tools may write either.
     class_names = [unicodedata.normalize("NFC", safe_name(folder)) for folder in folders]
     refuse_name_clash(folders, class_names, where)
-    images, labels = ImageSink(size, capacity=len(listing.files)), []
+    images, labels, names = ImageSink(size, capacity=len(listing.files)), [], []
     empty_classes = []
     for label, (folder, name) in enumerate(zip(folders, class_names)):
         before = len(labels)
@@ -278,6 +284,7 @@ def scan_folder(storage: Storage, size: int, where: str = "", dicom_frames: str 
                 data = read_image_file(storage, key, nbytes)
                 images.append(decode_image(data, size, name=key, dicom_frames=dicom_frames))
                 labels.append(label)
+                names.append(key)
             except ValueError as exc:
                 skipped.add(key, str(exc))
         if len(labels) == before:
@@ -289,7 +296,7 @@ def scan_folder(storage: Storage, size: int, where: str = "", dicom_frames: str 
         )
     if skipped.total:
         log.warning("dataset %s: %s", shown(where, 1000), skipped.describe())
-    return LabelledImages(images.array(), np.asarray(labels, np.int32), class_names, skipped)
+    return LabelledImages(images.array(), np.asarray(labels, np.int32), class_names, skipped, names=names)
 
 
 def load_csv(storage: Storage, ds: DatasetConfig) -> LabelledImages:
@@ -299,7 +306,7 @@ def load_csv(storage: Storage, ds: DatasetConfig) -> LabelledImages:
     skipped = SkippedFiles()
     for name, reason in manifest.skipped:
         skipped.add(name, reason)
-    images, labels, groups = ImageSink(ds.image_size, capacity=len(manifest.rows)), [], []
+    images, labels, groups, names = ImageSink(ds.image_size, capacity=len(manifest.rows)), [], [], []
     for row in manifest.rows:
         try:
             images.append(decode_image(read_image_file(storage, row.key, row.size), ds.image_size,
@@ -309,6 +316,7 @@ def load_csv(storage: Storage, ds: DatasetConfig) -> LabelledImages:
             continue
         labels.append(row.label)
         groups.append(row.group)
+        names.append(row.name)
     empty = sorted(set(range(len(manifest.class_names))) - set(labels))
     if empty:
         raise DataError(
@@ -318,7 +326,8 @@ def load_csv(storage: Storage, ds: DatasetConfig) -> LabelledImages:
     if skipped.total:
         log.warning("dataset csv:%s: %s", shown(ds.location, 1000), skipped.describe())
     group_array = np.asarray(groups, dtype=str) if ds.group_column is not None else None
-    return LabelledImages(images.array(), np.asarray(labels, np.int32), manifest.class_names, skipped, group_array)
+    return LabelledImages(images.array(), np.asarray(labels, np.int32), manifest.class_names, skipped, group_array,
+                          names)
 
 
 def _files_by_class(files: list[tuple[str, int, str]], skipped: SkippedFiles) -> dict[str, list[tuple[str, int]]]:
@@ -388,7 +397,8 @@ def _load_tfds(ds: DatasetConfig) -> LabelledImages:
             img = np.repeat(img, 3, axis=-1)
         images.append(_resize(img, ds.image_size))
         labels.append(int(example[label_key]))
-    return LabelledImages(np.stack(images), np.asarray(labels, np.int32), names)
+    return LabelledImages(np.stack(images), np.asarray(labels, np.int32), names,
+                          names=[f"tfds:{name} #{i}" for i in range(len(images))])
 
 
 class ImageSink:
