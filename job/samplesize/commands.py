@@ -85,16 +85,19 @@ def _prepared_trials(cfg: SweepConfig, storage: Storage, source: Storage | None)
     from .data import prepare_dataset
 
     data = prepare_dataset(cfg.trial_config(trial_spec(cfg, 0).variant), storage, source)
-    return planned_trials(cfg, data.pool_size, len(data.class_names))
+    group_count = None if data.pool_groups is None else len(set(data.pool_groups.tolist()))
+    return planned_trials(cfg, data.pool_size, len(data.class_names), group_count)
 
 
 def cmd_plan(args, cfg: SweepConfig, storage: Storage) -> int:
     """The trial table; it reads the stored pool facts and never decodes or prepares the dataset."""
     pool = _stored_pool(cfg, storage)
-    trials = planned_trials(cfg, pool.pool_size, pool.class_count) if pool else planned_trials(cfg)
+    trials = planned_trials(cfg, pool.pool_size, pool.class_count, pool.group_count) if pool else planned_trials(cfg)
     rows = [{"index": spec.index, "split": spec.split, "repetition": spec.repetition, "sample_size": size,
              "seed": spec.seed, "backtest": spec.backtest, "variant": spec.variant}
             for spec, size in trials]
+    if pool is not None and pool.group_count is not None:  # sizes in groups; their images are known once drawn
+        rows = [{**r, "sample_size": None, "sample_groups": r["sample_size"]} for r in rows]
     if args.json:
         print(json.dumps(rows, indent=1))
     elif cfg.variants:
@@ -107,6 +110,8 @@ def cmd_plan(args, cfg: SweepConfig, storage: Storage) -> int:
 
 
 def _size_cell(row: dict) -> str:
+    if row.get("sample_groups") is not None:
+        return f"{row['sample_groups']} groups"
     return "-" if row["sample_size"] is None else str(row["sample_size"])
 
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from .config import SweepConfig
 from .errors import ConfigError
-from .sampling import refuse_equal_sample_sizes, sample_size
+from .sampling import group_sample_bounds, refuse_equal_sample_sizes, sample_size
 
 
 @dataclass(frozen=True)
@@ -107,15 +107,19 @@ def all_trials(cfg: SweepConfig) -> list[TrialSpec]:
     return [trial_spec(cfg, i) for i in range(cfg.trial_count)]
 
 
-def planned_trials(cfg: SweepConfig, pool_size: int | None = None,
-                   n_classes: int | None = None) -> list[tuple[TrialSpec, int | None]]:
+def planned_trials(cfg: SweepConfig, pool_size: int | None = None, n_classes: int | None = None,
+                   group_count: int | None = None) -> list[tuple[TrialSpec, int | None]]:
     """Every trial of the sweep with its sample size, from the pool's size and class count.
+
+    With groups (`dataset.group_column`), sizes are counted in groups: the fewest groups each split draws
+    (`sampling.group_sample_bounds`; its images depend on which groups are drawn).
 
     Args:
         cfg: the sweep.
         pool_size: the prepared pool's size. Defaults to None: before `samplesize prepare`,
             every sample size is None.
         n_classes: the pool's class count. Defaults to None.
+        group_count: the pool's groups (the pool facts' `group_count`). Defaults to None (no groups).
 
     Returns:
         `(TrialSpec, sample size or None)` for every index, in index order.
@@ -126,6 +130,9 @@ def planned_trials(cfg: SweepConfig, pool_size: int | None = None,
     trials = all_trials(cfg)
     if pool_size is None or n_classes is None:
         return [(spec, None) for spec in trials]
+    if group_count is not None:
+        refuse_equal_sample_sizes(cfg.all_splits, group_count, n_classes, "with_replacement", unit="groups")
+        return [(spec, group_sample_bounds(spec.split, group_count, n_classes)[0]) for spec in trials]
     refuse_equal_sample_sizes(cfg.all_splits, pool_size, n_classes, cfg.sampling)
     return [(spec, sample_size(spec.split, spec.seed, pool_size, n_classes, cfg.sampling)) for spec in trials]
 

@@ -80,6 +80,8 @@ def build_result(
     feature_cache: str,
     accelerator: str,
     runtime: dict[str, Any],
+    sample_groups: int | None = None,
+    pool_groups: int | None = None,
 ) -> TrialResult:
     """The result of one trial.
 
@@ -96,6 +98,8 @@ def build_result(
         feature_cache: what came from the feature cache ("used: ..." or "off: <reason>").
         accelerator: the accelerator seen.
         runtime: `tensorflow_version` and `gpu_model` (`training.runtime_versions`).
+        sample_groups: the groups (patients) drawn, with `dataset.group_column`. Defaults to None (no groups).
+        pool_groups: the pool's groups, with `dataset.group_column`. Defaults to None (no groups).
 
     Returns:
         The `TrialResult`, stamped with the package version and the time now.
@@ -126,6 +130,8 @@ def build_result(
         gpu_model=runtime["gpu_model"],
         package_version=__version__,
         finished_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        sample_groups=None if sample_groups is None else int(sample_groups),
+        pool_groups=None if pool_groups is None else int(pool_groups),
     )
 
 

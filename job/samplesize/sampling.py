@@ -36,14 +36,23 @@ def sample_size(split: float, seed: int, pool_size: int, n_classes: int, mode: s
     return drawn_size(split, pool_size, n_classes, mode)
 
 
-def refuse_equal_sample_sizes(splits, pool_size: int, n_classes: int, mode: str) -> None:
-    """Two splits that draw the same number of images measure one point twice: refuse (exit 64)."""
+def group_sample_bounds(split: float, group_count: int, n_classes: int) -> tuple[int, int]:
+    """The fewest and most groups `draw_group_subsample` draws: the request, or more when covering every class takes more.
+
+    The covering takes at most one group per class, so the bounds follow from the counts alone (`plan`).
+    """
+    wanted = requested_size(split, group_count)
+    return wanted, min(max(wanted, n_classes), group_count)
+
+
+def refuse_equal_sample_sizes(splits, pool_size: int, n_classes: int, mode: str, unit: str = "images") -> None:
+    """Two splits that draw the same number of images (or groups) measure one point twice: refuse (exit 64)."""
     seen: dict[int, float] = {}
     for split in sorted(splits):
         n = drawn_size(split, pool_size, n_classes, mode)
         if n in seen:
             raise ConfigError(
-                f"splits: {seen[n]:g} and {split:g} both draw {n} images from this pool of {pool_size}; "
+                f"splits: {seen[n]:g} and {split:g} both draw {n} {unit} from this pool of {pool_size}; "
                 "remove one, or spread the splits further apart"
             )
         seen[n] = split
@@ -116,8 +125,7 @@ def draw_group_subsample(groups: np.ndarray, labels: np.ndarray, split: float, s
 
     Every class present in the pool is covered first by one group holding it (its first in a seeded shuffle of
     the groups), then the shuffle's next groups fill the rest; a split asking for fewer groups than that covering
-    draws the covering. A sweep's size is then counted in groups, its images beside it (not wired in yet: see
-    docs/configuration.md, "Groups").
+    draws the covering. A sweep's size is then counted in groups, its images beside it (`trial.draw_trial_sample`).
     """
     rng = np.random.default_rng([seed, 4])
     present = np.unique(groups)

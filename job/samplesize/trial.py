@@ -18,7 +18,9 @@ from .data import open_source, prepare_dataset
 from .plan import trial_spec
 from .results import (TRIALS_PREFIX, TrialResult, build_result, refuse_unusable_result, result_key, trial_identity,
                       write_result)
-from .sampling import draw_subsample, refuse_equal_sample_sizes, sample_size, split_validation
+import numpy as np
+
+from .sampling import draw_group_subsample, draw_subsample, refuse_equal_sample_sizes, sample_size, split_validation
 from .storage import Storage, open_storage
 from .training import configure_runtime, require_gpu, runtime_versions, train_and_score
 
@@ -69,9 +71,7 @@ def run_trial(sweep: SweepConfig, index: int, storage: Storage, progress=None, e
     if expect_gpu:
         require_gpu(accelerator)
     data = prepare_dataset(trial_cfg, storage, open_source(trial_cfg.dataset, open_uri))
-    n_classes = len(data.class_names)
-    refuse_equal_sample_sizes(sweep.all_splits, data.pool_size, n_classes, sweep.sampling)
-    drawn = draw_subsample(data.pool_labels, spec.split, spec.seed, sweep.sampling, n_classes)
+    drawn, counts = draw_trial_sample(sweep, spec.split, spec.seed, data)
     train_idx, val_idx = split_validation(drawn, data.pool_labels, trial_cfg.training.validation_fraction, spec.seed,
                                           data.class_names, spec.split)
     loaded = time.perf_counter()
@@ -81,8 +81,7 @@ def run_trial(sweep: SweepConfig, index: int, storage: Storage, progress=None, e
 
     result = build_result(
         identity, data,
-        sample_size=sample_size(spec.split, spec.seed, data.pool_size, n_classes, sweep.sampling),
-        train_size=len(train_idx), validation_size=len(val_idx), metrics=trained.metrics, confusion=trained.confusion,
+        **counts, train_size=len(train_idx), validation_size=len(val_idx), metrics=trained.metrics, confusion=trained.confusion,
         epochs=trained.epochs, clock=(started, loaded, trained.trained_at, done), feature_cache=trained.feature_cache,
         accelerator=accelerator, runtime=runtime_versions(),
     )
@@ -90,3 +89,23 @@ def run_trial(sweep: SweepConfig, index: int, storage: Storage, progress=None, e
     if not written:
         refuse_unusable_result(sweep, storage, index)  # another pod got there first: with this config?
     return TrialOutcome(index, written, result if written else None)
+
+
+def draw_trial_sample(sweep: SweepConfig, split: float, seed: int, data) -> tuple[np.ndarray, dict[str, int]]:
+    """A trial's drawn pool indexes, and the counts its result records.
+
+    With groups (`dataset.group_column`) the trial draws whole groups, `split` of the pool's groups, and its
+    result carries `sample_groups` and `pool_groups` beside `sample_size` (its images); without, the draw and
+    the result are as before groups existed.
+    """
+    n_classes = len(data.class_names)
+    if data.pool_groups is None:
+        refuse_equal_sample_sizes(sweep.all_splits, data.pool_size, n_classes, sweep.sampling)
+        drawn = draw_subsample(data.pool_labels, split, seed, sweep.sampling, n_classes)
+        return drawn, {"sample_size": sample_size(split, seed, data.pool_size, n_classes, sweep.sampling)}
+    group_count = len(np.unique(data.pool_groups))
+    # a group may hold every class: splits are told apart by the groups they ask for, not the covering
+    refuse_equal_sample_sizes(sweep.all_splits, group_count, n_classes, "with_replacement", unit="groups")
+    drawn = draw_group_subsample(data.pool_groups, data.pool_labels, split, seed, n_classes)
+    return drawn, {"sample_size": len(drawn), "sample_groups": len(np.unique(data.pool_groups[drawn])),
+                   "pool_groups": group_count}

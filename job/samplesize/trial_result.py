@@ -17,6 +17,8 @@ Schema (version 1), one JSON object per index at `trials/trial-<index:05d>.json`
     accelerator, package_version, config_hash, finished_at
     tensorflow_version, gpu_model   (gpu_model: the device name, or null on CPU)
     variant            the variant's name; only in a sweep with `variants`
+    sample_groups, pool_groups   groups (patients) drawn and in the pool; only with `dataset.group_column`,
+                       both or neither (sample_size then counts the drawn groups' images)
 
 A stored file may be anything (see DESIGN.md, untrusted input): `parse_result`
 reads its bytes with bounds, and `TrialResult.from_json` refuses whatever this
@@ -34,7 +36,7 @@ from typing import Any
 from . import __version__
 from .config import MAX_CLASSES, METRICS, SweepConfig
 from .plan import TrialSpec, trial_spec
-from .sampling import drawn_size
+from .sampling import drawn_size, group_sample_bounds
 from .text import cut, one_line
 
 RESULT_SCHEMA_VERSION = 1
@@ -86,6 +88,8 @@ class TrialResult:
     package_version: str | None = None
     finished_at: str | None = None
     variant: str | None = None  # only in a sweep with variants
+    sample_groups: int | None = None  # only with dataset.group_column: the groups drawn (sample_size: their images)
+    pool_groups: int | None = None  # only with dataset.group_column: the pool's groups
 
     @classmethod
     def from_json(cls, data: dict[str, Any], cfg: SweepConfig, expected_hash: str | None = None) -> TrialResult:
@@ -273,6 +277,8 @@ def _check_sizes(cfg: SweepConfig, r: dict, spec: TrialSpec, k: int) -> int:
     pool = _count(r, "pool_size", k, MAX_COUNT)
     test = _count(r, "test_size", k, MAX_COUNT)  # every class has a test image
     sample = _count(r, "sample_size", 1, pool)
+    if "sample_groups" in r or "pool_groups" in r:
+        return _check_group_sizes(r, spec, k, pool, test, sample)
     drawn = drawn_size(spec.split, pool, k, cfg.sampling)
     if cfg.sampling == "stratified" and sample != drawn:
         raise RejectedResult(
@@ -287,6 +293,26 @@ def _check_sizes(cfg: SweepConfig, r: dict, spec: TrialSpec, k: int) -> int:
         val = _count(r, "validation_size", 0, drawn)
         if train + val != drawn:
             raise RejectedResult(f"has train_size {train} + validation_size {val}, but its split draws {drawn}")
+    return test
+
+
+def _check_group_sizes(r: dict, spec: TrialSpec, k: int, pool: int, test: int, sample: int) -> int:
+    """A result drawn by group: both group counts, the groups the split draws, and whole images beside them."""
+    for key in ("sample_groups", "pool_groups"):
+        if key not in r:
+            raise RejectedResult("has sample_groups or pool_groups without the other; a result drawn by group "
+                                 "records both")
+    groups = _count(r, "pool_groups", 1, pool)
+    drawn = _count(r, "sample_groups", 1, min(groups, sample))
+    fewest, most = group_sample_bounds(spec.split, groups, k)
+    if not fewest <= drawn <= most:
+        raise RejectedResult(f"has sample_groups {drawn}, but split {spec.split:g} of a pool of {groups} groups "
+                             f"draws {fewest}" + (f" to {most}" if most != fewest else "") + " in this sweep")
+    if "train_size" in r or "validation_size" in r:
+        train = _count(r, "train_size", 1, sample)
+        val = _count(r, "validation_size", 0, sample)
+        if train + val != sample:
+            raise RejectedResult(f"has train_size {train} + validation_size {val}, but its sample_size is {sample}")
     return test
 
 

@@ -108,9 +108,11 @@ def _store_facts(storage: Storage, key: str, facts: PoolFacts) -> PoolFacts:
     return stored
 
 
-def _facts_of(arrays: dict[str, np.ndarray], class_count: int) -> PoolFacts:
+def _facts_of(arrays: dict[str, np.ndarray], class_count: int, pool_groups: np.ndarray | None = None) -> PoolFacts:
+    """The copy's facts; with groups, the pool's group count too (so `plan` counts sizes in groups)."""
     digests = {name: array_digest(a) for name, a in arrays.items()}
-    return PoolFacts(len(arrays["pool_labels"]), class_count, copy_digest(digests), digests)
+    group_count = None if pool_groups is None else int(len(np.unique(pool_groups)))
+    return PoolFacts(len(arrays["pool_labels"]), class_count, copy_digest(digests), digests, group_count)
 
 
 def prepared_key(cfg: SweepConfig, source: Storage | None = None) -> str:
@@ -271,7 +273,7 @@ def _build_prepared(cfg: SweepConfig, storage: Storage, key: str, source: Storag
         prepared.group_names, ids = group_ids(data.groups)
         prepared.pool_groups, prepared.test_groups = ids[pool], ids[test]
     arrays = _prepared_arrays(prepared, images)
-    facts = _facts_of(arrays, len(prepared.class_names))
+    facts = _facts_of(arrays, len(prepared.class_names), prepared.pool_groups)
     if not write_npz_once(storage, key, arrays):
         # Another trial prepared it concurrently; use the stored copy so every trial sees identical bytes.
         return _open_prepared(storage, key, cfg.dataset.image_size)
@@ -335,9 +337,12 @@ def _open_prepared(storage: Storage, key: str, image_size: int | None = None) ->
         stored = {name: arrays[name] for name in ("pool_labels", "test_labels", "meta")}
         meta = parse_meta(stored["meta"], key)
         n_classes = len(meta["class_names"])
+        groups = groups_from_meta(meta["groups"], len(stored["pool_labels"]), len(stored["test_labels"])) \
+            if "groups" in meta else (None, None, None)
         if facts is None:  # the writer stopped before storing them: record what is stored (reads the pixels once)
             facts = _store_facts(storage, key, _facts_of({**stored, "pool_images": arrays["pool_images"],
-                                                           "test_images": arrays["test_images"]}, n_classes))
+                                                           "test_images": arrays["test_images"]}, n_classes,
+                                                          groups[1]))
         if facts.class_count != n_classes:
             raise unusable(key, f"names {n_classes} classes; its facts say {facts.class_count}")
         for name, array in stored.items():
@@ -346,8 +351,6 @@ def _open_prepared(storage: Storage, key: str, image_size: int | None = None) ->
         test_labels = check_labels(stored["test_labels"], "test_labels", n_classes, key)
         skipped = SkippedFiles.from_json(meta["skipped"])
         duplicates = DuplicateImages.from_json(meta.get("duplicates", {"counts": {}, "examples": []}))
-        groups = groups_from_meta(meta["groups"], len(pool_labels), len(test_labels)) if "groups" in meta \
-            else (None, None, None)
     except DataError:
         source.close()
         raise

@@ -53,10 +53,14 @@ class PoolFacts:
     class_count: int
     digest: str | None = field(default=None, compare=False)
     digests: dict[str, str] | None = field(default=None, compare=False, repr=False)
+    group_count: int | None = None  # the pool's groups (patients); None without dataset.group_column
 
     def to_json(self) -> bytes:
-        return json.dumps({"pool_size": self.pool_size, "class_count": self.class_count, "digest": self.digest,
-                           "digests": self.digests}).encode()
+        facts = {"pool_size": self.pool_size, "class_count": self.class_count, "digest": self.digest,
+                 "digests": self.digests}
+        if self.group_count is not None:  # facts without groups stay as they were
+            facts["group_count"] = self.group_count
+        return json.dumps(facts).encode()
 
 
 def unusable(key: str, why: str) -> DataError:
@@ -111,13 +115,16 @@ def parse_facts(raw: bytes, key: str) -> PoolFacts:
         raise bad(f"pool_size must be a whole number from 1 to {MAX_IMAGES:,}")
     if not _whole(class_count, 2, MAX_CLASSES):
         raise bad(f"class_count must be a whole number from 2 to {MAX_CLASSES:,}")
+    group_count = facts.get("group_count")
+    if "group_count" in facts and not _whole(group_count, 1, pool_size):
+        raise bad(f"group_count must be a whole number from 1 to its pool_size {pool_size:,}")
     digests = facts.get("digests")
     if not (isinstance(digests, dict) and set(digests) == set(ARRAYS)
             and all(isinstance(v, str) and _DIGEST.fullmatch(v) for v in digests.values())):
         raise bad(f"digests must map {', '.join(ARRAYS)} to sha256 hex digests")
     if facts.get("digest") != copy_digest(digests):
         raise bad("its digest is not the digest of its arrays' digests")
-    return PoolFacts(pool_size, class_count, facts["digest"], dict(digests))
+    return PoolFacts(pool_size, class_count, facts["digest"], dict(digests), group_count)
 
 
 def _whole(value, low: int, high: int) -> bool:
