@@ -13,13 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from .config import SweepConfig
 from .data import open_source, prepare_dataset
 from .plan import trial_spec
 from .results import (TRIALS_PREFIX, TrialResult, build_result, refuse_unusable_result, result_key, trial_identity,
                       write_result)
-import numpy as np
-
 from .sampling import draw_group_subsample, draw_subsample, refuse_equal_sample_sizes, sample_size, split_validation
 from .storage import Storage, open_storage
 from .training import configure_runtime, require_gpu, runtime_versions, train_and_score

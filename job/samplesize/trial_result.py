@@ -288,11 +288,7 @@ def _check_sizes(cfg: SweepConfig, r: dict, spec: TrialSpec, k: int) -> int:
         raise RejectedResult(
             f"has sample_size {sample}, more than the {drawn} draws of split {spec.split:g} from a pool of {pool}"
         )
-    if "train_size" in r or "validation_size" in r:
-        train = _count(r, "train_size", 1, drawn)
-        val = _count(r, "validation_size", 0, drawn)
-        if train + val != drawn:
-            raise RejectedResult(f"has train_size {train} + validation_size {val}, but its split draws {drawn}")
+    _check_train_validation(r, drawn, "its split draws")
     return test
 
 
@@ -308,12 +304,17 @@ def _check_group_sizes(r: dict, spec: TrialSpec, k: int, pool: int, test: int, s
     if not fewest <= drawn <= most:
         raise RejectedResult(f"has sample_groups {drawn}, but split {spec.split:g} of a pool of {groups} groups "
                              f"draws {fewest}" + (f" to {most}" if most != fewest else "") + " in this sweep")
-    if "train_size" in r or "validation_size" in r:
-        train = _count(r, "train_size", 1, sample)
-        val = _count(r, "validation_size", 0, sample)
-        if train + val != sample:
-            raise RejectedResult(f"has train_size {train} + validation_size {val}, but its sample_size is {sample}")
+    _check_train_validation(r, sample, "its sample_size is")
     return test
+
+
+def _check_train_validation(r: dict, total: int, what: str) -> None:
+    """Optional train and validation sizes that add up to the images the trial drew."""
+    if "train_size" in r or "validation_size" in r:
+        train = _count(r, "train_size", 1, total)
+        val = _count(r, "validation_size", 0, total)
+        if train + val != total:
+            raise RejectedResult(f"has train_size {train} + validation_size {val}, but {what} {total}")
 
 
 def _check_confusion(r: dict, k: int, test: int) -> None:
