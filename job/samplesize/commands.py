@@ -82,11 +82,10 @@ def _stored_pool(cfg: SweepConfig, storage: Storage) -> PoolFacts | None:
 
 def _prepared_trials(cfg: SweepConfig, storage: Storage, source: Storage | None) -> list[tuple[TrialSpec, int]]:
     """Every trial with its sample size; prepares the dataset first, once, before trials race for it."""
-    from .data import prepare_dataset
+    from .data import group_count, prepare_dataset
 
     data = prepare_dataset(cfg.trial_config(trial_spec(cfg, 0).variant), storage, source)
-    group_count = None if data.pool_groups is None else len(set(data.pool_groups.tolist()))
-    return planned_trials(cfg, data.pool_size, len(data.class_names), group_count)
+    return planned_trials(cfg, data.pool_size, len(data.class_names), group_count(data.pool_groups))
 
 
 def cmd_plan(args, cfg: SweepConfig, storage: Storage) -> int:

@@ -26,7 +26,7 @@ import numpy as np
 
 from .config import SweepConfig
 from .errors import ConfigError
-from .sampling import group_sample_bounds, refuse_equal_sample_sizes, sample_size
+from .sampling import group_sample_bounds, refuse_equal_group_counts, refuse_equal_sample_sizes, sample_size
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ def planned_trials(cfg: SweepConfig, pool_size: int | None = None, n_classes: in
     if pool_size is None or n_classes is None:
         return [(spec, None) for spec in trials]
     if group_count is not None:
-        refuse_equal_sample_sizes(cfg.all_splits, group_count, n_classes, "with_replacement", unit="groups")
+        refuse_equal_group_counts(cfg.all_splits, group_count, n_classes)
         return [(spec, group_sample_bounds(spec.split, group_count, n_classes)[0]) for spec in trials]
     refuse_equal_sample_sizes(cfg.all_splits, pool_size, n_classes, cfg.sampling)
     return [(spec, sample_size(spec.split, spec.seed, pool_size, n_classes, cfg.sampling)) for spec in trials]

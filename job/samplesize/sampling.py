@@ -45,6 +45,12 @@ def group_sample_bounds(split: float, group_count: int, n_classes: int) -> tuple
     return wanted, min(max(wanted, n_classes), group_count)
 
 
+def refuse_equal_group_counts(splits, group_count: int, n_classes: int) -> None:
+    """Two splits that ask for the same number of groups: refuse (exit 64). A group may hold every class, so the
+    splits are told apart by the groups they ask for, not by the every-class covering."""
+    refuse_equal_sample_sizes(splits, group_count, n_classes, "with_replacement", unit="groups")
+
+
 def refuse_equal_sample_sizes(splits, pool_size: int, n_classes: int, mode: str, unit: str = "images") -> None:
     """Two splits that draw the same number of images (or groups) measure one point twice: refuse (exit 64)."""
     seen: dict[int, float] = {}
@@ -128,20 +134,22 @@ def draw_group_subsample(groups: np.ndarray, labels: np.ndarray, split: float, s
     draws the covering. A sweep's size is then counted in groups, its images beside it (`trial.draw_trial_sample`).
     """
     rng = np.random.default_rng([seed, 4])
-    present = np.unique(groups)
-    order = rng.permutation(present)
-    chosen: list = []
-    covered: set[int] = set()
+    present, group_of = np.unique(groups, return_inverse=True)
+    # which classes each group holds, from one pass over the pool (not one pass per group)
+    holds = np.zeros((len(present), n_classes), bool)
+    holds[group_of, labels] = True
+    order = rng.permutation(len(present))  # the same shuffle as permuting `present` itself
+    chosen = np.zeros(len(present), bool)
+    covered = np.zeros(n_classes, bool)
     for c in range(n_classes):
-        if c in covered or not (labels == c).any():
+        if covered[c] or not holds[:, c].any():
             continue
-        holder = next(g for g in order if (labels[groups == g] == c).any())
-        chosen.append(holder)
-        covered |= set(labels[groups == holder].tolist())
+        holder = order[np.argmax(holds[order, c])]
+        chosen[holder] = True
+        covered |= holds[holder]
     wanted = requested_size(split, len(present))
     for g in order:
-        if len(chosen) >= wanted:
+        if chosen.sum() >= wanted:
             break
-        if g not in chosen:
-            chosen.append(g)
-    return np.flatnonzero(np.isin(groups, chosen))
+        chosen[g] = True
+    return np.flatnonzero(chosen[group_of])

@@ -16,11 +16,12 @@ from typing import Any
 import numpy as np
 
 from .config import SweepConfig
-from .data import open_source, prepare_dataset
+from .data import group_count, open_source, prepare_dataset
 from .plan import trial_spec
 from .results import (TRIALS_PREFIX, TrialResult, build_result, refuse_unusable_result, result_key, trial_identity,
                       write_result)
-from .sampling import draw_group_subsample, draw_subsample, refuse_equal_sample_sizes, sample_size, split_validation
+from .sampling import (draw_group_subsample, draw_subsample, refuse_equal_group_counts, refuse_equal_sample_sizes,
+                       sample_size, split_validation)
 from .storage import Storage, open_storage
 from .training import configure_runtime, require_gpu, runtime_versions, train_and_score
 
@@ -103,9 +104,8 @@ def draw_trial_sample(sweep: SweepConfig, split: float, seed: int, data) -> tupl
         refuse_equal_sample_sizes(sweep.all_splits, data.pool_size, n_classes, sweep.sampling)
         drawn = draw_subsample(data.pool_labels, split, seed, sweep.sampling, n_classes)
         return drawn, {"sample_size": sample_size(split, seed, data.pool_size, n_classes, sweep.sampling)}
-    group_count = len(np.unique(data.pool_groups))
-    # a group may hold every class: splits are told apart by the groups they ask for, not the covering
-    refuse_equal_sample_sizes(sweep.all_splits, group_count, n_classes, "with_replacement", unit="groups")
+    pool_groups = group_count(data.pool_groups)
+    refuse_equal_group_counts(sweep.all_splits, pool_groups, n_classes)
     drawn = draw_group_subsample(data.pool_groups, data.pool_labels, split, seed, n_classes)
-    return drawn, {"sample_size": len(drawn), "sample_groups": len(np.unique(data.pool_groups[drawn])),
-                   "pool_groups": group_count}
+    return drawn, {"sample_size": len(drawn), "sample_groups": group_count(data.pool_groups[drawn]),
+                   "pool_groups": pool_groups}

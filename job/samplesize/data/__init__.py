@@ -17,10 +17,11 @@ from .prepared import (
                        source_fingerprint,
                        split_test,
 )
+from .group_split import group_count
 from .sources import LabelledImages, SkippedFiles, decode_image, load_source, open_source, scan_folder
 
 __all__ = [
-    "LabelledImages", "PoolFacts", "check_source_exists", "PreparedDataset", "SkippedFiles", "decode_image", "load_source", "open_source",
+    "LabelledImages", "PoolFacts", "group_count", "check_source_exists", "PreparedDataset", "SkippedFiles", "decode_image", "load_source", "open_source",
     "pool_facts_key", "prepare_dataset", "prepared_key", "read_pool_facts", "scan_folder", "source_fingerprint",
     "split_test",
 ]

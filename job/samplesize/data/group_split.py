@@ -24,6 +24,11 @@ from ..errors import DataError
 from .listing import shown
 
 
+def group_count(groups: np.ndarray | None) -> int | None:
+    """How many distinct groups (patients) `groups` holds; None without groups."""
+    return None if groups is None else int(len(np.unique(groups)))
+
+
 def group_ids(groups: np.ndarray) -> tuple[list[str], np.ndarray]:
     """(sorted distinct group names, each image's index into them as int32)."""
     names, ids = np.unique(np.asarray(groups, dtype=str), return_inverse=True)

@@ -26,7 +26,7 @@ from ..storage import Storage
 from ..storage.npz import UNREADABLE_NPZ, meta_array, write_npz_once
 from .csv_source import check_csv_exists, manifest_fingerprint
 from .duplicates import DuplicateImages, find_duplicates, first_copies, image_digests, refuse_leakage
-from .group_split import group_ids, groups_from_meta, groups_meta, split_test_by_group
+from .group_split import group_count, group_ids, groups_from_meta, groups_meta, split_test_by_group
 from .listing import list_dataset, shown
 from .sources import LabelledImages, SkippedFiles, folder_storage, in_hidden_folder, load_source
 from .verify import (
@@ -111,8 +111,7 @@ def _store_facts(storage: Storage, key: str, facts: PoolFacts) -> PoolFacts:
 def _facts_of(arrays: dict[str, np.ndarray], class_count: int, pool_groups: np.ndarray | None = None) -> PoolFacts:
     """The copy's facts; with groups, the pool's group count too (so `plan` counts sizes in groups)."""
     digests = {name: array_digest(a) for name, a in arrays.items()}
-    group_count = None if pool_groups is None else int(len(np.unique(pool_groups)))
-    return PoolFacts(len(arrays["pool_labels"]), class_count, copy_digest(digests), digests, group_count)
+    return PoolFacts(len(arrays["pool_labels"]), class_count, copy_digest(digests), digests, group_count(pool_groups))
 
 
 def prepared_key(cfg: SweepConfig, source: Storage | None = None) -> str:
