@@ -16,11 +16,14 @@ from samplesize.aggregate import aggregate
 from samplesize.config import build_config
 from samplesize.plan import trial_spec
 from samplesize.results import trial_identity, write_result
+from samplesize.sampling import requested_size
 from samplesize.storage import LocalStorage
 
 POOL = 1000
 CLASSES = ["cat", "dog", "<script>alert(1)</script>"]
 BOOT = 40  # the fit is exercised, not its interval quality; keep the tests fast
+PER_GROUP = 3  # a grouped sweep's pool: POOL // PER_GROUP patients of three images each
+GROUPED = {"dataset": {"source": "csv:/data/labels.csv", "group_column": "patient"}}
 
 
 def make_cfg(**overrides):
@@ -73,6 +76,11 @@ def fake_result(cfg, index: int, classes=CLASSES, **changes) -> dict:
     Its scores are those of its own confusion matrix (of `changes`' test_size), as a trial's are."""
     spec = trial_spec(cfg, index)
     n = round(spec.split * POOL)
+    grouped = {}
+    if cfg.dataset.group_column is not None:  # whole patients drawn, as `trial.draw_trial_sample` does
+        groups = requested_size(spec.split, POOL // PER_GROUP)
+        n = PER_GROUP * groups
+        grouped = {"sample_groups": groups, "pool_groups": POOL // PER_GROUP}
     rng = np.random.default_rng(index)
     score = float(np.clip(true_score(n) + rng.normal(0, 0.01), 0, 1))
     test_size = changes.get("test_size", 250)
@@ -93,6 +101,7 @@ def fake_result(cfg, index: int, classes=CLASSES, **changes) -> dict:
         "accelerator": "cpu",
         "package_version": "0.1.0",
         "finished_at": "2025-01-01T00:00:00Z",
+        **grouped,
     }
     rescored(result)
     result.update(changes)
@@ -116,6 +125,7 @@ SCENARIOS = {
     "small-test-set": ({"targets": [0.85, 0.999]}, None, {"test_size": 24}),
     "one-split": ({"splits": [0.5]}, None, {}),
     "variants": ({"variants": TWO_VARIANTS}, None, {}),
+    "grouped": (GROUPED, None, {}),
 }
 VOLATILE = ("generated_at", "output")  # differ between any two runs: the clock, the temporary folder
 

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from fake_sweep import POOL, fake_result, make_cfg
+from fake_sweep import GROUPED, POOL, fake_result, make_cfg
 from samplesize.data.verify import ARRAYS, PoolFacts, copy_digest, parse_facts
 from samplesize.errors import DataError
 from samplesize.plan import planned_trials, trial_spec
@@ -22,14 +22,6 @@ def _grouped_data(n_groups: int = 30, per_group: int = 3):
     groups = np.repeat(np.arange(n_groups), per_group).astype(np.int32)
     return SimpleNamespace(pool_groups=groups, pool_labels=(groups % 3).astype(np.int32),
                            class_names=["a", "b", "c"], pool_size=len(groups))
-
-
-def _grouped_result(cfg, index: int, **changes) -> dict:
-    spec = trial_spec(cfg, index)
-    groups = requested_size(spec.split, GROUPS)
-    n = 3 * groups
-    return {**fake_result(cfg, index), "sample_size": n, "train_size": n - n // 5, "validation_size": n // 5,
-            "sample_groups": groups, "pool_groups": GROUPS, **changes}
 
 
 def test_a_grouped_trial_draws_whole_groups_and_counts_groups_and_images():
@@ -49,32 +41,42 @@ def test_a_trial_without_groups_counts_images_only():
 
 
 def test_a_grouped_result_keeps_both_counts_and_a_result_without_groups_writes_no_group_keys():
-    cfg = make_cfg()
-    grouped = TrialResult.from_json(_grouped_result(cfg, 0), cfg)
+    cfg, plain_cfg = make_cfg(**GROUPED), make_cfg()
+    grouped = TrialResult.from_json(fake_result(cfg, 0), cfg)
     assert (grouped.sample_groups, grouped.pool_groups) == (requested_size(trial_spec(cfg, 0).split, GROUPS), GROUPS)
-    plain = TrialResult.from_json(fake_result(cfg, 0), cfg).to_json()
+    assert grouped.sample_size == 3 * grouped.sample_groups
+    plain = TrialResult.from_json(fake_result(plain_cfg, 0), plain_cfg).to_json()
     assert "sample_groups" not in plain and "pool_groups" not in plain
 
 
 @pytest.mark.parametrize("dropped", ["sample_groups", "pool_groups"])
 def test_a_result_with_one_group_count_only_is_rejected(dropped):
-    cfg = make_cfg()
-    result = _grouped_result(cfg, 0)
+    cfg = make_cfg(**GROUPED)
+    result = fake_result(cfg, 0)
     del result[dropped]
     with pytest.raises(RejectedResult, match="records both"):
         TrialResult.from_json(result, cfg)
 
 
 def test_a_result_whose_groups_the_split_cannot_draw_is_rejected():
-    cfg = make_cfg()
+    cfg = make_cfg(**GROUPED)
     with pytest.raises(RejectedResult, match="sample_groups"):
-        TrialResult.from_json(_grouped_result(cfg, 1, sample_groups=requested_size(trial_spec(cfg, 1).split, GROUPS) + 5), cfg)
+        TrialResult.from_json(fake_result(cfg, 1, sample_groups=requested_size(trial_spec(cfg, 1).split, GROUPS) + 5), cfg)
 
 
 def test_a_grouped_result_whose_train_and_validation_are_not_its_images_is_rejected():
-    cfg = make_cfg()
+    cfg = make_cfg(**GROUPED)
     with pytest.raises(RejectedResult, match="train_size"):
-        TrialResult.from_json(_grouped_result(cfg, 0, train_size=1), cfg)
+        TrialResult.from_json(fake_result(cfg, 0, train_size=1), cfg)
+
+
+def test_a_grouped_sweep_refuses_a_result_without_groups_and_a_plain_sweep_one_with_them():
+    grouped, plain = make_cfg(**GROUPED), make_cfg()
+    with pytest.raises(RejectedResult, match="draws whole groups"):
+        TrialResult.from_json({k: v for k, v in fake_result(grouped, 0).items()
+                               if k not in ("sample_groups", "pool_groups")}, grouped)
+    with pytest.raises(RejectedResult, match="no dataset.group_column"):
+        TrialResult.from_json({**fake_result(plain, 0), "sample_groups": 10, "pool_groups": GROUPS}, plain)
 
 
 def test_facts_without_groups_are_written_as_before_and_facts_with_groups_round_trip():

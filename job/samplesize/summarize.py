@@ -26,6 +26,7 @@ from .curves import DEFAULT_BOOTSTRAP, FAR_FACTOR, LEVEL, CurveFitError, fit_lea
 from .plan import TrialSpec, trial_spec
 from .plot_layout import plot_range
 from .results import LoadedResults, finite
+from .size_unit import SizeUnit, size_unit
 from .summary import Head, Point, RunFacts, SizeStats, Summary, TargetAnswer, Trials
 from .text import index_ranges
 
@@ -81,20 +82,25 @@ def build_summary(cfg: SweepConfig, loaded: LoadedResults, *, failed_indexes: It
 
 def pipeline_summary(pipeline: Pipeline, *, n_bootstrap: int, output_uri: str) -> tuple[Summary, Any]:
     """The summary of one pipeline (a sweep, or one variant of it) and its metric's fit (None without a curve)."""
-    cfg, results, warnings = pipeline.cfg, pipeline.results, list(pipeline.warnings)
+    cfg, warnings = pipeline.cfg, list(pipeline.warnings)
+    # Sizes in the unit the trials drew (patients, with groups): the curve, its answers and the plan count it.
+    unit = size_unit(cfg.dataset.group_column, pipeline.results)
+    results = unit.counted(pipeline.results)
     points = [_point(cfg, i, r, pipeline.specs[i]) for i, r in sorted(results.items())]
     per_size = _per_size_stats(cfg, results)
     fitted_splits = sorted({p.split for p in points if not p.backtest})
-    facts = run_facts(cfg, results, output_uri, warnings, config_hash=pipeline.config_hash,
+    facts = run_facts(cfg, pipeline.results, output_uri, warnings, config_hash=pipeline.config_hash,
                       variant=pipeline.variant, partial_warning=pipeline.partial_warning)
+    pool = facts.pool_groups if unit.grouped else facts.pool_size
     fit, validation_fit, facts.no_curve = _fit_metric(cfg, points, per_size, fitted_splits, n_bootstrap,
                                                       facts.test_size, warnings)
     test = facts.test_size
     # A score moves in steps of 1 / test size: no answer is more precise than that (see `answers`).
     test_step = 1 / test if isinstance(test, int) and test > 0 else None
     smallest = facts.classes + 1 if test_step is not None else None  # one image per class, plus one to validate
-    prediction_sizes = _prediction_sizes(cfg, facts.pool_size)
+    prediction_sizes = _prediction_sizes(cfg, pool)
     predictions, targets = _answer(cfg, fit, per_size, prediction_sizes, smallest, warnings)
+    _add_images(unit, predictions, targets)
     backtests = backtest_rows(validation_fit, per_size, test_step)
     xlim = plot_range([p.sample_size for p in points], [p.sample_size for p in predictions or []],
                       [(t.reachable, t.sample_size) for t in targets])
@@ -112,7 +118,7 @@ def pipeline_summary(pipeline: Pipeline, *, n_bootstrap: int, output_uri: str) -
         validation=validation(validation_fit, fit, backtests, test_step),
         per_class=per_class, confusion_matrix=confusion_at_largest(results, per_size),
         run=facts, points=points, warnings=warnings,
-        next_steps=next_steps(fit, cfg.collection, targets, facts.pool_size, cfg.predict_at),
+        next_steps=next_steps(fit, cfg.collection, targets, pool, cfg.predict_at),
     )
     return summary, fit
 
@@ -148,9 +154,21 @@ def partial_reasons(missing: list[int], failed_missing: list[int], expected: int
 
 
 def _point(cfg: SweepConfig, index: int, r: dict, spec: TrialSpec) -> Point:
-    """A usable trial: its size, its score and whether its split is a backtest split."""
+    """A usable trial: its size (and, with groups, its images), its score and whether its split is a backtest."""
     return Point(index=index, split=r["split"], repetition=r.get("repetition"), sample_size=r["sample_size"],
-                 score=r["metrics"][cfg.metric], backtest=spec.backtest, variant=spec.variant)
+                 score=r["metrics"][cfg.metric], backtest=spec.backtest, variant=spec.variant,
+                 images=r.get("sample_images"))
+
+
+def _add_images(unit: SizeUnit, predictions: list | None, targets: list[TargetAnswer]) -> None:
+    """With groups, about how many images each prediction's and target's groups hold."""
+    if not unit.grouped:
+        return
+    for p in predictions or []:
+        p.images = unit.images(p.sample_size)
+    for t in targets:
+        t.images = unit.images(t.sample_size)
+        t.images_interval = None if t.interval is None else [unit.images(end) for end in t.interval]
 
 
 def _fit_metric(cfg: SweepConfig, points: list[Point], per_size: list[SizeStats], fitted_splits: list[float],
@@ -249,14 +267,16 @@ def _small_test_set_warning(metric: str, test: int, step: float, targets: list[T
 
 
 def _per_size_stats(cfg: SweepConfig, results: Mapping[int, dict]) -> list[SizeStats]:
-    groups: dict[float, list[tuple[int, dict]]] = defaultdict(list)
+    """Each split's scores, and its mean size (and, with groups, its mean images drawn)."""
+    by_split: dict[float, list[tuple[int, dict]]] = defaultdict(list)
     for index, r in results.items():
-        groups[r["split"]].append((index, r))
+        by_split[r["split"]].append((index, r))
     rows = []
-    for split in sorted(groups):
-        rs = groups[split]
+    for split in sorted(by_split):
+        rs = by_split[split]
         scores = np.array([r["metrics"][cfg.metric] for _, r in rs], float)
         sizes = np.array([r["sample_size"] for _, r in rs], float)
+        images = [r["sample_images"] for _, r in rs if "sample_images" in r]
         rows.append(SizeStats(
             split=split, sample_size=float(sizes.mean()), n=len(rs), expected=cfg.repetitions,
             mean=float(scores.mean()),
@@ -264,6 +284,7 @@ def _per_size_stats(cfg: SweepConfig, results: Mapping[int, dict]) -> list[SizeS
             std=float(scores.std(ddof=1)) if len(rs) > 1 else None,
             min=float(scores.min()), max=float(scores.max()),
             backtest=split in cfg.backtest_splits, indexes=sorted(index for index, _ in rs),
+            images=float(np.mean(images)) if images else None,
         ))
     return rows
 
@@ -283,6 +304,9 @@ def run_facts(cfg: SweepConfig, results: Mapping[int, dict], output_uri: str, wa
         if isinstance(r.get("timings"), dict) and finite(r["timings"].get("total_s"))
     )
     named = {k: v for k, v in named.items() if v is not None}
+    unit = size_unit(cfg.dataset.group_column, results)
+    if unit.grouped:
+        named.update(size_unit=unit.name, pool_groups=common("pool_groups"), images_per_group=unit.images_per_group)
     return RunFacts(
         sweep=cfg.name, dataset=cfg.dataset.source, image_size=cfg.dataset.image_size,
         pool_size=common("pool_size"), test_size=common("test_size"),

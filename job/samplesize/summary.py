@@ -25,6 +25,12 @@ def _fields(obj: Any, omit: Iterable[str] = ()) -> dict[str, Any]:
     return {f.name: getattr(obj, f.name) for f in fields(obj) if f.name not in left_out}
 
 
+def _unset(obj: Any, names: Iterable[str]) -> set[str]:
+    """Those of the optional fields `names` that are None: left out, so that a summary without them reads as
+    it did before they existed (the image counts of a sweep over groups)."""
+    return {name for name in names if getattr(obj, name) is None}
+
+
 def _take(cls: type, doc: dict[str, Any], **parsed: Any) -> Any:
     """`cls` from the fields of `doc` it declares (absent ones get their default), `parsed` overriding."""
     names = {f.name for f in fields(cls)}
@@ -59,6 +65,10 @@ class SizeStats:
     max: float
     backtest: bool
     indexes: list[int]
+    images: float | None = None  # with groups: the mean images drawn (sample_size counts groups)
+
+    def to_json(self) -> dict:
+        return _fields(self, _unset(self, ("images",)))
 
 
 @dataclass
@@ -71,9 +81,10 @@ class Point:
     score: float
     backtest: bool
     variant: str | None = None  # only in a sweep with variants
+    images: int | None = None  # with groups: the images drawn (sample_size counts groups)
 
     def to_json(self) -> dict:
-        return _fields(self, () if self.variant is not None else ("variant",))
+        return _fields(self, _unset(self, ("variant", "images")))
 
 
 @dataclass
@@ -85,9 +96,10 @@ class Prediction:
     interval: list[float]
     times_past_data: float | None = None  # not written for a class's predictions
     far: bool = False
+    images: float | None = None  # with groups: about how many images the groups hold
 
     def to_json(self, *, distance: bool = True) -> dict:
-        return _fields(self, () if distance else ("times_past_data",))
+        return _fields(self, _unset(self, ("images",)) | (set() if distance else {"times_past_data"}))
 
 
 @dataclass
@@ -104,11 +116,13 @@ class TargetAnswer:
     p_reachable: float | None = None  # the chance the target is reachable at all
     reach_horizon: float | None = None  # an `inf` interval end means beyond this size
     below_smallest_sample: bool = False  # the size was raised to the smallest sample a trial draws
+    images: float | None = None  # with groups: about how many images `sample_size` groups hold
+    images_interval: list[float] | None = None  # with groups: the same for the interval's ends
 
     BRIEF = ("target", "reachable", "sample_size", "interval")
 
     def to_json(self, *, brief: bool = False) -> dict:
-        record = _fields(self, ("below_smallest_sample",))
+        record = _fields(self, {"below_smallest_sample"} | _unset(self, ("images", "images_interval")))
         if brief or self.p_reachable is None:
             record = {k: record[k] for k in self.BRIEF}
         if self.below_smallest_sample and not brief:
@@ -117,9 +131,10 @@ class TargetAnswer:
 
     @classmethod
     def from_json(cls, doc: dict) -> TargetAnswer:
-        interval = doc.get("interval")
+        interval, images_interval = doc.get("interval"), doc.get("images_interval")
         return _take(cls, doc, sample_size=to_size(doc.get("sample_size")),
-                     interval=None if interval is None else [to_size(v) for v in interval])
+                     interval=None if interval is None else [to_size(v) for v in interval],
+                     images_interval=None if images_interval is None else [to_size(v) for v in images_interval])
 
 
 @dataclass
@@ -288,9 +303,14 @@ class RunFacts:
     partial_warning: str | None = None  # the PARTIAL SWEEP warning, as it stands in `warnings`
     variant: str | None = None  # a variant's own summary names its variant
     variants: list[str] | None = None  # a sweep with variants lists them
+    # With dataset.group_column sample sizes count groups: their name ("patients"), the pool's groups, and the
+    # pool's images per group, which converts sizes to images.
+    size_unit: str | None = None
+    pool_groups: int | None = None
+    images_per_group: float | None = None
 
     def to_json(self, *, no_curve: bool = True) -> dict:
-        omit = {k for k in ("variant", "variants") if getattr(self, k) is None}
+        omit = _unset(self, ("variant", "variants", "size_unit", "pool_groups", "images_per_group"))
         return _fields(self, omit | (set() if no_curve else {"no_curve"}))
 
 
@@ -344,7 +364,7 @@ class Summary:
         """
         return json_safe({
             **self.head.to_json(),
-            "per_size": [_fields(row) for row in self.per_size],
+            "per_size": [row.to_json() for row in self.per_size],
             "chosen_family": self.curve.family if self.curve else None,
             "curve": self.curve.to_json() if self.curve else None,
             "predictions": None if self.predictions is None else [p.to_json() for p in self.predictions],

@@ -277,7 +277,12 @@ def _check_sizes(cfg: SweepConfig, r: dict, spec: TrialSpec, k: int) -> int:
     pool = _count(r, "pool_size", k, MAX_COUNT)
     test = _count(r, "test_size", k, MAX_COUNT)  # every class has a test image
     sample = _count(r, "sample_size", 1, pool)
-    if "sample_groups" in r or "pool_groups" in r:
+    by_group = "sample_groups" in r or "pool_groups" in r
+    if by_group != (cfg.dataset.group_column is not None):  # one unit per sweep: the curve is fitted in it
+        raise RejectedResult("records sample_groups, but this sweep has no dataset.group_column" if by_group else
+                             f"has no sample_groups, but this sweep draws whole groups (dataset.group_column "
+                             f"{cut(cfg.dataset.group_column)}); rerun the trial")
+    if by_group:
         return _check_group_sizes(r, spec, k, pool, test, sample)
     drawn = drawn_size(spec.split, pool, k, cfg.sampling)
     if cfg.sampling == "stratified" and sample != drawn:

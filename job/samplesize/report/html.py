@@ -29,6 +29,7 @@ from .words import (
     paired_headers,
     paired_rows,
     partial_banner,
+    size_cell,
     size_interval,
     validation_sentences,
 )
@@ -117,22 +118,23 @@ def render_html(summary: dict, curve_png: bytes, class_png: bytes | None = None)
 def _next_steps_html(summary: dict) -> list[str]:
     """The "What to do next" section: the lead sentence, the plan per target, what more labels buy."""
     ns = summary["next_steps"]
-    parts = ["<h2>What to do next</h2>", f'<p class="headline">{escape(lead_sentence(ns))}</p>']
+    parts = ["<h2>What to do next</h2>", f'<p class="headline">{escape(lead_sentence(summary))}</p>']
     if ns["plans"]:
-        parts += [html_table(*plan_rows(ns)), f'<p class="muted">{escape(settings_sentence(ns))}</p>']
-    return parts + [f"<p>{escape(gains_caption(summary))}</p>", html_table(*gain_rows(ns))]
+        parts += [html_table(*plan_rows(summary)), f'<p class="muted">{escape(settings_sentence(summary))}</p>']
+    return parts + [f"<p>{escape(gains_caption(summary))}</p>", html_table(*gain_rows(summary))]
 
 
 def _predictions_html(summary: dict) -> list[str]:
     """The predictions at the sizes asked for, and the size each target needs."""
     m, level = metric_name(summary), level_pct(summary)
     rows = [
-        [p["label"], fmt_size(p["sample_size"]), fmt_score(p["predicted"]), fmt_interval(p["interval"]),
+        [p["label"], size_cell(summary, p["sample_size"], p.get("images")), fmt_score(p["predicted"]), fmt_interval(p["interval"]),
          fmt_times(p["times_past_data"]), "far extrapolation" if p["far"] else ""]
         for p in summary["predictions"]
     ]
     targets = [
-        [fmt_pct(t["target"]), "yes" if t["reachable"] else "probably not", fmt_size(t["sample_size"]),
+        [fmt_pct(t["target"]), "yes" if t["reachable"] else "probably not",
+         "-" if t["sample_size"] is None else size_cell(summary, t["sample_size"], t.get("images")),
          size_interval(t), fmt_times(t["times_past_data"]),
          "-" if t.get("p_reachable") is None else fmt_chance(t["p_reachable"])]
         for t in summary["targets"]
@@ -167,7 +169,8 @@ def _families_html(c: dict) -> list[str]:
 
 def _measured_html(summary: dict) -> list[str]:
     rows = [
-        [f"{r['split']:g}", "backtest" if r["backtest"] else "fitted", fmt_size(r["sample_size"]), f"{r['n']} / {r['expected']}",
+        [f"{r['split']:g}", "backtest" if r["backtest"] else "fitted", size_cell(summary, r["sample_size"], r.get("images")),
+         f"{r['n']} / {r['expected']}",
          fmt_score(r["mean"]), fmt_score(r["std"]), fmt_score(r["min"]), fmt_score(r["max"])]
         for r in summary["per_size"]
     ]
@@ -210,6 +213,8 @@ def _run_facts_html(run: dict) -> list[str]:
     facts = [
         ["Dataset", run["dataset"]],
         ["Pool size", fmt_size(run["pool_size"])],
+        *([[f"Pool {run['size_unit']}", f"{fmt_size(run['pool_groups'])} ({run['images_per_group']:.1f} images each; "
+            "sample sizes count them)"]] if run.get("pool_groups") is not None else []),
         ["Test set size", fmt_size(run["test_size"])],
         ["Classes", run["classes"]],
         ["Model", f"{run['model']} (weights: {run['weights']}, fine-tune from: {run['fine_tune_from'] or 'none'})"],

@@ -14,6 +14,7 @@ from .words import (
     fmt_size,
     fmt_times,
     headline,
+    size_cell,
     level_pct,
     listed_warnings,
     metric_name,
@@ -64,10 +65,10 @@ def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
 def next_steps_markdown(summary: dict) -> list[str]:
     """The "What to do next" section: the lead sentence, the plan per target, what more labels buy."""
     ns = summary["next_steps"]
-    lines = ["## What to do next", "", f"**{md_line(lead_sentence(ns))}**", ""]
+    lines = ["## What to do next", "", f"**{md_line(lead_sentence(summary))}**", ""]
     if ns["plans"]:
-        lines += _table(*plan_rows(ns)) + ["", settings_sentence(ns), ""]
-    return lines + [gains_caption(summary), ""] + _table(*gain_rows(ns)) + [""]
+        lines += _table(*plan_rows(summary)) + ["", settings_sentence(summary), ""]
+    return lines + [gains_caption(summary), ""] + _table(*gain_rows(summary)) + [""]
 
 
 def _predictions_markdown(summary: dict) -> list[str]:
@@ -75,7 +76,7 @@ def _predictions_markdown(summary: dict) -> list[str]:
              f"| why | sample size | {metric_name(summary)} | interval | past the data |", "|---|---:|---:|---|---:|"]
     for p in summary["predictions"]:
         far = " (far)" if p["far"] else ""
-        lines.append(f"| {p['label']} | {fmt_size(p['sample_size'])} | {fmt_score(p['predicted'])} | "
+        lines.append(f"| {p['label']} | {size_cell(summary, p['sample_size'], p.get('images'))} | {fmt_score(p['predicted'])} | "
                      f"{fmt_interval(p['interval'])} | {fmt_times(p['times_past_data'])}{far} |")
     return lines + [""]
 
@@ -86,7 +87,7 @@ def _measured_markdown(summary: dict) -> list[str]:
              "|---:|---:|---:|---:|---:|"]
     for r in summary["per_size"]:
         tag = " (backtest)" if r["backtest"] else ""
-        lines.append(f"| {r['split']:g}{tag} | {fmt_size(r['sample_size'])} | {r['n']}/{r['expected']} | "
+        lines.append(f"| {r['split']:g}{tag} | {size_cell(summary, r['sample_size'], r.get('images'))} | {r['n']}/{r['expected']} | "
                      f"{fmt_score(r['mean'])} | {fmt_score(r['std'])} |")
     lines.append("")
     if summary["curve"]:

@@ -15,7 +15,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..plot_layout import COMPARISON_REACH, plot_range, plotted_classes
-from .words import beyond_ceiling, far_factor, far_text, fmt_chance, fmt_pct, fmt_size, is_inf, level_pct, metric_name
+from .words import (beyond_ceiling, far_factor, far_text, fmt_chance, fmt_pct, fmt_size, is_inf, level_pct, metric_name,
+                    size_unit)
 
 
 def _mpl_text(s: Any, limit: int = 40) -> str:
@@ -54,7 +55,7 @@ def plot_learning_curve(summary: dict) -> bytes:
     yhi = min(1.0, max(scores + goals) + 0.04)
     for t in summary["targets"]:
         _plot_target(ax, summary, t, (xlo, xhi), (ylo, yhi))
-    _set_axes(ax, (xlo, xhi), (ylo, yhi), m, fontsize=7, ncol=2)
+    _set_axes(ax, summary, (xlo, xhi), (ylo, yhi), m, fontsize=7, ncol=2)
     title = f"{m} against sample size: {_mpl_text(summary['run']['sweep'])}"
     if summary["curve"] is None:
         title += " (no curve yet: fewer than two splits finished)"
@@ -117,12 +118,14 @@ def _plot_target(ax, summary: dict, t: dict, xlim: tuple[float, float], ylim: tu
     ax.annotate(label, xy=(xlo, goal), xytext=(4, 3), textcoords="offset points", fontsize=8, color="C2")
 
 
-def _set_axes(ax, xlim: tuple[float, float], ylim: tuple[float, float], ylabel: str, **legend: Any) -> None:
+def _set_axes(ax, summary: dict, xlim: tuple[float, float], ylim: tuple[float, float], ylabel: str,
+              **legend: Any) -> None:
     """Log sample-size axis, limits, labels, grid and legend, as every score plot has them."""
     ax.set_xscale("log")
     ax.set_xlim(*xlim)
     ax.set_ylim(*ylim)
-    ax.set_xlabel("sample size (labelled images drawn from the pool)")
+    unit = size_unit(summary)
+    ax.set_xlabel(f"sample size ({'labelled images' if unit == 'images' else _mpl_text(unit)} drawn from the pool)")
     ax.set_ylabel(ylabel)
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(loc="lower right", **legend)
@@ -155,7 +158,8 @@ def plot_class_curves(summary: dict) -> bytes | None:
     ax.set_xlim(xlo, xhi)
     lowest = min(row["mean"] for c in shown for row in c["measured"])
     ax.set_ylim(max(0.0, lowest - 0.1), 1.02)
-    ax.set_xlabel("sample size")
+    unit = size_unit(summary)
+    ax.set_xlabel("sample size" if unit == "images" else f"sample size ({_mpl_text(unit)})")
     ax.set_ylabel("recall on the test set")
     extra = f" (the {len(shown)} weakest of {len(classes)})" if len(classes) > len(shown) else ""
     title = f"Per-class recall{extra}: lines are fitted curves, points are means over repetitions"
@@ -197,7 +201,7 @@ def plot_comparison(summary: dict) -> bytes:
     ax.axvspan(max(sizes), xhi, color="grey", alpha=0.08, lw=0, label="extrapolation")
     for goal in [t["target"] for t in summary["comparison"]["targets"]]:
         ax.axhline(goal, ls="--", lw=0.8, color="grey")
-    _set_axes(ax, (xlo, xhi), (max(0.0, min(scores) - 0.05), min(1.0, max(scores) + 0.05)), metric_name(summary),
+    _set_axes(ax, summary, (xlo, xhi), (max(0.0, min(scores) - 0.05), min(1.0, max(scores) + 0.05)), metric_name(summary),
               fontsize=8)
     title = f"{metric_name(summary)} by variant: {_mpl_text(summary['run'].get('sweep', ''))}"
     title += " (dotted: the fitted curves cross)" if crossed else ""

@@ -51,6 +51,40 @@ def fmt_size(v: Any) -> str:
     return f"{int(math.ceil(float(v))):,}"
 
 
+def size_unit(summary: dict) -> str:
+    """What the summary's sizes count: "images", or the groups' name ("patients") with `dataset.group_column`."""
+    return (summary.get("run") or {}).get("size_unit") or "images"
+
+
+def images_note(summary: dict, size: Any) -> str:
+    """With groups, "≈ 1,236 images; " (what `size` groups hold at the pool's images per group), to open the
+    parenthesis after a size; else ""."""
+    per_group = (summary.get("run") or {}).get("images_per_group")
+    if per_group is None or size is None:
+        return ""
+    return f"≈ {fmt_size('inf' if is_inf(size) else float(size) * per_group)} images; "
+
+
+def images_beside(summary: dict, size: Any) -> str:
+    """With groups, " (≈ 1,236 images)"; else ""."""
+    note = images_note(summary, size)
+    return f" ({note.removesuffix('; ')})" if note else ""
+
+
+def labelled(summary: dict, size: Any) -> str:
+    """A size in words: "1,234 labelled images", or with groups "412 patients"."""
+    unit = size_unit(summary)
+    return f"{fmt_size(size)} {'labelled images' if unit == 'images' else unit}"
+
+
+def size_cell(summary: dict, size: Any, images: Any = None) -> str:
+    """A table's size: "1,234", or with groups the measured (or estimated) images beside it: "412 (1,236 images)"."""
+    if size_unit(summary) == "images":
+        return fmt_size(size)
+    shown = images if images is not None else ((summary.get("run") or {}).get("images_per_group") or 0) * float(size)
+    return f"{fmt_size(size)} ({fmt_size(shown)} images)"
+
+
 def fmt_score(v: Any) -> str:
     return "-" if v is None else f"{float(v):.3f}"
 
@@ -142,17 +176,19 @@ def headline(summary: dict, target: dict) -> str:
         )
         low = target["interval"][0] if target["interval"] else None
         if low is not None and not is_inf(low):
-            text += f" Only the optimistic end of the {level_pct(summary)} interval reaches it, at about {fmt_size(low)} images."
+            text += (f" Only the optimistic end of the {level_pct(summary)} interval reaches it, at about "
+                     f"{fmt_size(low)} {size_unit(summary)}{images_beside(summary, low)}.")
         return text
-    size, times = fmt_size(target["sample_size"]), fmt_times(target["times_past_data"])
+    size, times = labelled(summary, target["sample_size"]), fmt_times(target["times_past_data"])
     if target.get("reached_in_data"):
         return (
             f"{goal} {m} is already reached within the measured sizes; the curve puts it at about "
-            f"{size} labelled images ({level_pct(summary)} interval {fmt_interval(target['interval'], fmt_size)})."
+            f"{size} ({images_note(summary, target['sample_size'])}{level_pct(summary)} interval "
+            f"{fmt_interval(target['interval'], fmt_size)})."
         )
     text = (
-        f"To reach {goal} {m} you need about {size} labelled images "
-        f"({level_pct(summary)} interval {fmt_interval(target['interval'], fmt_size)}), {times} the largest fitted sample size."
+        f"To reach {goal} {m} you need about {size} "
+        f"({images_note(summary, target['sample_size'])}{level_pct(summary)} interval {fmt_interval(target['interval'], fmt_size)}), {times} the largest fitted sample size."
     )
     if target["far"]:
         text += f" That is a far extrapolation (more than {far_text(summary)} past the data): treat it as a rough guide."
@@ -176,17 +212,18 @@ def _headline_with_chance(summary: dict, target: dict) -> str:
     horizon = fmt_size(target["reach_horizon"]) if target.get("reach_horizon") is not None else None
     if not target["reachable"]:
         text = (f"{goal} {m}: {beyond_ceiling(target)} ({chance} that it is reachable"
-                f"{f' within {horizon} images' if horizon else ''}); the fitted ceiling is "
+                f"{f' within {horizon} {size_unit(summary)}' if horizon else ''}); the fitted ceiling is "
                 f"{fmt_score(target['ceiling'])}.")
         low = target["interval"][0] if target["interval"] else None
         if low is not None and not is_inf(low):
-            text += f" Only the optimistic end of the {level_pct(summary)} interval reaches it, at about {fmt_size(low)} images."
+            text += (f" Only the optimistic end of the {level_pct(summary)} interval reaches it, at about "
+                     f"{fmt_size(low)} {size_unit(summary)}{images_beside(summary, low)}.")
         return text
-    size = fmt_size(target["sample_size"])
+    size = labelled(summary, target["sample_size"])
     if target.get("reached_in_data"):
         return (f"{goal} {m}: already reached within the measured sizes; the curve puts it at about {size} "
-                f"labelled images ({level_pct(summary)} interval {size_interval(target)}).")
-    text = (f"{goal} {m}: about {size} labelled images ({level_pct(summary)} interval {size_interval(target)}; {chance} that it "
+                f"({images_note(summary, target['sample_size'])}{level_pct(summary)} interval {size_interval(target)}).")
+    text = (f"{goal} {m}: about {size} ({images_note(summary, target['sample_size'])}{level_pct(summary)} interval {size_interval(target)}; {chance} that it "
             f"is reachable with this pipeline), {fmt_times(target['times_past_data'])} the largest measured "
             "sample size.")
     if target["far"]:
@@ -205,7 +242,7 @@ def validation_sentences(summary: dict) -> list[str]:
            f"the curve held {v['inside']} of {v['backtests']} backtest mean(s) inside its {level_pct(summary)} interval."]
     for c in v["contradictions"]:
         where = {"above": f"above its {level_pct(summary)} interval", "below": f"below its {level_pct(summary)} interval"}.get(c["side"], "inside its interval")
-        text = (f"CAUTION: at {fmt_size(c['sample_size'])} images the curve fitted without the backtest predicted "
+        text = (f"CAUTION: at {fmt_size(c['sample_size'])} {size_unit(summary)} the curve fitted without the backtest predicted "
                 f"{fmt_score(c['predicted'])} ({fmt_interval(c['interval'])}), but {fmt_score(c['measured_mean'])} "
                 f"{m} was measured, {where}")
         if c["above_ceiling"]:
@@ -223,7 +260,7 @@ def class_prediction_column(predictions: list[dict]) -> int:
 
 def comparison_sentences(summary: dict) -> list[str]:
     """Which variant reaches each target with the fewest labels, and where the order changes."""
-    m = metric_name(summary)
+    m, unit = metric_name(summary), size_unit(summary)
     out = []
     for t in summary["comparison"]["targets"]:
         goal = fmt_pct(t["target"])
@@ -239,11 +276,11 @@ def comparison_sentences(summary: dict) -> list[str]:
         a, b = c["variants"]
         for x in c["measured"]:
             low, high = (fmt_size(v) for v in x["between"])
-            out.append(f"Measured on the same subsamples: {x['before']} leads up to {low} images and {x['after']} "
-                       f"from {high}: the order changes between {low} and {high} images.")
+            out.append(f"Measured on the same subsamples: {x['before']} leads up to {low} {unit} and {x['after']} "
+                       f"from {high}: the order changes between {low} and {high} {unit}.")
         for x in c["fitted"]:
             where = "beyond the measured sizes (an extrapolation)" if x["beyond_data"] else "within the measured sizes"
-            out.append(f"Fitted curves of {a} and {b} cross at about {fmt_size(x['at'])} images, {where}: "
+            out.append(f"Fitted curves of {a} and {b} cross at about {fmt_size(x['at'])} {unit}, {where}: "
                        f"{x['before']} leads below, {x['after']} above.")
         if not c["measured"] and not c["fitted"]:
             out.append(f"The curves of {a} and {b} do not cross in the measured range or up to "
