@@ -70,7 +70,7 @@ def _assert_whole_patients(sets: list[str], output: str, results: list[dict], su
 def test_a_local_sweep_over_a_csv_of_dicom_patients_runs_to_the_report(tmp_path):
     _write_export(tmp_path / "export")
     out = tmp_path / "out"
-    # Relative to the CSV's folder, whatever the working directory.
+    # Run from elsewhere: the CSV's paths are relative to its folder, not to the working directory.
     sets = tiny_sweep_sets(f"output={out}", f"dataset.source=csv:{tmp_path / 'export' / 'labels.csv'}",
                            "dataset.group_column=patient")
     proc = run_cli("run", "--workers", "2", *sets, cwd=tmp_path)
