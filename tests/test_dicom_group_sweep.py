@@ -4,6 +4,7 @@ bucket on the GCS emulator, to the report; no patient in both the pool and the t
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +19,6 @@ from samplesize.data import open_source, prepare_dataset
 pytestmark = pytest.mark.slow
 
 PATIENTS, PER_PATIENT = 15, 3
-# The report in patients is built on another branch (issue 20, part 4); the merge switches its checks on.
-ANSWERS_IN_PATIENTS = False
 
 
 def _write_export(root: Path) -> Path:
@@ -46,7 +45,9 @@ def _assert_answers_in_patients(summary: dict, report_md: str) -> None:
     assert summary["per_size"] and all("images" in row for row in summary["per_size"])
     section = report_md.split("## Answer\n", 1)[1].split("\n## ", 1)[0]
     answers = [line for line in section.splitlines() if line.startswith("- ")]
-    assert answers and all("patients (≈" in line for line in answers), answers
+    # every answer counts patients (a size it gives has its images beside), none counts labelled images
+    assert answers and all(" patients" in line and "labelled images" not in line for line in answers), answers
+    assert not [line for line in answers if re.search(r"about [\d,]+ patients(?! \(≈)", line)], answers
 
 
 def _assert_whole_patients(sets: list[str], output: str, results: list[dict], summary: dict, report_md: str) -> None:
@@ -63,8 +64,7 @@ def _assert_whole_patients(sets: list[str], output: str, results: list[dict], su
         assert r["sample_size"] == PER_PATIENT * r["sample_groups"]
     assert summary["complete"] is True
     assert report_md.strip()
-    if ANSWERS_IN_PATIENTS:
-        _assert_answers_in_patients(summary, report_md)
+    _assert_answers_in_patients(summary, report_md)
 
 
 def test_a_local_sweep_over_a_csv_of_dicom_patients_runs_to_the_report(tmp_path):
