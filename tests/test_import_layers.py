@@ -23,7 +23,8 @@ def module_name(path: Path, root: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-LEAVES = {"errors", "hashing", "jsonsafe", "text", "backbones", "summary", "collection_summary", "plot_layout"}
+LEAVES = {"errors", "hashing", "jsonsafe", "json_records", "text", "backbones", "summary", "collection_summary",
+          "plot_layout"}
 FOLDERS = {"config", "data", "training", "curves", "report", "storage"}
 # Third-party packages that only these modules may import (TensorFlow's import costs seconds).
 HEAVY_IMPORTS = {

@@ -1,20 +1,15 @@
 """The summary's "What to do next" block (`answers.next_steps`): what more labels buy, and a plan per target.
 
-A leaf, like `summary`, which holds it as `Summary.next_steps`.
+A leaf (beside `json_records`), like `summary`, which holds it as `Summary.next_steps`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Any
 
-
-def _declared(cls: type, doc: dict[str, Any]) -> dict[str, Any]:
-    """The fields of `doc` that `cls` declares (summary.json may carry newer ones)."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    return {k: v for k, v in doc.items() if k in names}
+from .json_records import take, to_size
 
 
 @dataclass
@@ -46,8 +41,7 @@ class TargetPlan:
 
     @classmethod
     def from_json(cls, doc: dict) -> TargetPlan:
-        size = doc["assurance_size"]
-        return cls(**{**_declared(cls, doc), "assurance_size": math.inf if size == "inf" else size})
+        return take(cls, doc, assurance_size=to_size(doc["assurance_size"]))
 
 
 @dataclass
@@ -69,5 +63,5 @@ class NextSteps:
 
     @classmethod
     def from_json(cls, doc: dict) -> NextSteps:
-        return cls(**{**_declared(cls, doc), "gains": [GainRow(**_declared(GainRow, g)) for g in doc["gains"]],
-                      "plans": [TargetPlan.from_json(p) for p in doc["plans"]]})
+        return take(cls, doc, gains=[take(GainRow, g) for g in doc["gains"]],
+                    plans=[TargetPlan.from_json(p) for p in doc["plans"]])

@@ -11,35 +11,14 @@ in `curves` once; "What to do next" is `collection_summary`'s. A leaf, so that `
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from .collection_summary import NextSteps
+from .json_records import record_fields, take, to_size, unset
 from .jsonsafe import json_safe
 
 SUMMARY_SCHEMA_VERSION = 1
-def _fields(obj: Any, omit: Iterable[str] = ()) -> dict[str, Any]:
-    """The dataclass's fields by name, in declaration order, as summary.json lists them."""
-    left_out = set(omit)
-    return {f.name: getattr(obj, f.name) for f in fields(obj) if f.name not in left_out}
-
-
-def _unset(obj: Any, names: Iterable[str]) -> set[str]:
-    """Those of the optional fields `names` that are None: left out, so that a summary without them reads as
-    it did before they existed (the image counts of a sweep over groups)."""
-    return {name for name in names if getattr(obj, name) is None}
-
-
-def _take(cls: type, doc: dict[str, Any], **parsed: Any) -> Any:
-    """`cls` from the fields of `doc` it declares (absent ones get their default), `parsed` overriding."""
-    names = {f.name for f in fields(cls)}
-    return cls(**{**{k: v for k, v in doc.items() if k in names}, **parsed})
-
-
-def to_size(value: Any) -> Any:
-    """A size read from JSON: "inf" back to math.inf, everything else as it is."""
-    return math.inf if value == "inf" else value
 
 
 @dataclass
@@ -68,7 +47,7 @@ class SizeStats:
     images: float | None = None  # with groups: the mean images drawn (sample_size counts groups)
 
     def to_json(self) -> dict:
-        return _fields(self, _unset(self, ("images",)))
+        return record_fields(self, unset(self, ("images",)))
 
 
 @dataclass
@@ -84,7 +63,7 @@ class Point:
     images: int | None = None  # with groups: the images drawn (sample_size counts groups)
 
     def to_json(self) -> dict:
-        return _fields(self, _unset(self, ("variant", "images")))
+        return record_fields(self, unset(self, ("variant", "images")))
 
 
 @dataclass
@@ -99,7 +78,7 @@ class Prediction:
     images: float | None = None  # with groups: about how many images the groups hold
 
     def to_json(self, *, distance: bool = True) -> dict:
-        return _fields(self, _unset(self, ("images",)) | (set() if distance else {"times_past_data"}))
+        return record_fields(self, unset(self, ("images",)) | (set() if distance else {"times_past_data"}))
 
 
 @dataclass
@@ -122,7 +101,7 @@ class TargetAnswer:
     BRIEF = ("target", "reachable", "sample_size", "interval")
 
     def to_json(self, *, brief: bool = False) -> dict:
-        record = _fields(self, {"below_smallest_sample"} | _unset(self, ("images", "images_interval")))
+        record = record_fields(self, {"below_smallest_sample"} | unset(self, ("images", "images_interval")))
         if brief or self.p_reachable is None:
             record = {k: record[k] for k in self.BRIEF}
         if self.below_smallest_sample and not brief:
@@ -132,7 +111,7 @@ class TargetAnswer:
     @classmethod
     def from_json(cls, doc: dict) -> TargetAnswer:
         interval, images_interval = doc.get("interval"), doc.get("images_interval")
-        return _take(cls, doc, sample_size=to_size(doc.get("sample_size")),
+        return take(cls, doc, sample_size=to_size(doc.get("sample_size")),
                      interval=None if interval is None else [to_size(v) for v in interval],
                      images_interval=None if images_interval is None else [to_size(v) for v in images_interval])
 
@@ -152,7 +131,7 @@ class Backtest:
     within_test_resolution: bool = False  # outside the interval, but by less than half a test-score step
 
     def to_json(self) -> dict:
-        return _fields(self, () if self.within_test_resolution else ("within_test_resolution",))
+        return record_fields(self, () if self.within_test_resolution else ("within_test_resolution",))
 
 
 @dataclass
@@ -177,11 +156,11 @@ class Validation:
     contradictions: list[Contradiction]
 
     def to_json(self) -> dict:
-        return {**_fields(self), "contradictions": [_fields(c) for c in self.contradictions]}
+        return {**record_fields(self), "contradictions": [record_fields(c) for c in self.contradictions]}
 
     @classmethod
     def from_json(cls, doc: dict) -> Validation:
-        return _take(cls, doc, contradictions=[_take(Contradiction, c) for c in doc["contradictions"]])
+        return take(cls, doc, contradictions=[take(Contradiction, c) for c in doc["contradictions"]])
 
 
 @dataclass
@@ -193,7 +172,7 @@ class CurveGrid:  # a fitted curve sampled for the plot: `mean` (and its band `l
     families: dict[str, list[float]] | None = None  # the families plotted besides the chosen curve
 
     def to_json(self) -> dict:
-        return {k: v for k, v in _fields(self).items() if v is not None}
+        return {k: v for k, v in record_fields(self).items() if v is not None}
 
 
 @dataclass
@@ -208,7 +187,7 @@ class Curve:
     grid: CurveGrid | None = None
 
     def to_json(self) -> dict:
-        record = _fields(self, ("grid",))
+        record = record_fields(self, ("grid",))
         if self.grid is not None:
             record["grid"] = self.grid.to_json()
         return record
@@ -216,7 +195,7 @@ class Curve:
     @classmethod
     def from_json(cls, doc: dict) -> Curve:
         grid = doc.get("grid")
-        return _take(cls, doc, ceiling=to_size(doc["ceiling"]), grid=_take(CurveGrid, grid) if grid else None)
+        return take(cls, doc, ceiling=to_size(doc["ceiling"]), grid=take(CurveGrid, grid) if grid else None)
 
 
 @dataclass
@@ -243,7 +222,7 @@ class ClassCurve:
     def to_json(self) -> dict:
         record = {
             "class": self.name,
-            "measured": [_fields(m) for m in self.measured],
+            "measured": [record_fields(m) for m in self.measured],
             "recall_at_largest": self.recall_at_largest,
             "family": self.family,
             "ceiling": self.ceiling,
@@ -258,12 +237,12 @@ class ClassCurve:
     def from_json(cls, doc: dict) -> ClassCurve:
         predictions, targets, grid = doc.get("predictions"), doc.get("targets"), doc.get("grid")
         return cls(
-            name=doc["class"], measured=[_take(ClassMeasured, m) for m in doc["measured"]],
+            name=doc["class"], measured=[take(ClassMeasured, m) for m in doc["measured"]],
             recall_at_largest=doc.get("recall_at_largest"), family=doc.get("family"),
             ceiling=to_size(doc.get("ceiling")),
-            predictions=None if predictions is None else [_take(Prediction, p) for p in predictions],
+            predictions=None if predictions is None else [take(Prediction, p) for p in predictions],
             targets=None if targets is None else [TargetAnswer.from_json(t) for t in targets],
-            grid=_take(CurveGrid, grid) if grid else None)
+            grid=take(CurveGrid, grid) if grid else None)
 
 
 @dataclass
@@ -310,8 +289,8 @@ class RunFacts:
     images_per_group: float | None = None
 
     def to_json(self, *, no_curve: bool = True) -> dict:
-        omit = _unset(self, ("variant", "variants", "size_unit", "pool_groups", "images_per_group"))
-        return _fields(self, omit | (set() if no_curve else {"no_curve"}))
+        omit = unset(self, ("variant", "variants", "size_unit", "pool_groups", "images_per_group"))
+        return record_fields(self, omit | (set() if no_curve else {"no_curve"}))
 
 
 @dataclass
@@ -331,12 +310,12 @@ class Head:
             "partial_reasons": self.partial_reasons,
             "metric": self.metric,
             "level": self.level,
-            "trials": _fields(self.trials),
+            "trials": record_fields(self.trials),
         }
 
     @classmethod
     def from_json(cls, doc: dict) -> Head:
-        return _take(cls, doc, trials=_take(Trials, doc["trials"]))
+        return take(cls, doc, trials=take(Trials, doc["trials"]))
 
 
 @dataclass
@@ -373,7 +352,7 @@ class Summary:
             "backtest": [b.to_json() for b in self.backtest],
             "validation": self.validation.to_json() if self.validation else None,
             "per_class": [c.to_json() for c in self.per_class],
-            "confusion_matrix": _fields(self.confusion_matrix) if self.confusion_matrix else None,
+            "confusion_matrix": record_fields(self.confusion_matrix) if self.confusion_matrix else None,
             "run": self.run.to_json(),
             "points": [p.to_json() for p in self.points],
             "warnings": list(self.warnings),
@@ -396,16 +375,16 @@ class Summary:
         predictions, curve = doc["predictions"], doc["curve"]
         return cls(
             head=Head.from_json(doc),
-            per_size=[_take(SizeStats, row) for row in doc["per_size"]],
+            per_size=[take(SizeStats, row) for row in doc["per_size"]],
             curve=Curve.from_json(curve) if curve else None,
-            predictions=None if predictions is None else [_take(Prediction, p) for p in predictions],
+            predictions=None if predictions is None else [take(Prediction, p) for p in predictions],
             targets=[TargetAnswer.from_json(t) for t in doc["targets"]],
-            backtest=[_take(Backtest, b) for b in doc["backtest"]],
+            backtest=[take(Backtest, b) for b in doc["backtest"]],
             validation=Validation.from_json(doc["validation"]) if doc["validation"] else None,
             per_class=[ClassCurve.from_json(c) for c in doc["per_class"]],
-            confusion_matrix=_take(ConfusionAtLargest, doc["confusion_matrix"]) if doc["confusion_matrix"] else None,
-            run=_take(RunFacts, doc["run"]),
-            points=[_take(Point, p) for p in doc["points"]], warnings=list(doc["warnings"]),
+            confusion_matrix=take(ConfusionAtLargest, doc["confusion_matrix"]) if doc["confusion_matrix"] else None,
+            run=take(RunFacts, doc["run"]),
+            points=[take(Point, p) for p in doc["points"]], warnings=list(doc["warnings"]),
             next_steps=NextSteps.from_json(doc["next_steps"]) if doc.get("next_steps") else None)
 
 
@@ -416,7 +395,7 @@ class VariantEntry:
     summary: Summary | None  # None until the variant has a usable result
 
     def to_json(self) -> dict:
-        return {**_fields(self), "summary": self.summary.to_json() if self.summary else None}
+        return {**record_fields(self), "summary": self.summary.to_json() if self.summary else None}
 
 
 @dataclass
@@ -452,8 +431,8 @@ class VariantsSummary:
             variants=[VariantEntry(v["name"], v["changes"], Summary.from_json(v["summary"]) if v["summary"] else None)
                       for v in doc["variants"]],
             comparison=doc["comparison"],
-            run=_take(RunFacts, doc["run"]) if doc["run"] else None,
-            points=[_take(Point, p) for p in doc["points"]], warnings=list(doc["warnings"]))
+            run=take(RunFacts, doc["run"]) if doc["run"] else None,
+            points=[take(Point, p) for p in doc["points"]], warnings=list(doc["warnings"]))
 
 
 def read_summary(doc: dict[str, Any]) -> Summary | VariantsSummary:
