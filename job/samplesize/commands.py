@@ -17,6 +17,7 @@ from .config import SweepConfig
 from .errors import EXIT_OK, ConfigError, DataError
 from .plan import TrialSpec, parse_index, planned_trials, trial_spec
 from .results import result_key
+from .size_unit import unit_noun
 from .storage import GcsOptions, Storage, open_storage
 from .storage.base import DEFAULT_RETRY_DEADLINE, EMULATOR_HOST_ENV, RETRY_DEADLINE_ENV
 from .text import cut, index_ranges, terminal_safe
@@ -108,9 +109,10 @@ def cmd_plan(args, cfg: SweepConfig, storage: Storage) -> int:
     return EXIT_OK
 
 
-def _size_cell(row: dict) -> str:
+def _size_cell(cfg: SweepConfig, row: dict) -> str:
+    """A trial's size: its images, or with groups the groups it draws, named as the report names them."""
     if row.get("sample_groups") is not None:
-        return f"{row['sample_groups']} groups"
+        return f"{row['sample_groups']} {unit_noun(cfg.dataset.group_column or '')}"
     return "-" if row["sample_size"] is None else str(row["sample_size"])
 
 
@@ -118,7 +120,7 @@ def _print_plan(cfg: SweepConfig, rows: list[dict]) -> None:
     print(f"{'index':>5}  {'split':>6}  {'repetition':>10}  {'sample_size':>11}  {'seed':>10}")
     for r in rows:
         mark = "  (backtest)" if r["backtest"] else ""
-        print(f"{r['index']:>5}  {r['split']:>6g}  {r['repetition']:>10}  {_size_cell(r):>11}  {r['seed']:>10}{mark}")
+        print(f"{r['index']:>5}  {r['split']:>6g}  {r['repetition']:>10}  {_size_cell(cfg, r):>11}  {r['seed']:>10}{mark}")
     print(f"{len(rows)} trials = {len(cfg.all_splits)} splits x {cfg.repetitions} repetitions; output: {cfg.output_uri}")
 
 
@@ -129,7 +131,7 @@ def _print_variant_plan(cfg: SweepConfig, rows: list[dict]) -> None:
     for r in rows:
         mark = "  (backtest)" if r["backtest"] else ""
         print(f"{r['index']:>5}  {r['variant']:<{width}}  {r['split']:>6g}  {r['repetition']:>10}  "
-              f"{_size_cell(r):>11}  {r['seed']:>10}{mark}")
+              f"{_size_cell(cfg, r):>11}  {r['seed']:>10}{mark}")
     print(f"{len(rows)} trials = {len(cfg.all_splits)} splits x {cfg.repetitions} repetitions x {len(cfg.variants)} "
           f"variants (paired: each subsample is trained in every variant); output: {cfg.output_uri}")
     for v in cfg.variants:
