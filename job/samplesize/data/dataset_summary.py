@@ -150,28 +150,16 @@ class DatasetSummary:
         if other is not None:
             other = (_count(other.get("classes") if isinstance(other, dict) else None, "summary.other_classes.classes"),
                      ImageCounts.from_json(other, "summary.other_classes"))
-        skipped, duplicates = data.get("skipped"), data.get("duplicates")
+        skipped = data.get("skipped")
         examples = skipped.get("examples") if isinstance(skipped, dict) else None
         if not isinstance(examples, list) or len(examples) > _EXAMPLES:
             raise ValueError(f"summary.skipped.examples is not a list of at most {_EXAMPLES} texts")
-        if not isinstance(duplicates, dict):
-            raise ValueError("summary.duplicates is not an object")
-        try:
-            found = DuplicateImages.from_json(duplicates)
-        except ValueError as exc:
-            raise ValueError(f"summary.duplicates: {exc}") from None
-        if len(found.counts) > 3 or len(found.examples) > _EXAMPLES:
-            raise ValueError(f"summary.duplicates holds over 3 counts or {_EXAMPLES} examples")
-        for where, n in found.counts.items():
-            _text(where, "summary.duplicates.counts")
-            _count(n, "summary.duplicates.counts")
         return cls(classes, ImageCounts.from_json(data.get("total"), "summary.total"),
                    Tally.from_json(data.get("sizes"), "summary.sizes"),
                    Tally.from_json(data.get("modes"), "summary.modes"),
                    Tally.from_json(skipped, "summary.skipped"),
                    [_text(e, "summary.skipped.examples") for e in examples],
-                   DuplicateImages(found.counts, [_text(e, "summary.duplicates.examples") for e in found.examples]),
-                   _count(duplicates.get("dropped"), "summary.duplicates.dropped"), other)
+                   *_duplicates_from_json(data.get("duplicates")), other)
 
     def lines(self) -> list[str]:
         """The summary as short lines of text: a table of classes, then sizes, modes, skipped files, duplicates.
@@ -229,6 +217,23 @@ def summarize_dataset(data: LabelledImages, pool: np.ndarray, test: np.ndarray,
         dropped_duplicates=skipped.counts.get(DROPPED_REASON, 0),
         other_classes=(len(rest), counts(rest)) if len(rest) else None,
     )
+
+
+def _duplicates_from_json(data) -> tuple[DuplicateImages, int]:
+    """(the duplicates kept, the copies dropped) of a summary's `duplicates`, checked."""
+    if not isinstance(data, dict):
+        raise ValueError("summary.duplicates is not an object")
+    try:
+        found = DuplicateImages.from_json(data)
+    except ValueError as exc:
+        raise ValueError(f"summary.duplicates: {exc}") from None
+    if len(found.counts) > 3 or len(found.examples) > _EXAMPLES:  # pool, test, pool/test
+        raise ValueError(f"summary.duplicates holds over 3 counts or {_EXAMPLES} examples")
+    for where, n in found.counts.items():
+        _text(where, "summary.duplicates.counts")
+        _count(n, "summary.duplicates.counts")
+    examples = [_text(e, "summary.duplicates.examples") for e in found.examples]
+    return DuplicateImages(found.counts, examples), _count(data.get("dropped"), "summary.duplicates.dropped")
 
 
 def _cells(counts: ImageCounts) -> list[str]:

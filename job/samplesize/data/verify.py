@@ -132,14 +132,18 @@ def parse_facts(raw: bytes, key: str) -> PoolFacts:
         raise bad(f"digests must map {', '.join(ARRAYS)} to sha256 hex digests")
     if facts.get("digest") != copy_digest(digests):
         raise bad("its digest is not the digest of its arrays' digests")
-    summary = None
-    if "summary" in facts:
-        try:
-            summary = DatasetSummary.from_json(facts["summary"])
-        except ValueError as exc:
-            raise DataError(f"{key} is unreadable ({exc}); delete it and the .npz beside it and run `samplesize "
-                            "prepare` again (the summary is recorded only when the copy is built)") from None
-    return PoolFacts(pool_size, class_count, facts["digest"], dict(digests), group_count, summary)
+    return PoolFacts(pool_size, class_count, facts["digest"], dict(digests), group_count, _summary(facts, key))
+
+
+def _summary(facts: dict, key: str) -> DatasetSummary | None:
+    """The facts' dataset summary, checked; None in the facts of a copy prepared before summaries were stored."""
+    if "summary" not in facts:
+        return None
+    try:
+        return DatasetSummary.from_json(facts["summary"])
+    except ValueError as exc:
+        raise DataError(f"{key} is unreadable ({exc}); delete it and the .npz beside it and run `samplesize "
+                        "prepare` again (the summary is recorded only when the copy is built)") from None
 
 
 def _whole(value, low: int, high: int) -> bool:
