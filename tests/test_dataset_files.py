@@ -196,6 +196,16 @@ def test_exif_orientation_is_applied():
     assert turned[2, 8, 0] > 200 and turned[13, 8, 2] > 200  # after turning clockwise: top red, bottom blue
 
 
+def test_a_source_format_is_the_upright_size_and_the_mode_before_any_reduction():
+    formats = []
+    for orientation in (1, 6):
+        decode_image(_exif_rotated_jpeg(orientation), 16, formats=formats)
+    big = io.BytesIO()
+    Image.fromarray(np.zeros((300, 200), np.uint8), mode="L").save(big, format="JPEG")  # drafted at 1/4 scale
+    decode_image(big.getvalue(), 16, formats=formats)
+    assert formats == [(40, 20, "RGB"), (20, 40, "RGB"), (200, 300, "L")]
+
+
 def test_nfc_and_nfd_spellings_of_a_class_folder_name_are_refused_naming_both(tmp_path):
     root = write_image_folder(tmp_path / "images", classes=("plain",), per_class=3)
     for name, tint in [(unicodedata.normalize("NFC", "café"), 1), (unicodedata.normalize("NFD", "café"), 2)]:

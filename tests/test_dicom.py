@@ -158,6 +158,14 @@ def test_a_folder_of_dicom_files_loads_grey_and_rgb_and_bare_dcm_files(tmp_path)
     assert data.images[7, 0, 0].tolist() == [255, 0, 0]  # colour.dcm, sorted after 0-2.dcm
     assert data.skipped.counts == {"not a readable image": 1}
     assert data.skipped.examples[0].startswith("dense/old.bin")
+    assert data.formats == [(24, 24, "DICOM MONOCHROME2 16-bit")] * 7 + [(24, 24, "DICOM RGB 8-bit")]
+
+
+def test_a_dicom_file_s_source_format_is_its_columns_rows_and_photometric_bits():
+    formats = []
+    wide = dicom_bytes(np.zeros((24, 40), np.uint16), photometric="MONOCHROME1", BitsStored=12, HighBit=11)
+    decode_image(wide, SIZE, formats=formats)
+    assert formats == [(40, 24, "DICOM MONOCHROME1 12-bit")]
 
 
 def test_dicom_frames_is_validated_and_enters_the_prepared_key_only_when_set(tmp_path):

@@ -20,7 +20,7 @@ from .results import result_key
 from .size_unit import unit_noun
 from .storage import GcsOptions, Storage, open_storage
 from .storage.base import DEFAULT_RETRY_DEADLINE, EMULATOR_HOST_ENV, RETRY_DEADLINE_ENV
-from .text import cut, index_ranges, terminal_safe
+from .text import cut, index_ranges, one_line, terminal_safe
 
 # Set to 1 by the chart when the trial pod requests a GPU: a trial that then sees
 # none exits 75 before loading data, instead of training on the node's CPU.
@@ -139,17 +139,21 @@ def _print_variant_plan(cfg: SweepConfig, rows: list[dict]) -> None:
 
 
 def cmd_prepare(args, cfg: SweepConfig, storage: Storage) -> int:
-    from .data import open_source, prepare_dataset
+    from .data import open_source, pool_facts_key, prepare_dataset
 
     if cfg.variants:
         return _prepare_variants(cfg, storage)
     data = prepare_dataset(cfg, storage, open_source(cfg.dataset, open_uri))
     _warn_other_data(storage, data.key)
-    reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(data.skipped.counts.items()))
     print(f"prepared {data.key}: pool {data.pool_size}, test {len(data.test_labels)}, "
-          f"{len(data.class_names)} classes; skipped files: {data.skipped.total}" + (f" ({reasons})" if reasons else ""))
-    for example in data.skipped.examples:
-        print(f"  skipped {example}")
+          f"{len(data.class_names)} classes")
+    if data.summary is not None:
+        print("\n".join(data.summary.lines()))
+        return EXIT_OK
+    # A copy prepared before summaries were stored: what its meta holds, and how to get the rest.
+    print(one_line(f"{data.skipped.describe()}; {data.duplicates.describe()}"))
+    print(f"dataset summary: not recorded (prepared by an older version); delete {data.key} and "
+          f"{pool_facts_key(data.key)} and run `samplesize prepare` again to rebuild it with one")
     return EXIT_OK
 
 

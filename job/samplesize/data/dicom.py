@@ -84,6 +84,12 @@ def dicom_pixels(data: bytes, dicom_frames: str = "first") -> np.ndarray:
         >>> dicom_pixels(buf.getvalue()).round(2).tolist()
         [[0.0, 0.5], [1.0, 1.0]]
     """
+    return dicom_pixels_and_mode(data, dicom_frames)[0]
+
+
+def dicom_pixels_and_mode(data: bytes, dicom_frames: str = "first") -> tuple[np.ndarray, str]:
+    """`dicom_pixels`, and the file's mode as the dataset summary counts it: `DICOM MONOCHROME2 16-bit` (its
+    photometric interpretation and Bits Stored, read from the header already parsed)."""
     if dicom_frames not in DICOM_FRAMES_MODES:  # a caller's bug: config checks the key
         raise AssertionError(f"dicom_frames {dicom_frames!r} is not one of {DICOM_FRAMES_MODES}")
     with warnings.catch_warnings():
@@ -96,7 +102,7 @@ def dicom_pixels(data: bytes, dicom_frames: str = "first") -> np.ndarray:
             raise DicomRefused("truncated or corrupt DICOM") from None
 
 
-def _decode(data: bytes, dicom_frames: str) -> np.ndarray:
+def _decode(data: bytes, dicom_frames: str) -> tuple[np.ndarray, str]:
     ds = _read(data)
     _refuse_before_decoding(ds, dicom_frames)
     try:
@@ -106,7 +112,7 @@ def _decode(data: bytes, dicom_frames: str) -> np.ndarray:
     except Exception:  # noqa: BLE001 - any decoder failure on one file: short buffers, codec errors...
         raise DicomRefused("undecodable DICOM pixel data") from None
     try:
-        return _to_unit(ds, arr)
+        return _to_unit(ds, arr), _mode(ds)
     except DicomRefused:
         raise
     except Exception:  # noqa: BLE001 - a Modality LUT or Bits Stored that does not fit the pixels
@@ -143,6 +149,16 @@ def _refuse_before_decoding(ds, dicom_frames: str) -> None:
         shown = photometric if re.fullmatch(r"[A-Z0-9_ ]{1,16}", photometric) else "(unreadable)"
         raise DicomRefused(f"unsupported DICOM photometric interpretation {shown}")
     _check_decoder(ds)
+
+
+def _mode(ds) -> str:
+    """`DICOM <photometric interpretation> <bits>-bit`; the interpretation is one `_refuse_before_decoding` let in."""
+    try:
+        bits = _count(ds, "BitsStored", _count(ds, "BitsAllocated", 0))
+    except DicomRefused:  # an unreadable Bits Stored does not refuse a file whose pixels decoded
+        bits = 0
+    depth = f" {bits}-bit" if 1 <= bits <= 64 else ""
+    return f"DICOM {ds.get('PhotometricInterpretation')}{depth}"
 
 
 def _count(ds, keyword: str, default: int) -> int:

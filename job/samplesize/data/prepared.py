@@ -5,7 +5,8 @@ size, splits off the fixed stratified test set and stores the result as
 compact uint8 arrays under `<output>/cache/`, keyed by a hash of everything
 that shapes them. Trials load that copy instead of decoding again. Beside it,
 a small JSON file holds the pool's size and class count, which is all that
-`samplesize plan` needs.
+`samplesize plan` needs, and the dataset summary `samplesize prepare` prints
+(`dataset_summary`), which `stored_summary` finds by the copy's digest.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ..hashing import content_hash
 from ..storage import Storage
 from ..storage.npz import UNREADABLE_NPZ, meta_array, write_npz_once
 from .csv_source import check_csv_exists, manifest_fingerprint
+from .dataset_summary import DatasetSummary, summarize_dataset
 from .duplicates import DuplicateImages, find_duplicates, first_copies, image_digests, refuse_leakage
 from .group_split import group_count, group_ids, groups_from_meta, groups_meta, split_test_by_group
 from .listing import list_dataset, shown
@@ -68,6 +70,7 @@ class PreparedDataset:
     group_names: list[str] | None = None  # dataset.group_column's distinct values, sorted; None without groups
     pool_groups: np.ndarray | None = None  # int32 index into group_names per pool image
     test_groups: np.ndarray | None = None
+    summary: DatasetSummary | None = None  # None for a copy prepared before summaries were stored
 
     @property
     def pool_size(self) -> int:
@@ -95,6 +98,25 @@ def read_pool_facts(cfg: SweepConfig, storage: Storage, source: Storage | None =
     return read_facts(storage, pool_facts_key(prepared_key(cfg, source)))
 
 
+def stored_summary(storage: Storage, digest: str) -> DatasetSummary | None:
+    """The dataset summary of the prepared copy whose digest is `digest` (a result's `dataset_digest`), or None.
+
+    The output's `cache/` is listed and each copy's facts read (a few KiB each) until one records that digest
+    with a summary; facts that are unreadable are passed over, as they cannot be the copy's.
+    """
+    for name, _, _ in storage.list_stats("cache"):
+        if not (name.startswith("cache/dataset-") and name.endswith(".json")):
+            continue
+        try:
+            facts = read_facts(storage, name)
+        except DataError as exc:
+            log.warning("%s", exc)
+            continue
+        if facts is not None and facts.digest == digest and facts.summary is not None:
+            return facts.summary
+    return None
+
+
 def _store_facts(storage: Storage, key: str, facts: PoolFacts) -> PoolFacts:
     """Store the copy's facts once; when some are stored already, they must record the same contents."""
     facts_key = pool_facts_key(key)
@@ -108,10 +130,12 @@ def _store_facts(storage: Storage, key: str, facts: PoolFacts) -> PoolFacts:
     return stored
 
 
-def _facts_of(arrays: dict[str, np.ndarray], class_count: int, pool_groups: np.ndarray | None = None) -> PoolFacts:
+def _facts_of(arrays: dict[str, np.ndarray], class_count: int, pool_groups: np.ndarray | None = None,
+              summary: DatasetSummary | None = None) -> PoolFacts:
     """The copy's facts; with groups, the pool's group count too (so `plan` counts sizes in groups)."""
     digests = {name: array_digest(a) for name, a in arrays.items()}
-    return PoolFacts(len(arrays["pool_labels"]), class_count, copy_digest(digests), digests, group_count(pool_groups))
+    return PoolFacts(len(arrays["pool_labels"]), class_count, copy_digest(digests), digests, group_count(pool_groups),
+                     summary)
 
 
 def prepared_key(cfg: SweepConfig, source: Storage | None = None) -> str:
@@ -267,12 +291,13 @@ def _build_prepared(cfg: SweepConfig, storage: Storage, key: str, source: Storag
         key=key,
         load_images=load_images,
         duplicates=duplicates,
+        summary=summarize_dataset(data, pool, test, duplicates),
     )
     if data.groups is not None:
         prepared.group_names, ids = group_ids(data.groups)
         prepared.pool_groups, prepared.test_groups = ids[pool], ids[test]
     arrays = _prepared_arrays(prepared, images)
-    facts = _facts_of(arrays, len(prepared.class_names), prepared.pool_groups)
+    facts = _facts_of(arrays, len(prepared.class_names), prepared.pool_groups, prepared.summary)
     if not write_npz_once(storage, key, arrays):
         # Another trial prepared it concurrently; use the stored copy so every trial sees identical bytes.
         return _open_prepared(storage, key, cfg.dataset.image_size)
@@ -366,4 +391,4 @@ def _open_prepared(storage: Storage, key: str, image_size: int | None = None) ->
         return images
 
     return PreparedDataset(pool_labels, test_labels, meta["class_names"], skipped, key, load_images, facts.digest,
-                           duplicates, *groups)
+                           duplicates, *groups, facts.summary)

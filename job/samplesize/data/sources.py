@@ -18,7 +18,7 @@ from ..errors import DataError
 from ..storage import Storage
 from ..text import safe_name
 from .csv_source import csv_location, read_manifest
-from .dicom import dicom_pixels, is_dicom
+from .dicom import dicom_pixels_and_mode, is_dicom
 from .listing import list_dataset, open_dataset_file, refuse_name_clash, shown
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,9 @@ class SkippedFiles:
         return f"skipped {self.total} files ({by_reason}); for example: {'; '.join(self.examples)}"
 
 
+SourceFormat = tuple[int, int, str]  # an image's (width, height, mode) before the resize: (640, 480, "RGB")
+
+
 @dataclass
 class LabelledImages:
     images: np.ndarray  # uint8, (n, size, size, 3)
@@ -77,6 +80,7 @@ class LabelledImages:
     skipped: SkippedFiles = field(default_factory=SkippedFiles)
     groups: np.ndarray | None = None  # str, (n,): a csv source's group column (a patient ID) per image, when set
     names: list[str] | None = None  # how a message names each image (a file key, a CSV row); None: "image #i"
+    formats: list[SourceFormat] | None = None  # each image's source size and mode, for the dataset summary
 
     def name(self, i: int) -> str:
         return self.names[i] if self.names is not None else f"image #{i}"
@@ -120,7 +124,8 @@ def _load_digits(size: int) -> LabelledImages:
     gray = (digits.images / 16.0 * 255.0).astype(np.uint8)  # 8x8, values 0..16
     images = np.stack([_resize(np.repeat(g[:, :, None], 3, axis=2), size) for g in gray])
     return LabelledImages(images, digits.target.astype(np.int32), [str(n) for n in digits.target_names],
-                          names=[f"builtin:digits #{i}" for i in range(len(images))])
+                          names=[f"builtin:digits #{i}" for i in range(len(images))],
+                          formats=[(g.shape[1], g.shape[0], "L") for g in gray])
 
 
 def _resize(rgb: np.ndarray, size: int) -> np.ndarray:
@@ -136,7 +141,8 @@ class RefusedImage(ValueError):
     """A decoded image this package refuses (NaN pixels): its message is the reason."""
 
 
-def decode_image(data: bytes, size: int, *, name: str = "", dicom_frames: str = "first") -> np.ndarray:
+def decode_image(data: bytes, size: int, *, name: str = "", dicom_frames: str = "first",
+                 formats: list[SourceFormat] | None = None) -> np.ndarray:
     """Decode and resize one image file's bytes; raises ValueError (the reason) when unusable.
 
     DICOM files (the `DICM` magic, or a `.dcm` name: `dicom.is_dicom`) go to
@@ -147,16 +153,21 @@ def decode_image(data: bytes, size: int, *, name: str = "", dicom_frames: str = 
     Large images are decoded at reduced size, the EXIF orientation is
     applied, 16-bit and float pixels are scaled to 8 bits (see `_to_rgb8`),
     and images past Pillow's decompression-bomb limit are refused rather
-    than decoded.
+    than decoded. When `formats` is given, the file's `SourceFormat` is
+    appended to it (read while decoding: the upright width and height, Pillow's
+    mode or the DICOM photometric interpretation and bits stored).
     """
     from PIL import Image, UnidentifiedImageError
 
     if not data:
         raise ValueError("zero-byte")
     if is_dicom(data, name):
-        return _resize_unit(dicom_pixels(data, dicom_frames), size)
+        unit, mode = dicom_pixels_and_mode(data, dicom_frames)
+        if formats is not None:
+            formats.append((unit.shape[1], unit.shape[0], mode))
+        return _resize_unit(unit, size)
     try:
-        rgb = _decode(data, size)
+        rgb, source_format = _decode(data, size)
     except Image.DecompressionBombError:
         raise ValueError(f"too large (over {2 * Image.MAX_IMAGE_PIXELS} pixels)") from None
     except UnidentifiedImageError:
@@ -165,6 +176,8 @@ def decode_image(data: bytes, size: int, *, name: str = "", dicom_frames: str = 
         raise ValueError(str(exc)) from None
     except Exception:  # noqa: BLE001 - any decoder failure on one file: BLPFormatError, AttributeError, TypeError...
         raise ValueError("truncated or corrupt") from None
+    if formats is not None:
+        formats.append(source_format)
     return _resize(rgb, size)
 
 
@@ -186,9 +199,10 @@ def _resize_unit(unit: np.ndarray, size: int) -> np.ndarray:
 # EXIF orientation -> the transpose that shows the image upright (what ImageOps.exif_transpose applies).
 _ORIENTATIONS = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE", 6: "ROTATE_270",
                  7: "TRANSVERSE", 8: "ROTATE_90"}
+_QUARTER_TURNS = (5, 6, 7, 8)  # the orientations that swap width and height
 
 
-def _decode(data: bytes, size: int) -> np.ndarray:
+def _decode(data: bytes, size: int) -> tuple[np.ndarray, SourceFormat]:
     import warnings
 
     from PIL import Image
@@ -199,10 +213,12 @@ def _decode(data: bytes, size: int) -> np.ndarray:
         warnings.simplefilter("ignore", UserWarning)  # "Corrupt EXIF data": a broken file fails or decodes, quietly
         with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as img:
             orientation = img.getexif().get(0x0112)  # read before reducing: the reduced copy has no EXIF
+            width, height = img.size[::-1] if orientation in _QUARTER_TURNS else img.size
+            source_format = (width, height, img.mode)  # before `draft` makes a JPEG smaller
             reduced = _open_reduced(img, size)
             if orientation in _ORIENTATIONS:
                 reduced = reduced.transpose(getattr(Image.Transpose, _ORIENTATIONS[orientation]))
-            return _to_rgb8(reduced)
+            return _to_rgb8(reduced), source_format
 
 
 def _open_reduced(img, size: int):
@@ -275,14 +291,14 @@ def scan_folder(storage: Storage, size: int, where: str = "", dicom_frames: str 
     # name has one spelling: NFC, as macOS and Windows tools may write either.
     class_names = [unicodedata.normalize("NFC", safe_name(folder)) for folder in folders]
     refuse_name_clash(folders, class_names, where)
-    images, labels, names = ImageSink(size, capacity=len(listing.files)), [], []
+    images, labels, names, formats = ImageSink(size, capacity=len(listing.files)), [], [], []
     empty_classes = []
     for label, (folder, name) in enumerate(zip(folders, class_names)):
         before = len(labels)
         for key, nbytes in by_class[folder]:
             try:
                 data = read_image_file(storage, key, nbytes)
-                images.append(decode_image(data, size, name=key, dicom_frames=dicom_frames))
+                images.append(decode_image(data, size, name=key, dicom_frames=dicom_frames, formats=formats))
                 labels.append(label)
                 names.append(key)
             except ValueError as exc:
@@ -296,7 +312,8 @@ def scan_folder(storage: Storage, size: int, where: str = "", dicom_frames: str 
         )
     if skipped.total:
         log.warning("dataset %s: %s", shown(where, 1000), skipped.describe())
-    return LabelledImages(images.array(), np.asarray(labels, np.int32), class_names, skipped, names=names)
+    return LabelledImages(images.array(), np.asarray(labels, np.int32), class_names, skipped, names=names,
+                          formats=formats)
 
 
 def load_csv(storage: Storage, ds: DatasetConfig) -> LabelledImages:
@@ -306,11 +323,11 @@ def load_csv(storage: Storage, ds: DatasetConfig) -> LabelledImages:
     skipped = SkippedFiles()
     for name, reason in manifest.skipped:
         skipped.add(name, reason)
-    images, labels, groups, names = ImageSink(ds.image_size, capacity=len(manifest.rows)), [], [], []
+    images, labels, groups, names, formats = ImageSink(ds.image_size, capacity=len(manifest.rows)), [], [], [], []
     for row in manifest.rows:
         try:
             images.append(decode_image(read_image_file(storage, row.key, row.size), ds.image_size,
-                                      name=row.key, dicom_frames=ds.dicom_frames))
+                                      name=row.key, dicom_frames=ds.dicom_frames, formats=formats))
         except ValueError as exc:
             skipped.add(row.name, str(exc))
             continue
@@ -327,7 +344,7 @@ def load_csv(storage: Storage, ds: DatasetConfig) -> LabelledImages:
         log.warning("dataset csv:%s: %s", shown(ds.location, 1000), skipped.describe())
     group_array = np.asarray(groups, dtype=str) if ds.group_column is not None else None
     return LabelledImages(images.array(), np.asarray(labels, np.int32), manifest.class_names, skipped, group_array,
-                          names)
+                          names, formats)
 
 
 def _files_by_class(files: list[tuple[str, int, str]], skipped: SkippedFiles) -> dict[str, list[tuple[str, int]]]:
@@ -390,15 +407,19 @@ def _load_tfds(ds: DatasetConfig) -> LabelledImages:
     split = "train" if "train" in builder.info.splits else next(iter(builder.info.splits))
     label_key = "label"
     names = list(builder.info.features[label_key].names)
-    images, labels = [], []
+    images, labels, formats = [], [], []
     for example in tfds.as_numpy(builder.as_dataset(split=split)):
         img = example["image"]
+        formats.append((img.shape[1], img.shape[0], _TFDS_MODES.get(img.shape[-1], f"{img.shape[-1]} channels")))
         if img.shape[-1] == 1:
             img = np.repeat(img, 3, axis=-1)
         images.append(_resize(img, ds.image_size))
         labels.append(int(example[label_key]))
     return LabelledImages(np.stack(images), np.asarray(labels, np.int32), names,
-                          names=[f"tfds:{name} #{i}" for i in range(len(images))])
+                          names=[f"tfds:{name} #{i}" for i in range(len(images))], formats=formats)
+
+
+_TFDS_MODES = {1: "L", 3: "RGB", 4: "RGBA"}  # a tfds image's channels, named as Pillow names its modes
 
 
 class ImageSink:

@@ -6,7 +6,9 @@ is used:
 
 - the facts (`cache/dataset-<hash>.json`): at most `MAX_FACTS_BYTES`, a JSON
   object of bounded whole numbers and sha256 digests (a hostile one made
-  `plan` print 300-digit sizes);
+  `plan` print 300-digit sizes), and the dataset summary `prepare` prints
+  (`dataset_summary`, bounded texts and counts; absent from copies prepared
+  before it);
 - the arrays' headers, read without loading them: uint8 images of shape
   (n, size, size, 3), one-dimensional integer labels of the same lengths;
 - `meta` (at most `MAX_META_BYTES`): class names, 2 to `MAX_CLASSES` distinct
@@ -32,8 +34,9 @@ import numpy as np
 
 from ..errors import DataError
 from ..storage import Storage
+from .dataset_summary import DatasetSummary
 
-MAX_FACTS_BYTES = 64 * 1024  # a real facts file is under 1 KiB
+MAX_FACTS_BYTES = 64 * 1024  # a real facts file is under 1 KiB, a few KiB with its summary (at most 50 KiB)
 MAX_META_BYTES = 16 * 1024 * 1024  # class names and the skipped-files record
 MAX_CLASSES = 100_000
 MAX_IMAGES = 10**9  # a pool or test set of more images is not a dataset this package prepares
@@ -46,7 +49,8 @@ class PoolFacts:
     """What planning needs from a prepared copy, stored beside it so that `plan` never decodes or opens it.
 
     `digests` is each array's sha256 (`array_digest`) and `digest` the copy's (`copy_digest`): recorded when
-    the copy is written, checked whenever it is opened.
+    the copy is written, checked whenever it is opened. `summary` is not checked against the copy: it is only
+    shown.
     """
 
     pool_size: int
@@ -54,13 +58,17 @@ class PoolFacts:
     digest: str | None = field(default=None, compare=False)
     digests: dict[str, str] | None = field(default=None, compare=False, repr=False)
     group_count: int | None = None  # the pool's groups (patients); None without dataset.group_column
+    summary: DatasetSummary | None = field(default=None, compare=False, repr=False)  # None: prepared before it
 
     def to_json(self) -> bytes:
         facts = {"pool_size": self.pool_size, "class_count": self.class_count, "digest": self.digest,
                  "digests": self.digests}
         if self.group_count is not None:  # facts without groups stay as they were
             facts["group_count"] = self.group_count
-        return json.dumps(facts).encode()
+        if self.summary is not None:
+            facts["summary"] = self.summary.to_json()
+        # UTF-8, not \u escapes: the summary's names stay within MAX_FACTS_BYTES (every text is `shown`, so encodable)
+        return json.dumps(facts, ensure_ascii=False).encode()
 
 
 def unusable(key: str, why: str) -> DataError:
@@ -124,7 +132,18 @@ def parse_facts(raw: bytes, key: str) -> PoolFacts:
         raise bad(f"digests must map {', '.join(ARRAYS)} to sha256 hex digests")
     if facts.get("digest") != copy_digest(digests):
         raise bad("its digest is not the digest of its arrays' digests")
-    return PoolFacts(pool_size, class_count, facts["digest"], dict(digests), group_count)
+    return PoolFacts(pool_size, class_count, facts["digest"], dict(digests), group_count, _summary(facts, key))
+
+
+def _summary(facts: dict, key: str) -> DatasetSummary | None:
+    """The facts' dataset summary, checked; None in the facts of a copy prepared before summaries were stored."""
+    if "summary" not in facts:
+        return None
+    try:
+        return DatasetSummary.from_json(facts["summary"])
+    except ValueError as exc:
+        raise DataError(f"{key} is unreadable ({exc}); delete it and the .npz beside it and run `samplesize "
+                        "prepare` again (the summary is recorded only when the copy is built)") from None
 
 
 def _whole(value, low: int, high: int) -> bool:
