@@ -219,12 +219,16 @@ def test_the_builtin_digits_summary_names_their_8x8_grey_source():
     assert Counter(data.labels.tolist())[0] == summary.classes[0][1].pool_images + summary.classes[0][1].test_images
 
 
-def test_stored_summary_finds_a_copy_by_its_digest(tmp_path):
+def test_stored_summary_reads_the_copy_a_result_names_and_never_fails_the_aggregation(tmp_path):
     root = _mixed_folder(tmp_path)
     storage = LocalStorage(tmp_path / "out")
     data = prepare_dataset(load_config(overrides=[f"dataset.source=folder:{root}", f"dataset.image_size={SIZE}"]),
                            storage, LocalStorage(root))
-    (tmp_path / "out" / "cache" / "dataset-junk.json").write_text("not json")  # passed over, not an error
-    assert stored_summary(storage, data.digest) == data.summary
-    assert stored_summary(storage, "0" * 64) is None
+    assert stored_summary(storage, data.key, data.digest) == data.summary
+    assert stored_summary(storage, data.key, "0" * 64) is None  # another copy under the same key
+    assert stored_summary(storage, "cache/dataset-0123456789abcdef.npz", data.digest) is None  # no facts
+    assert stored_summary(storage, "../../etc/passwd", data.digest) is None  # a key no prepared copy has
+    facts = tmp_path / "out" / data.key.replace(".npz", ".json")
     assert read_facts(storage, f"{data.key.removesuffix('.npz')}.json").summary == data.summary
+    facts.write_text("not json")  # unreadable: no summary to show, and the aggregation goes on
+    assert stored_summary(storage, data.key, data.digest) is None

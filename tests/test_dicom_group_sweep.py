@@ -48,6 +48,9 @@ def _assert_answers_in_patients(summary: dict, report_md: str) -> None:
     # every answer counts patients (a size it gives has its images beside), none counts labelled images
     assert answers and all(" patients" in line and "labelled images" not in line for line in answers), answers
     assert not [line for line in answers if re.search(r"about [\d,]+ patients(?! \(≈)", line)], answers
+    groups = summary["run"]["dataset_summary"]["total"]  # the run facts list patients per class
+    assert groups["pool_groups"] + groups["test_groups"] == PATIENTS
+    assert "- Patients per class (pool / test): " in report_md
 
 
 def _assert_whole_patients(sets: list[str], output: str, results: list[dict], summary: dict, report_md: str) -> None:

@@ -4,11 +4,18 @@ and the report count what the trials drew; a sweep without groups is as it was (
 from __future__ import annotations
 
 import json
+import shutil
 
+import numpy as np
 import pytest
 
-from fake_sweep import BOOT, GROUPED, PER_GROUP, POOL, make_cfg, write_sweep
+from conftest import image_bytes
+from fake_sweep import BOOT, GROUPED, PER_GROUP, POOL, fake_result, make_cfg, write_sweep
 from samplesize.aggregate import aggregate
+from samplesize.commands import open_uri
+from samplesize.data import open_source, prepare_dataset
+from samplesize.results import write_result
+from samplesize.storage import LocalStorage
 from samplesize.size_unit import SizeUnit, size_unit, unit_noun
 from samplesize.summary import Summary
 
@@ -84,3 +91,43 @@ def test_a_sweep_without_groups_writes_no_unit_and_answers_in_images(tmp_path):
     assert not {"size_unit", "pool_groups", "images_per_group"} & set(summary["run"])
     assert all("images" not in row for row in summary["per_size"] + summary["points"] + summary["targets"])
     assert "labelled images" in (tmp_path / "report" / "report.md").read_text()
+
+
+def _export_with_junk(root):
+    """A CSV of 12 patients (3 images each, one class per patient), one row naming a missing file, and one
+    patient's image repeated under another patient (a duplicate `allow` keeps)."""
+    rng = np.random.default_rng(1)
+    (root / "img").mkdir(parents=True)
+    rows = []
+    for p in range(12):
+        for i in range(PER_GROUP):
+            (root / "img" / f"p{p}_{i}.png").write_bytes(image_bytes(rng, tint=p % 2))
+            rows.append(f"img/p{p}_{i}.png,{'ab'[p % 2]},p{p}")
+    shutil.copy(root / "img" / "p0_0.png", root / "img" / "copy.png")
+    rows += ["img/copy.png,a,p2", "img/gone.png,a,p4"]
+    (root / "labels.csv").write_text("path,label,patient\n" + "\n".join(rows) + "\n")
+    return root / "labels.csv"
+
+
+def test_the_run_facts_list_skipped_files_duplicates_and_patients_per_class(tmp_path):
+    csv = _export_with_junk(tmp_path / "export")
+    cfg = make_cfg(dataset={"source": f"csv:{csv}", "group_column": "patient", "duplicates": "allow",
+                            "image_size": 16})
+    storage = LocalStorage(tmp_path / "out")
+    data = prepare_dataset(cfg.trial_config(None), storage, open_source(cfg.dataset, open_uri))
+    for i in range(cfg.trial_count):
+        assert write_result(storage, fake_result(cfg, i, dataset_key=data.key, dataset_digest=data.digest))
+    aggregate(cfg, storage, n_bootstrap=BOOT)
+    run = json.loads((tmp_path / "out" / "report" / "summary.json").read_text())["run"]
+    assert run["dataset_summary"] == data.summary.to_json()
+    report = (tmp_path / "out" / "report" / "report.md").read_text()
+    facts = report.split("## Data\n", 1)[1].strip().split("\n\n")[0]
+    a, b = (counts for _, counts in data.summary.classes)
+    assert facts.splitlines() == [
+        "- Skipped files: 1 (1 file not found)",
+        "- Duplicate images: 1 kept (1 in pool/test)",  # p0's image listed again under p2, across the split
+        f"- Patients per class (pool / test): a {a.pool_groups} / {a.test_groups}; b {b.pool_groups} / {b.test_groups}",
+    ]
+    assert (a.pool_groups + a.test_groups, b.pool_groups + b.test_groups) == (6, 6)
+    html = (tmp_path / "out" / "report" / "report.html").read_text()
+    assert "Patients per class (pool / test)" in html and "Skipped files" in html

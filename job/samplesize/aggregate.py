@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from .config import SweepConfig
 from .curves import DEFAULT_BOOTSTRAP
@@ -55,6 +55,21 @@ def aggregate(
         )
     build, write = (build_variants_summary, write_comparison_report) if cfg.variants else (build_summary, write_report)
     summary = build(cfg, loaded, failed_indexes=failed_indexes, job_state=job_state, n_bootstrap=n_bootstrap,
-                    output_uri=storage.uri)
+                    output_uri=storage.uri, datasets=dataset_summaries(storage, loaded.results.values()))
     write(storage, summary)
     return summary.to_json()
+
+
+def dataset_summaries(storage: Storage, results: Iterable[Mapping]) -> dict[str, dict]:
+    """The stored dataset summary (`data.stored_summary`, as JSON) of each prepared copy the results ran on, by its
+    key; only those the run facts list (`DatasetSummary.notable`): a sweep without skipped files, duplicates or
+    groups has a summary.json as before they were recorded."""
+    from .data import stored_summary
+
+    out = {}
+    for key, digest in {(r.get("dataset_key"), r.get("dataset_digest")) for r in results}:
+        if isinstance(key, str) and isinstance(digest, str):
+            found = stored_summary(storage, key, digest)
+            if found is not None and found.notable:
+                out[key] = found.to_json()
+    return out

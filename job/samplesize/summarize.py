@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
@@ -50,11 +50,12 @@ class Pipeline:
     partial_warning: str | None = None
     config_hash: str | None = None  # the sweep's, when `cfg` is a variant's
     variant: str | None = None
+    datasets: Mapping[str, dict] = field(default_factory=dict)  # stored dataset summaries by prepared copy
 
 
 def build_summary(cfg: SweepConfig, loaded: LoadedResults, *, failed_indexes: Iterable[int] = (),
                   job_state: str | None = None, n_bootstrap: int = DEFAULT_BOOTSTRAP,
-                  output_uri: str = "") -> Summary:
+                  output_uri: str = "", datasets: Mapping[str, dict] | None = None) -> Summary:
     """The summary of a sweep without variants.
 
     Args:
@@ -64,6 +65,8 @@ def build_summary(cfg: SweepConfig, loaded: LoadedResults, *, failed_indexes: It
         job_state: the Job's state, or None when unknown (a local run). Defaults to None.
         n_bootstrap: bootstrap resamples for the intervals. Defaults to `curves.DEFAULT_BOOTSTRAP`.
         output_uri: the sweep's output, named in the run facts. Defaults to "".
+        datasets: the stored dataset summaries (JSON) by prepared copy (`aggregate.dataset_summaries`), for the
+            run facts. Defaults to none.
 
     Returns:
         The `Summary`. Without two fitted splits (or when the fit fails) it has no curve, and its
@@ -76,7 +79,8 @@ def build_summary(cfg: SweepConfig, loaded: LoadedResults, *, failed_indexes: It
         warnings.append(f"indexes {index_ranges(failed_present)} are marked failed by the Job but have a usable result, which is used")
     warnings.extend(loaded.problems)
     specs = {i: trial_spec(cfg, i) for i in loaded.results}
-    pipeline = Pipeline(cfg, loaded.results, specs, head, warnings, partial_warning=partial_warning)
+    pipeline = Pipeline(cfg, loaded.results, specs, head, warnings, partial_warning=partial_warning,
+                        datasets=datasets or {})
     return pipeline_summary(pipeline, n_bootstrap=n_bootstrap, output_uri=output_uri)[0]
 
 
@@ -90,7 +94,8 @@ def pipeline_summary(pipeline: Pipeline, *, n_bootstrap: int, output_uri: str) -
     per_size = _per_size_stats(cfg, results)
     fitted_splits = sorted({p.split for p in points if not p.backtest})
     facts = run_facts(cfg, pipeline.results, output_uri, warnings, config_hash=pipeline.config_hash,
-                      variant=pipeline.variant, partial_warning=pipeline.partial_warning)
+                      variant=pipeline.variant, partial_warning=pipeline.partial_warning,
+                      dataset_summary=_dataset_summary(pipeline.results, pipeline.datasets))
     pool = facts.pool_groups if unit.grouped else facts.pool_size
     fit, validation_fit, facts.no_curve = _fit_metric(cfg, points, per_size, fitted_splits, n_bootstrap,
                                                       facts.test_size, warnings)
@@ -287,6 +292,12 @@ def _per_size_stats(cfg: SweepConfig, results: Mapping[int, dict]) -> list[SizeS
             images=float(np.mean(images)) if images else None,
         ))
     return rows
+
+
+def _dataset_summary(results: Mapping[int, dict], datasets: Mapping[str, dict]) -> dict | None:
+    """The stored summary of the one prepared copy the results ran on; None for none, or for several."""
+    keys = {r.get("dataset_key") for r in results.values()}
+    return datasets.get(keys.pop()) if len(keys) == 1 else None
 
 
 def run_facts(cfg: SweepConfig, results: Mapping[int, dict], output_uri: str, warnings: list[str],

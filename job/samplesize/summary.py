@@ -287,9 +287,10 @@ class RunFacts:
     size_unit: str | None = None
     pool_groups: int | None = None
     images_per_group: float | None = None
+    dataset_summary: dict | None = None  # the copy's `data.DatasetSummary` JSON, when it has something to list
 
     def to_json(self, *, no_curve: bool = True) -> dict:
-        omit = unset(self, ("variant", "variants", "size_unit", "pool_groups", "images_per_group"))
+        omit = unset(self, ("variant", "variants", "size_unit", "pool_groups", "images_per_group", "dataset_summary"))
         return record_fields(self, omit | (set() if no_curve else {"no_curve"}))
 
 

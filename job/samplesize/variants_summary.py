@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
@@ -17,7 +17,7 @@ from .summary import Head, Trials, VariantEntry, VariantsSummary
 
 def build_variants_summary(cfg: SweepConfig, loaded: LoadedResults, *, failed_indexes: Iterable[int] = (),
                            job_state: str | None = None, n_bootstrap: int = DEFAULT_BOOTSTRAP,
-                           output_uri: str = "") -> VariantsSummary:
+                           output_uri: str = "", datasets: Mapping[str, dict] | None = None) -> VariantsSummary:
     """The summary of a sweep with `variants`.
 
     Each variant gets the summary a sweep of its own would get, built on its trials under the
@@ -33,6 +33,7 @@ def build_variants_summary(cfg: SweepConfig, loaded: LoadedResults, *, failed_in
         job_state: the Job's state, or None when unknown (a local run). Defaults to None.
         n_bootstrap: bootstrap resamples for the intervals. Defaults to `curves.DEFAULT_BOOTSTRAP`.
         output_uri: the sweep's output, named in the run facts. Defaults to "".
+        datasets: the stored dataset summaries by prepared copy, for each variant's run facts. Defaults to none.
 
     Returns:
         The `VariantsSummary`.
@@ -41,7 +42,8 @@ def build_variants_summary(cfg: SweepConfig, loaded: LoadedResults, *, failed_in
     specs = {i: trial_spec(cfg, i) for i in range(cfg.trial_count)}
     entries, fits = [], {}
     for variant in cfg.variants:
-        entry, fits[variant.name] = _variant_entry(cfg, variant.name, specs, loaded, head, n_bootstrap, output_uri)
+        entry, fits[variant.name] = _variant_entry(cfg, variant.name, specs, loaded, head, n_bootstrap, output_uri,
+                                                   datasets or {})
         entries.append(entry)
     trials = {e.name: e.summary.points if e.summary else [] for e in entries}
 
@@ -67,7 +69,7 @@ def _variants_warnings(entries: list[VariantEntry]) -> list[str]:
 
 
 def _variant_entry(cfg: SweepConfig, name: str, specs: dict, loaded: LoadedResults, sweep: Head,
-                   n_bootstrap: int, output_uri: str) -> tuple[VariantEntry, Any]:
+                   n_bootstrap: int, output_uri: str, datasets: Mapping[str, dict]) -> tuple[VariantEntry, Any]:
     """One variant's entry (its name, its changes and the summary of its own trials) and its fit.
 
     The variant's summary names the sweep's indexes, and is partial for the sweep's reasons that
@@ -85,7 +87,8 @@ def _variant_entry(cfg: SweepConfig, name: str, specs: dict, loaded: LoadedResul
                 trials=Trials(expected=len(mine), usable=len(results), missing=missing, failed=failed,
                               rejected=[], job_state=job_state))
     # The sweep's summary carries the PARTIAL warning and the rejected files once, not once per variant.
-    pipeline = Pipeline(variant_cfg, results, specs, head, warnings=[], config_hash=cfg.trial_hash(), variant=name)
+    pipeline = Pipeline(variant_cfg, results, specs, head, warnings=[], config_hash=cfg.trial_hash(), variant=name,
+                        datasets=datasets)
     summary, fit = pipeline_summary(pipeline, n_bootstrap=n_bootstrap, output_uri=output_uri)
     return VariantEntry(name=name, changes=cfg.variant(name).describe(), summary=summary), fit
 

@@ -3,7 +3,7 @@
 `summarize_dataset` builds it once, from the decoded source and its split, and
 it is stored under `summary` in the copy's facts (`cache/dataset-<hash>.json`),
 so a second `prepare` prints the same summary without decoding anything, and
-the aggregator can find it by the copy's digest (`prepared.stored_summary`).
+the aggregator reads it for the report's run facts (`prepared.stored_summary`).
 
 It stays small whatever the dataset: the first `MAX_LISTED_CLASSES` classes
 are listed and the rest summed; of the source sizes, modes and skip reasons
@@ -122,6 +122,12 @@ class DatasetSummary:
     duplicates: DuplicateImages  # identical images kept
     dropped_duplicates: int = 0  # copies `dataset.duplicates: drop` removed (also among the skipped files)
     other_classes: tuple[int, ImageCounts] | None = None
+
+    @property
+    def notable(self) -> bool:
+        """Whether the report's run facts list it: files were skipped, duplicates kept or dropped, or groups drawn."""
+        return bool(self.skipped.counts or self.skipped.other_images or self.duplicates.total
+                    or self.dropped_duplicates or self.total.pool_groups is not None)
 
     def to_json(self) -> dict:
         out = {

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ from .verify import (
 log = logging.getLogger(__name__)
 
 
+PREPARED_KEY = re.compile(r"cache/dataset-[0-9a-f]{8,64}\.npz")  # what `prepared_key` names
 PREPARED_FORMAT = 2  # bump when the stored arrays' layout changes (2: facts carry the arrays' digests)
 
 
@@ -98,23 +100,21 @@ def read_pool_facts(cfg: SweepConfig, storage: Storage, source: Storage | None =
     return read_facts(storage, pool_facts_key(prepared_key(cfg, source)))
 
 
-def stored_summary(storage: Storage, digest: str) -> DatasetSummary | None:
-    """The dataset summary of the prepared copy whose digest is `digest` (a result's `dataset_digest`), or None.
+def stored_summary(storage: Storage, key: str, digest: str) -> DatasetSummary | None:
+    """The dataset summary stored with the prepared copy `key` (a result's `dataset_key`) when its facts record
+    `digest` (the result's `dataset_digest`); None when there is none to show.
 
-    The output's `cache/` is listed and each copy's facts read (a few KiB each) until one records that digest
-    with a summary; facts that are unreadable are passed over, as they cannot be the copy's.
-    """
-    for name, _, _ in storage.list_stats("cache"):
-        if not (name.startswith("cache/dataset-") and name.endswith(".json")):
-            continue
-        try:
-            facts = read_facts(storage, name)
-        except DataError as exc:
-            log.warning("%s", exc)
-            continue
-        if facts is not None and facts.digest == digest and facts.summary is not None:
-            return facts.summary
-    return None
+    Only shown in the report, so it never stops an aggregation: a key that is no prepared copy's, facts that are
+    missing, unreadable or of another copy, and a copy prepared before summaries existed all give None (the
+    unreadable ones with a logged warning; the trials refuse such facts themselves)."""
+    if not PREPARED_KEY.fullmatch(key):
+        return None
+    try:
+        facts = read_facts(storage, pool_facts_key(key))
+    except DataError as exc:
+        log.warning("%s", exc)
+        return None
+    return facts.summary if facts is not None and facts.digest == digest else None
 
 
 def _store_facts(storage: Storage, key: str, facts: PoolFacts) -> PoolFacts:

@@ -11,6 +11,7 @@ from .words import (
     class_prediction_column,
     comparison_rows,
     comparison_sentences,
+    dataset_facts,
     family_sentence,
     far_text,
     fmt_chance,
@@ -110,7 +111,7 @@ def render_html(summary: dict, curve_png: bytes, class_png: bytes | None = None)
     parts.append(_per_class_html(summary, class_png))
     parts.append(_confusion_html(summary))
     parts += _trials_html(summary)
-    parts += _run_facts_html(summary["run"])
+    parts += _run_facts_html(summary)
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -209,7 +210,8 @@ def _trials_html(summary: dict) -> list[str]:
     return parts
 
 
-def _run_facts_html(run: dict) -> list[str]:
+def _run_facts_html(summary: dict) -> list[str]:
+    run = summary["run"]
     facts = [
         ["Dataset", run["dataset"]],
         ["Pool size", fmt_size(run["pool_size"])],
@@ -217,6 +219,7 @@ def _run_facts_html(run: dict) -> list[str]:
             "sample sizes count them)"]] if run.get("pool_groups") is not None else []),
         ["Test set size", fmt_size(run["test_size"])],
         ["Classes", run["classes"]],
+        *[[label, text] for label, text in dataset_facts(summary)],
         ["Model", f"{run['model']} (weights: {run['weights']}, fine-tune from: {run['fine_tune_from'] or 'none'})"],
         ["Splits (fitted)", ", ".join(f"{s:g}" for s in run["splits"])],
         ["Backtest splits", ", ".join(f"{s:g}" for s in run["backtest_splits"]) or "none"],

@@ -7,6 +7,7 @@ from .next_steps import gain_rows, gains_caption, lead_sentence, plan_rows, sett
 from .words import (
     comparison_rows,
     comparison_sentences,
+    dataset_facts,
     family_sentence,
     fmt_interval,
     fmt_score,
@@ -52,6 +53,9 @@ def render_markdown(summary: dict) -> str:
     shown = listed_warnings(summary)
     if shown:
         lines += ["", "## Warnings", ""] + [f"- {md_line(w)}" for w in shown]
+    data = dataset_facts(summary)
+    if data:
+        lines += ["", "## Data", ""] + [f"- {label}: {md_line(text)}" for label, text in data]
     lines += ["", f"Trials: {summary['trials']['usable']} of {summary['trials']['expected']} usable; "
                   f"total trial time {fmt_seconds(run['total_trial_seconds'])}. Full report: report.html", ""]
     return "\n".join(lines)

@@ -85,6 +85,35 @@ def size_cell(summary: dict, size: Any, images: Any = None) -> str:
     return f"{fmt_size(size)} ({fmt_size(shown)} images)"
 
 
+def dataset_facts(summary: dict) -> list[tuple[str, str]]:
+    """The run facts' lines about the data (label, text): files skipped by reason, duplicates kept and dropped,
+    and groups per class in the pool and the test set; none when the prepared copy recorded nothing to list."""
+    data = (summary.get("run") or {}).get("dataset_summary")
+    if not data:
+        return []
+    facts = []
+    skipped = data["skipped"]
+    n_skipped = sum(skipped["counts"].values()) + skipped["others"]["images"]
+    if n_skipped:
+        reasons = ", ".join(f"{n:,} {reason}" for reason, n in skipped["counts"].items())
+        if skipped["others"]["values"]:
+            reasons += f", {skipped['others']['images']:,} for {skipped['others']['values']:,} other reasons"
+        facts.append(("Skipped files", f"{n_skipped:,} ({reasons})"))
+    kept, dropped = data["duplicates"]["counts"], data["duplicates"]["dropped"]
+    if kept or dropped:
+        where = ", ".join(f"{n:,} in {w}" for w, n in sorted(kept.items()))
+        text = f"{sum(kept.values()):,} kept" + (f" ({where})" if where else "")
+        facts.append(("Duplicate images", text + (f"; {dropped:,} dropped (dataset.duplicates: drop)" if dropped else "")))
+    if data["total"].get("pool_groups") is not None:
+        unit = size_unit(summary)
+        classes = [(c["name"], c) for c in data["classes"]]
+        if data.get("other_classes"):
+            classes.append((f"{data['other_classes']['classes']:,} more classes", data["other_classes"]))
+        facts.append((f"{unit.capitalize()} per class (pool / test)",
+                      "; ".join(f"{name} {c['pool_groups']:,} / {c['test_groups']:,}" for name, c in classes)))
+    return facts
+
+
 def fmt_score(v: Any) -> str:
     return "-" if v is None else f"{float(v):.3f}"
 
