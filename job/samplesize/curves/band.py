@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import DataError
+from .centre import CentreShift
 from .conditional import ConditionalBand
 
 
@@ -29,6 +30,9 @@ class Calibration:
     # when set, the multipliers beyond the data are functions of the pilot (conditional.py), and
     # `quantiles` is unused
     conditional: ConditionalBand | None = None
+    # the centre correction (and its band's re-conformalization) of image curves, applied to fits
+    # made with kind="image" (centre.py); None: image curves are treated as any other
+    image: CentreShift | None = None
 
 
 def base_spread(cal: Calibration, centre, noise, between, distance, edge_slope):
