@@ -40,7 +40,7 @@ sys.path.insert(0, str(HERE.parent / "job"))
 from samplesize.curves import calibration as cal  # noqa: E402
 from samplesize.curves import conditional_fit as cf  # noqa: E402
 from samplesize.curves import CALIBRATION  # noqa: E402
-from samplesize.curves import centre  # noqa: E402
+from samplesize.curves import centre_fit  # noqa: E402
 
 CACHE = HERE / "real_curves" / ".cache" / "records"
 _CONDITIONAL: dict = {}
@@ -56,18 +56,18 @@ def _conditional(train):
 
 def _image_centre(form: str | None = None, estimator: str = "mean", reconformalize: bool = True):
     """The conditional calibration plus the image centre correction, both fitted on the training records
-    only; form None: the form and estimator chosen on those records too (`centre.choose_centre_shift`)."""
+    only; form None: the form and estimator chosen on those records too (`centre_fit.choose_centre_shift`)."""
     def fit(train):
         base = _conditional(train)
-        f, e = (form, estimator) if form else centre.choose_centre_shift(train, base)
+        f, e = (form, estimator) if form else centre_fit.choose_centre_shift(train, base)
         if not form:
             CHOSEN.append((f, e))
-        return replace(base, image=centre.fit_centre_shift(train, base, f, reconformalize=reconformalize,
+        return replace(base, image=centre_fit.fit_centre_shift(train, base, f, reconformalize=reconformalize,
                                                            estimator=e))
     return fit
 
 
-# The image correction is chosen inside each fold (nested) from centre.CANDIDATES, by the interval score of
+# The image correction is chosen inside each fold (nested) from centre_fit.CANDIDATES, by the interval score of
 # the fold's training image curves with each learner group left out in turn; every candidate, fixed, is
 # printed beside it as an ablation, not to choose from.
 PRIMARY = "conditional+image"
@@ -77,7 +77,7 @@ METHODS = {
     "conditional": _conditional,
     PRIMARY: _image_centre(),
 }
-ABLATIONS = {f"image fixed: {f}, {e}": _image_centre(f, e) for f, e in centre.CANDIDATES}
+ABLATIONS = {f"image fixed: {f}, {e}": _image_centre(f, e) for f, e in centre_fit.CANDIDATES}
 ABLATIONS["image fixed: headroom, ls, band not re-conformalized"] = _image_centre("headroom", "ls", False)
 
 
@@ -185,6 +185,10 @@ def main() -> None:
             _print(f"{name}, held out by {label}, image curves only:", image)
             _by(rows, "learner_group", f"{name}, held out by {label}")
             _by([r for r in rows if r["kind"] == "image"], "learner_group", f"{name}, held out by {label}, image curves")
+            if key == "group":  # learn on one image dataset, test on the other
+                for d in sorted({r["group"] for r in rows if r["kind"] == "image"}):
+                    _print(f"{name}, held out by {label}, image curves of {d} only:",
+                           cal.summarise([r for r in rows if r["kind"] == "image" and r["group"] == d]))
             skill = _print_reliability(f"{name}, held out by {label}: p_reachable reliability", p, y)
             _print_reliability(f"{name}, held out by {label}: p_reachable reliability, image curves only",
                                image_p, image_y)
@@ -196,8 +200,8 @@ def main() -> None:
     print(f"\nin code: {CALIBRATION}")
     print(f"conditional calibration fitted on every curve (feature set {cf.choose_features(records, fitted)!r}; "
           f"paste into band.py): {fitted}")
-    form, estimator = centre.choose_centre_shift(records, CALIBRATION)
-    shipped = centre.fit_centre_shift(records, CALIBRATION, form, estimator=estimator)
+    form, estimator = centre_fit.choose_centre_shift(records, CALIBRATION)
+    shipped = centre_fit.fit_centre_shift(records, CALIBRATION, form, estimator=estimator)
     print(f"image correction chosen ({form}, {estimator}) and fitted on every curve against the shipped band "
           f"(paste into band.py as CALIBRATION.image): {shipped}")
     print(f"({time.perf_counter() - start:.0f} s in all)")
@@ -215,13 +219,13 @@ def _image_verdict(verdict: dict, image: dict) -> None:
         good = abs(ni[4]["mean_error"]) <= 0.01 and 0.75 <= ni[4]["coverage"] <= 0.85
         ok &= good
         print(f"  by {label:<8} image 4x: signed {ci[4]['mean_error']:+.4f} -> {ni[4]['mean_error']:+.4f}, cover "
-              f"{100 * ci[4]['coverage']:.0f}% -> {100 * ni[4]['coverage']:.0f}%, IS {ci[4]['interval_score']:.3f} -> "
+              f"{100 * ci[4]['coverage']:.1f}% -> {100 * ni[4]['coverage']:.1f}%, IS {ci[4]['interval_score']:.3f} -> "
               f"{ni[4]['interval_score']:.3f}  {'ok' if good else 'FAILS'}")
         for h in cal.HORIZONS:
             good = (n[h]["interval_score"] <= c[h]["interval_score"] + 1e-12 and 0.75 <= n[h]["coverage"] <= 0.85
                     and (h != 4 or n[h]["mae"] <= c[h]["mae"] + 1e-12))
             ok &= good
-            print(f"  by {label:<8} all {h}x: IS {c[h]['interval_score']:.4f} -> {n[h]['interval_score']:.4f}, cover "
+            print(f"  by {label:<8} all {h}x: IS {c[h]['interval_score']:.5f} -> {n[h]['interval_score']:.5f}, cover "
                   f"{100 * c[h]['coverage']:.0f}% -> {100 * n[h]['coverage']:.0f}%, MAE {c[h]['mae']:.4f} -> "
                   f"{n[h]['mae']:.4f}  {'ok' if good else 'FAILS'}")
     print(f"  -> {'meets the bar: ship CALIBRATION.image' if ok else 'does not meet the bar'}")

@@ -11,7 +11,8 @@ import pytest
 
 from samplesize.curves import CALIBRATION, fit_learning_curve
 from samplesize.curves import calibration as cal
-from samplesize.curves.centre import CentreShift, choose_centre_shift, fit_centre_shift
+from samplesize.curves.centre import CentreShift
+from samplesize.curves.centre_fit import choose_centre_shift, fit_centre_shift
 
 SIZES = [50, 100, 200, 400, 800] * 3
 NOISE = [0.004, -0.003, 0.002, -0.001, 0.001] * 2 + [-0.002, 0.003, -0.002, 0.001, -0.001]
@@ -86,3 +87,19 @@ def test_the_band_moves_with_the_corrected_centre_and_holds_it():
 def test_an_unknown_kind_is_refused():
     with pytest.raises(ValueError, match="kind"):
         fit_learning_curve(SIZES, SCORES, n_bootstrap=0, kind="images")
+
+
+def test_the_shipped_correction_applies_to_kind_image_only():
+    shipped = CALIBRATION.image
+    assert shipped is not None and shipped.per_doubling > 0
+    plain = fit_learning_curve(SIZES, SCORES, n_bootstrap=50, n_test=500)
+    tabular = fit_learning_curve(SIZES, SCORES, n_bootstrap=50, n_test=500, kind="tabular")
+    image = fit_learning_curve(SIZES, SCORES, n_bootstrap=50, n_test=500, kind="image")
+    n = 4 * plain.max_size
+    base = float(plain.predict(n))
+    assert float(image.predict(n)) == pytest.approx(base + shipped.per_doubling * 2 * (1 - base), abs=1e-12)
+    assert float(tabular.predict(n)) == base
+    assert "centre_shift" in image.to_dict()["method"]["calibration"]
+    assert "centre_shift" not in plain.to_dict()["method"]["calibration"]
+    low, high = image.interval(n)
+    assert low <= image.predict(n) <= high

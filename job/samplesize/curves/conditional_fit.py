@@ -79,7 +79,7 @@ def quantile_regression(x: np.ndarray, y: np.ndarray, tau: float, l2: float = L2
     return np.concatenate([[b[0] - float(coefs @ mu)], coefs])
 
 
-def _conformal_shift(e: np.ndarray) -> float:
+def conformal_shift(e: np.ndarray) -> float:
     """The split-conformal quantile of conformity scores e at LEVEL."""
     k = min(len(e), int(math.ceil(LEVEL * (len(e) + 1))))
     return float(np.sort(e)[k - 1])
@@ -122,7 +122,7 @@ def fit_band(records: Sequence, spread: np.ndarray, features: Sequence[str] = FE
     if not cross_fit:
         ql, qh = ConditionalBand(tuple(lo), tuple(hi), (0.0,) * len(HORIZONS)).multipliers(x, np.log2(hz))
         e = np.maximum(ql - y, y - qh)
-    shift = tuple(round(_conformal_shift(e[hz == h]), 4) if (hz == h).any() else 0.0 for h in HORIZONS)
+    shift = tuple(round(conformal_shift(e[hz == h]), 4) if (hz == h).any() else 0.0 for h in HORIZONS)
     return ConditionalBand(tuple(round(float(v), 5) for v in lo), tuple(round(float(v), 5) for v in hi), shift)
 
 
