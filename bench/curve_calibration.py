@@ -8,6 +8,10 @@ predicted 2x, 4x and 8x beyond (`samplesize.curves.calibration.PILOT_PROTOCOLS`)
 - "conditional": quantiles that are linear functions of what the pilot shows, conformalized per
   horizon, and p_reachable mapped to the share reached (`samplesize.curves.conditional_fit`).
 
+- "conditional+image": the conditional band plus the image curves' centre correction
+  (`samplesize.curves.centre_fit`), its form chosen inside each fold on the fold's training image curves;
+  each candidate form, fixed, is printed after it as an ablation.
+
 Each is re-fitted without the held-out curves: by dataset (10 folds of whole datasets) and by
 learner (one learner left out at a time); the conditional method's feature set is chosen inside
 each fold (5-fold leave-dataset-out on the fold's training curves: nested). Printed: per horizon coverage of nominal 80% intervals,
