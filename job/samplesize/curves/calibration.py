@@ -24,6 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .band import LEVEL, Calibration
+from .centre import shifted_records
 from .conditional_fit import record_multipliers, record_spread
 from .fit import fit_learning_curve
 from .fitted import LearningCurveFit
@@ -158,12 +159,18 @@ def fit_calibration(records: Sequence[Record], grid_k_slope=GRID_K_SLOPE,
 
 
 def _interval_outcomes(records: Sequence[Record], cal: Calibration) -> dict[str, np.ndarray]:
+    # image records get the calibration's image correction, as a fit with kind="image" does
+    records = shifted_records(records, cal.image)
     spread = _spread(records, cal.k_slope, cal.k_headroom)
     if cal.conditional is not None:
         q = record_multipliers(records, cal, spread)
     else:
         idx = np.array([HORIZONS.index(r.horizon) for r in records])
         q = np.array(cal.quantiles)[idx] if cal.quantiles else np.zeros((len(records), 2))
+        image = np.array([r.kind == "image" for r in records])
+        if cal.image is not None and image.any():
+            h = np.log2([r.horizon for r in records])[image]
+            q[image, 0], q[image, 1] = cal.image.widened(q[image, 0], q[image, 1], h)
     centre = np.array([r.centre for r in records])
     truth = np.array([r.truth for r in records])
     low = np.clip(centre + q[:, 0] * spread, 0, 1)
@@ -176,7 +183,7 @@ def _interval_outcomes(records: Sequence[Record], cal: Calibration) -> dict[str,
 
 def size_outcome(record: Record, cal: Calibration) -> dict[str, Any]:
     """The size answer for the score measured at the record's size, under `cal`."""
-    fit = replace(record.fit, calibration=cal, _grid_cache={})
+    fit = replace(record.fit, calibration=cal, kind=record.kind, _grid_cache={})
     est = fit.size_for(record.truth, level=LEVEL)
     return {"covered": est.interval[0] <= record.n <= est.interval[1],
             "log2_error": abs(math.log2(est.size / record.n)) if math.isfinite(est.size) else math.inf,

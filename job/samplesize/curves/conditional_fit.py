@@ -52,6 +52,9 @@ def record_multipliers(records: Sequence, cal: Calibration, spread: np.ndarray) 
     """(m, 2) low and high multipliers of the conditional band at the records."""
     h = np.array([math.log2(r.horizon) for r in records], float)
     low, high = cal.conditional.multipliers(record_features(records, spread), h)
+    image = np.array([r.kind == "image" for r in records], bool)
+    if cal.image is not None and image.any():  # the image correction's re-conformalized band
+        low[image], high[image] = cal.image.widened(low[image], high[image], h[image])
     return np.column_stack([low, high])
 
 
@@ -76,7 +79,7 @@ def quantile_regression(x: np.ndarray, y: np.ndarray, tau: float, l2: float = L2
     return np.concatenate([[b[0] - float(coefs @ mu)], coefs])
 
 
-def _conformal_shift(e: np.ndarray) -> float:
+def conformal_shift(e: np.ndarray) -> float:
     """The split-conformal quantile of conformity scores e at LEVEL."""
     k = min(len(e), int(math.ceil(LEVEL * (len(e) + 1))))
     return float(np.sort(e)[k - 1])
@@ -119,7 +122,7 @@ def fit_band(records: Sequence, spread: np.ndarray, features: Sequence[str] = FE
     if not cross_fit:
         ql, qh = ConditionalBand(tuple(lo), tuple(hi), (0.0,) * len(HORIZONS)).multipliers(x, np.log2(hz))
         e = np.maximum(ql - y, y - qh)
-    shift = tuple(round(_conformal_shift(e[hz == h]), 4) if (hz == h).any() else 0.0 for h in HORIZONS)
+    shift = tuple(round(conformal_shift(e[hz == h]), 4) if (hz == h).any() else 0.0 for h in HORIZONS)
     return ConditionalBand(tuple(round(float(v), 5) for v in lo), tuple(round(float(v), 5) for v in hi), shift)
 
 
@@ -162,7 +165,8 @@ def forecasts(records: Sequence, cal: Calibration, mapped: bool = False) -> tupl
         if r.fit is None or id(r.fit) in seen or not np.isfinite(r.beyond_max):
             continue
         seen.add(id(r.fit))
-        fit = replace(r.fit, calibration=use, _grid_cache=r.fit._grid_cache)  # its keys name the calibration
+        # its cache's keys name the calibration and the correction of the record's kind
+        fit = replace(r.fit, calibration=use, kind=r.kind, _grid_cache=r.fit._grid_cache)
         top = float(fit.means[-1])
         for u in TARGET_FRACTIONS:
             t = top + u * (1.0 - top)

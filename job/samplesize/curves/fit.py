@@ -10,6 +10,7 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from .band import CurveFitError
+from .centre import check_kind
 from .families import FAMILIES, DataSummary, Family
 from .fitted import FamilyFit, LearningCurveFit
 
@@ -230,7 +231,7 @@ def _edge_slope(fit: LearningCurveFit, data: _Data) -> float:
 
 def fit_learning_curve(sizes: Sequence[float], scores: Sequence[float], families: Sequence[str] | None = None,
                        n_bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0, *, select: str = "blend",
-                       n_test: int | None = None) -> LearningCurveFit:
+                       n_test: int | None = None, kind: str | None = None) -> LearningCurveFit:
     """Fit learning-curve families to per-trial (sample size, score) pairs, blend them and calibrate the band.
 
     Args:
@@ -245,6 +246,10 @@ def fit_learning_curve(sizes: Sequence[float], scores: Sequence[float], families
             `"best"` (the single family with the lowest backtest error). Defaults to `"blend"`.
         n_test: the test-set size behind each score, for the binomial floor on each size's
             spread. Defaults to `DEFAULT_N_TEST` (1000).
+        kind: what the scores measure: `"image"` (an image classifier) applies the calibration's
+            correction of the centre beyond the data for image curves, whose fitted centre is
+            pessimistic on the real-curve corpus (docs/learning-curves.md), and re-fits the band
+            about it; `"tabular"` or None (the default) applies none.
 
     Returns:
         A `LearningCurveFit`: `predict(n)`, `interval(n)`, `size_for(target)` and
@@ -254,7 +259,8 @@ def fit_learning_curve(sizes: Sequence[float], scores: Sequence[float], families
         CurveFitError: fewer than two distinct sizes, sizes that are not finite and positive,
             no finite score, scores outside [0, 1], an unknown family, or sizes and scores of
             different lengths.
-        ValueError: `select` is neither `"blend"` nor `"best"`.
+        ValueError: `select` is neither `"blend"` nor `"best"`, or `kind` is not None, `"tabular"`
+            or `"image"`.
 
     Example:
 
@@ -270,6 +276,7 @@ def fit_learning_curve(sizes: Sequence[float], scores: Sequence[float], families
     >>> answer.reachable, round(answer.size, -1), round(answer.p_reachable, 2)
     (True, 1700.0, 0.46)
     """
+    check_kind(kind)
     warnings: list[str] = []
     names, sizes, scores = _checked_input(sizes, scores, families, select, warnings)
     distinct = np.unique(sizes)
@@ -304,7 +311,7 @@ def fit_learning_curve(sizes: Sequence[float], scores: Sequence[float], families
     chosen = max(weights, key=weights.get) if max(weights.values()) > 0.999 else "blend"
     fit = LearningCurveFit(
         family=chosen, families=fams, max_size=scale, min_size=float(distinct[0]), warnings=warnings,
-        sizes=data.sizes, means=data.means, stds=data.stds, counts=data.counts, boot_thetas=boot,
+        sizes=data.sizes, means=data.means, stds=data.stds, counts=data.counts, boot_thetas=boot, kind=kind,
         method={"selection": select, "n_bootstrap": int(n_bootstrap), "seed": int(seed),
                 "backtest_folds": backtest["folds"], "held_out_noise_var": noise_var, "n_test_floor": n_test,
                 "weights": "n_trials / shrunk variance of each size",

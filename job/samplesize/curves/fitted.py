@@ -86,6 +86,7 @@ class LearningCurveFit:
     boot_thetas: dict[str, np.ndarray] = field(repr=False)
     edge_slope: float = 0.0  # d(score)/d(log n) at the largest size, >= 0
     calibration: Calibration = CALIBRATION
+    kind: str | None = None  # "image": the calibration's image correction of the centre applies
     method: dict = field(default_factory=dict, repr=False)
     _grid_cache: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -107,6 +108,19 @@ class LearningCurveFit:
             self._grid_cache[key] = pilot_features(self)
         return self._grid_cache[key]
 
+    @property
+    def centre_shift(self):
+        """The calibration's correction of the centre for this fit's kind (`centre.CentreShift`), or None."""
+        return self.calibration.image if self.kind == "image" else None
+
+    def _shifted(self, n: np.ndarray, centre: np.ndarray) -> np.ndarray:
+        """The centre at sizes n corrected for the fit's kind (as it is without a correction)."""
+        shift = self.centre_shift
+        if shift is None:
+            return centre
+        h = np.log2(np.maximum(n / self.max_size, 1.0))
+        return np.clip(centre + shift.shift(h, centre, self.edge_slope), 0.0, 1.0)
+
     # -- point predictions
 
     def _family_curves(self, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -125,13 +139,17 @@ class LearningCurveFit:
             The blend's score, an array of the same shape as `n`.
         """
         n = np.asarray(n, float)
-        preds, w = self._family_curves(n.reshape(-1))
-        return (w @ preds).reshape(n.shape)
+        flat = n.reshape(-1)
+        preds, w = self._family_curves(flat)
+        return self._shifted(flat, w @ preds).reshape(n.shape)
 
     @property
     def ceiling(self) -> float:
         """Limit of `predict` as n -> inf (an unbounded family counts as reaching 1)."""
-        return float(sum(f.weight * min(f.ceiling, 1.0) for f in self.families.values() if f.weight > 0))
+        limit = float(sum(f.weight * min(f.ceiling, 1.0) for f in self.families.values() if f.weight > 0))
+        if self.centre_shift is None:
+            return limit
+        return float(self._shifted(np.array([np.inf]), np.array([limit]))[0])
 
     def is_far(self, n):
         """True where n is more than 4x beyond the largest measured size."""
@@ -158,7 +176,7 @@ class LearningCurveFit:
         between = w @ (preds - centre) ** 2
         boot = self.replicates(n)
         noise = boot.var(axis=0) if boot is not None and boot.shape[0] > 1 else np.zeros(n.size)
-        return centre, noise, between
+        return self._shifted(n, centre), noise, between
 
     def replicates(self, n: np.ndarray) -> np.ndarray | None:
         """The blend of each bootstrap refit at sizes n (1-d): (replicates, sizes); None without a bootstrap.
@@ -179,8 +197,11 @@ class LearningCurveFit:
         if self.calibration.conditional is not None:
             return self._conditional_multipliers(n, z / z_calibrated, parts)
         knots = np.array([0.0] + [float(i + 1) for i in range(len(self.calibration.quantiles))])
-        lows = np.array([-z_calibrated] + [q[0] for q in self.calibration.quantiles]) * z / z_calibrated
-        highs = np.array([z_calibrated] + [q[1] for q in self.calibration.quantiles]) * z / z_calibrated
+        q_low, q_high = (np.array([q[j] for q in self.calibration.quantiles]) for j in (0, 1))
+        if self.centre_shift is not None:
+            q_low, q_high = self.centre_shift.widened(q_low, q_high, knots[1:])
+        lows = np.concatenate([[-z_calibrated], q_low]) * z / z_calibrated
+        highs = np.concatenate([[z_calibrated], q_high]) * z / z_calibrated
         h = np.log2(np.maximum(n / self.max_size, 1.0))
         return np.interp(h, knots, lows), np.interp(h, knots, highs)
 
@@ -190,6 +211,8 @@ class LearningCurveFit:
         centre, sigma, between = self._parts(n) if parts is None else parts
         h = np.log2(np.maximum(n / self.max_size, 1.0))
         low, high = self.calibration.conditional.multipliers(point_features(self.pilot, h, centre, between, sigma), h)
+        if self.centre_shift is not None:
+            low, high = self.centre_shift.widened(low, high, h)
         z_calibrated = norm.ppf(0.5 + CALIBRATED_LEVEL / 2)
         w = np.clip(h, 0.0, 1.0)
         low, high = (1 - w) * -z_calibrated + w * low, (1 - w) * z_calibrated + w * high
@@ -228,10 +251,10 @@ class LearningCurveFit:
     def _reach_grid(self):
         """p_reachable's grid of sizes, with its centre and spread and the 80% multipliers there
         (cached: they do not depend on the target)."""
-        key = ("reach", self.calibration)
+        key = ("reach", self.calibration, self.centre_shift)
         if key not in self._grid_cache:
             grid = np.geomspace(self.min_size, REACH_HORIZON * self.max_size, 64)
-            parts_key = ("reach parts", self.calibration.k_slope, self.calibration.k_headroom)
+            parts_key = ("reach parts", self.calibration.k_slope, self.calibration.k_headroom, self.centre_shift)
             if parts_key not in self._grid_cache:
                 self._grid_cache[parts_key] = self._parts(grid)
             parts = self._grid_cache[parts_key]
@@ -268,7 +291,7 @@ class LearningCurveFit:
         return np.maximum(low, floor).reshape(n.shape), high.reshape(n.shape)
 
     def _lower_grid(self, level: float, k: float | None) -> tuple[np.ndarray, np.ndarray]:
-        key = (level, k, self.calibration)
+        key = (level, k, self.calibration, self.centre_shift)
         if key not in self._grid_cache:
             grid = np.geomspace(self.min_size, self.max_size * 1e6, 400)
             self._grid_cache[key] = grid, np.maximum.accumulate(self._bands(grid, level, k)[0])
@@ -363,7 +386,13 @@ class LearningCurveFit:
                                        "quantiles_2x_4x_8x": [list(q) for q in self.calibration.quantiles],
                                        # when true the band beyond the data depends on the pilot
                                        # (curves/conditional.py) and the quantiles are unused
-                                       "conditional": self.calibration.conditional is not None}},
+                                       "conditional": self.calibration.conditional is not None,
+                                       # only for a kind with a correction, so that other fits read as before
+                                       **({"kind": self.kind, "centre_shift": {
+                                           "per_doubling": self.centre_shift.per_doubling,
+                                           "form": self.centre_shift.form,
+                                           "widen_2x_4x_8x": list(self.centre_shift.widen)}}
+                                          if self.centre_shift is not None else {})}},
         })
 
 

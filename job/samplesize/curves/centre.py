@@ -1,0 +1,74 @@
+"""A correction of the centre beyond the data for one kind of curve (image classifiers), and its band.
+
+Held out on the real-curve corpus, the fitted centre of image curves is pessimistic, and more so
+the further it extrapolates (docs/learning-curves.md). A `CentreShift` raises it by
+`per_doubling * g`, where g grows with the log2 distance beyond the largest measured size
+(capped at 8x: beyond that nothing measured says how it goes on) and, in the "headroom" form,
+with the headroom below 1 of the uncorrected centre. The band is then computed about the
+corrected centre as for any curve, and widened (or narrowed) by per-horizon amounts that make it
+hold 80% of the corrected residuals of image curves (split-conformal). `centre_fit` fits both on
+held-out records (the bench's job); a sweep only applies the constants in `band.py`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Sequence
+
+import numpy as np
+
+from .conditional import MIN_HALF_WIDTH
+
+# the shift stops growing beyond this log2 distance (8x), the largest horizon it was fitted on
+MAX_DOUBLINGS = 3.0
+FORMS = ("distance", "headroom", "slope")
+KINDS = (None, "tabular", "image")
+
+
+@dataclass(frozen=True)
+class CentreShift:
+    """centre' = centre + per_doubling * g(h, centre, edge slope), h = log2(n / largest size) in [0, 3].
+
+    g is h ("distance"), h * (1 - centre) ("headroom") or h * ln 2 * edge slope ("slope");
+    `widen` holds the additive widening of the band's 10% and 90% multipliers at 2x, 4x, 8x
+    (interpolated in h, the 8x one beyond), fitted on the corrected residuals.
+    """
+
+    per_doubling: float
+    form: str = "headroom"
+    widen: tuple[float, ...] = (0.0, 0.0, 0.0)
+
+    def shift(self, h, centre, edge_slope: float) -> np.ndarray:
+        """The amount added to the centre at log2 distances h (0 inside the data)."""
+        h = np.clip(np.asarray(h, float), 0.0, MAX_DOUBLINGS)
+        if self.form == "distance":
+            g = h
+        elif self.form == "headroom":
+            g = h * (1.0 - np.asarray(centre, float))
+        else:
+            g = h * math.log(2.0) * float(edge_slope)
+        return self.per_doubling * g
+
+    def widened(self, low: np.ndarray, high: np.ndarray, h) -> tuple[np.ndarray, np.ndarray]:
+        """The band's multipliers (low, high) at log2 distances h, re-conformalized for this kind."""
+        knots = np.arange(1.0, len(self.widen) + 1.0)
+        w = np.interp(np.asarray(h, float), knots, np.asarray(self.widen, float))
+        low, high = low - w, high + w
+        mid, half = (low + high) / 2, np.maximum((high - low) / 2, MIN_HALF_WIDTH)
+        return mid - half, mid + half
+
+
+def check_kind(kind: str | None) -> str | None:
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}; pass kind='image' for an image classifier")
+    return kind
+
+
+def shifted_records(records: Sequence, shift: CentreShift | None, kind: str = "image") -> list:
+    """The records with the centre of those of `kind` corrected by `shift` (the others as they are)."""
+    if shift is None:
+        return list(records)
+    return [replace(r, centre=float(np.clip(r.centre + shift.shift(math.log2(r.horizon), r.centre, r.edge_slope),
+                                            0.0, 1.0)))
+            if r.kind == kind else r for r in records]

@@ -1,0 +1,83 @@
+"""Fit the image curves' correction of the centre (`centre.CentreShift`) on held-out records: the
+bench's job (bench/curve_calibration.py), never a sweep's. `fit_centre_shift` fits one form;
+`choose_centre_shift` picks the form and estimator from `CANDIDATES` by leave-learner-group-out
+interval score of the image records."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Sequence
+
+import numpy as np
+
+from .calibration import HORIZONS, outcomes
+from .centre import FORMS, CentreShift, shifted_records
+from .conditional_fit import conformal_shift, record_multipliers, record_spread
+
+ESTIMATORS = ("mean", "ls")
+# the candidates that `choose_centre_shift` picks from: (form, estimator), and no shift at all
+CANDIDATES = (("none", "mean"),) + tuple((f, e) for f in FORMS for e in ESTIMATORS)
+
+
+def fit_centre_shift(records: Sequence, cal, form: str = "headroom", kind: str = "image",
+                     reconformalize: bool = True, estimator: str = "mean") -> CentreShift | None:
+    """The shift of `kind`'s centre on held-out records, then the per-horizon conformal widening of
+    `cal`'s band on the corrected records. None without such records.
+
+    per_doubling: sum(truth - centre) / sum(g), so that the corrected records' mean signed error is
+    0 ("mean"), or least squares through 0 of (truth - centre) on g ("ls"); clipped at 0 either
+    way (the correction only raises the centre, so the corrected curve keeps rising). form "none":
+    no shift, the band re-conformalized only."""
+    cal = replace(cal, image=None)  # the widening is fitted against the band without it
+    mine = [r for r in records if r.kind == kind]
+    if not mine:
+        return None
+    a = 0.0
+    if form != "none":
+        unit = CentreShift(1.0, form)
+        g = np.array([float(unit.shift(math.log2(r.horizon), r.centre, r.edge_slope)) for r in mine])
+        resid = np.array([r.truth - r.centre for r in mine])
+        a = float(resid.sum() / max(g.sum(), 1e-12) if estimator == "mean" else g @ resid / max(g @ g, 1e-12))
+        a = max(a, 0.0)
+    else:
+        form = "distance"
+    shift = CentreShift(round(a, 4), form)
+    if not reconformalize or cal.conditional is None:
+        return shift
+    moved = shifted_records(mine, shift, kind)
+    spread = record_spread(moved, cal.k_slope, cal.k_headroom)
+    q = record_multipliers(moved, cal, spread)
+    y = np.array([r.truth - r.centre for r in moved]) / np.maximum(spread, 1e-9)
+    e = np.maximum(q[:, 0] - y, y - q[:, 1])
+    hz = np.array([r.horizon for r in moved])
+    widen = tuple(round(conformal_shift(e[hz == h]), 4) if (hz == h).any() else 0.0 for h in HORIZONS)
+    return replace(shift, widen=widen)
+
+
+def image_interval_score(records: Sequence, cal, kind: str = "image") -> float:
+    """The mean over horizons of the mean interval score of `kind`'s records under `cal`."""
+    mine = [r for r in records if r.kind == kind]
+    score = np.array([row["interval_score"] for row in outcomes(mine, cal, sizes=False)])
+    hz = np.array([r.horizon for r in mine])
+    return float(np.mean([score[hz == h].mean() for h in np.unique(hz)]))
+
+
+def choose_centre_shift(records: Sequence, cal, kind: str = "image") -> tuple[str, str]:
+    """The (form, estimator) of CANDIDATES with the lowest interval score of `kind`'s records, each
+    learner group left out in turn (called inside the bench's cross-validation, this is the nested
+    choice: within a fold by dataset the training image curves may all come from one dataset, so the
+    inner folds leave out learner groups). Ties go to the earlier candidate."""
+    mine = [r for r in records if r.kind == kind]
+    groups = sorted({r.learner_group for r in mine})
+    scores = {}
+    for form, estimator in CANDIDATES:
+        total, count = 0.0, 0
+        for g in groups:
+            train = [r for r in mine if r.learner_group != g]
+            test = [r for r in mine if r.learner_group == g]
+            shift = fit_centre_shift(train, cal, form, kind, estimator=estimator)
+            total += image_interval_score(test, replace(cal, image=shift), kind) * len(test)
+            count += len(test)
+        scores[form, estimator] = total / max(count, 1)
+    return min(scores, key=lambda k: (round(scores[k], 6), CANDIDATES.index(k)))

@@ -1,0 +1,105 @@
+"""The image curves' correction of the centre (curves/centre.py): how it is learned from held-out
+records, and what it does to a fit made with kind="image" and, not at all, to any other fit."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from samplesize.curves import CALIBRATION, fit_learning_curve
+from samplesize.curves import calibration as cal
+from samplesize.curves.centre import CentreShift
+from samplesize.curves.centre_fit import choose_centre_shift, fit_centre_shift
+
+SIZES = [50, 100, 200, 400, 800] * 3
+NOISE = [0.004, -0.003, 0.002, -0.001, 0.001] * 2 + [-0.002, 0.003, -0.002, 0.001, -0.001]
+SCORES = [0.95 - 2.0 * n ** -0.5 + e for n, e in zip(SIZES, NOISE)]
+SHIFT = CentreShift(0.05, "headroom", (0.1, 0.2, 0.3))
+GLOBAL = replace(CALIBRATION, conditional=None)  # synthetic records carry no fit, so no pilot
+
+
+def synthetic_records(per_doubling: float = 0.04) -> list[cal.Record]:
+    """Image records whose measured score lies per_doubling * h * (1 - centre) above the centre, beside
+    tabular records that lie below it (which must not inform the image correction)."""
+    out = []
+    for i, (centre, horizon) in enumerate((c, h) for c in (0.6, 0.7, 0.8, 0.9) for h in (2, 4, 8)):
+        h = math.log2(horizon)
+        for kind, truth in (("image", centre + per_doubling * h * (1 - centre)), ("tabular", centre - 0.03)):
+            out.append(cal.Record(group=f"{kind}{i % 2}", horizon=horizon, n=100.0 * horizon, truth=truth,
+                                  centre=centre, noise=1e-4, between=0.0, edge_slope=0.01, max_size=100.0,
+                                  kind=kind, learner_group=f"g{i % 3}"))
+    return out
+
+
+def test_the_correction_is_learned_from_image_records_only():
+    records = synthetic_records(0.04)
+    for estimator in ("mean", "ls"):
+        shift = fit_centre_shift(records, GLOBAL, "headroom", estimator=estimator)
+        assert shift.per_doubling == pytest.approx(0.04, abs=1e-4)
+    assert fit_centre_shift([r for r in records if r.kind == "tabular"], GLOBAL) is None
+    # a pessimistic-only correction: records below the centre give no shift (never a falling curve)
+    low = [replace(r, truth=r.centre - 0.02) for r in records]
+    assert fit_centre_shift(low, GLOBAL, "distance").per_doubling == 0.0
+
+
+def test_the_nested_choice_is_deterministic():
+    records = synthetic_records(0.04)
+    assert choose_centre_shift(records, GLOBAL) == choose_centre_shift(records, GLOBAL) == ("headroom", "mean")
+
+
+def test_kind_image_raises_the_centre_by_the_learned_amount_at_4x():
+    calibration = replace(CALIBRATION, image=SHIFT)
+    plain = fit_learning_curve(SIZES, SCORES, n_bootstrap=50, n_test=500)
+    other = replace(plain, calibration=calibration, _grid_cache={})  # default kind: no correction
+    image = fit_learning_curve(SIZES, SCORES, n_bootstrap=50, n_test=500, kind="image")
+    image = replace(image, calibration=calibration, _grid_cache={})
+    top = plain.max_size
+    base = float(plain.predict(4 * top))
+    assert float(image.predict(4 * top)) == pytest.approx(base + 0.05 * 2 * (1 - base), abs=1e-12)
+    assert float(image.predict(top)) == pytest.approx(float(plain.predict(top)), abs=1e-12)  # none inside the data
+    # beyond 8x it stops growing
+    far = float(plain.predict(64 * top))
+    assert float(image.predict(64 * top)) == pytest.approx(far + 0.05 * 3 * (1 - far), abs=1e-12)
+    for n in (top, 4 * top, 64 * top):
+        assert float(other.predict(n)) == float(plain.predict(n))
+        assert [float(v) for v in other.interval(n)] == [float(v) for v in plain.interval(n)]
+    assert other.p_reachable(0.93) == plain.p_reachable(0.93)
+    assert image.ceiling > plain.ceiling
+
+
+def test_the_band_moves_with_the_corrected_centre_and_holds_it():
+    image = fit_learning_curve(SIZES, SCORES, n_bootstrap=50, n_test=500, kind="image")
+    image = replace(image, calibration=replace(CALIBRATION, image=SHIFT), _grid_cache={})
+    plain = fit_learning_curve(SIZES, SCORES, n_bootstrap=50, n_test=500)
+    n = np.geomspace(50, 64 * 800, 40)
+    low, high = image.interval(n)
+    centre = image.predict(n)
+    assert np.all(low <= centre + 1e-12) and np.all(centre <= high + 1e-12)
+    assert float(image.interval(4 * 800)[1]) > float(plain.interval(4 * 800)[1])
+    # the inversion and p_reachable read the corrected curve: a target reached sooner, more likely
+    assert image.size_for(0.9).size < plain.size_for(0.9).size
+    assert image.p_reachable(0.93) >= plain.p_reachable(0.93)
+
+
+def test_an_unknown_kind_is_refused():
+    with pytest.raises(ValueError, match="kind"):
+        fit_learning_curve(SIZES, SCORES, n_bootstrap=0, kind="images")
+
+
+def test_the_shipped_correction_applies_to_kind_image_only():
+    shipped = CALIBRATION.image
+    assert shipped is not None and shipped.per_doubling > 0
+    plain = fit_learning_curve(SIZES, SCORES, n_bootstrap=50, n_test=500)
+    tabular = fit_learning_curve(SIZES, SCORES, n_bootstrap=50, n_test=500, kind="tabular")
+    image = fit_learning_curve(SIZES, SCORES, n_bootstrap=50, n_test=500, kind="image")
+    n = 4 * plain.max_size
+    base = float(plain.predict(n))
+    assert float(image.predict(n)) == pytest.approx(base + shipped.per_doubling * 2 * (1 - base), abs=1e-12)
+    assert float(tabular.predict(n)) == base
+    assert "centre_shift" in image.to_dict()["method"]["calibration"]
+    assert "centre_shift" not in plain.to_dict()["method"]["calibration"]
+    low, high = image.interval(n)
+    assert low <= image.predict(n) <= high
