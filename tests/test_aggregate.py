@@ -18,6 +18,7 @@ from fake_sweep import BOOT, CLASSES, POOL, confusion_for, fake_result, make_cfg
 from samplesize.aggregate import aggregate
 from samplesize.errors import DataError
 from samplesize.plan import trial_spec
+from samplesize.summarize import CURVE_KIND
 from samplesize.results import encode_result, load_results, result_key, write_result
 from samplesize.storage import LocalStorage
 
@@ -357,7 +358,7 @@ def test_answer_comes_from_a_refit_on_every_measured_size_backtests_included(com
     points = summary["points"]
     assert any(p["backtest"] for p in points)
     refit = fit_learning_curve([p["sample_size"] for p in points], [p["score"] for p in points],
-                               n_bootstrap=BOOT, seed=cfg.seed, n_test=250)
+                               n_bootstrap=BOOT, seed=cfg.seed, n_test=250, kind=CURVE_KIND)  # a sweep's: images
     for p in summary["predictions"]:
         assert p["predicted"] == pytest.approx(float(refit.predict(p["sample_size"])))
     assert summary["validation"]["fitted_on"].startswith("every measured size, backtest splits included")

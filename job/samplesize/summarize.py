@@ -35,6 +35,9 @@ COMPLETE_JOB_STATES = ("complete", "completed", "succeeded")
 POOL_MULTIPLES = (2, 4)
 # Below this many test images a score moves in steps of more than 0.033: the report says so.
 MIN_TEST_SIZE = 30
+# Every sweep trains an image classifier: its curve gets the image curves' centre correction (curves.centre,
+# chosen by held-out interval score on the corpus' image curves; docs/learning-curves.md).
+CURVE_KIND = "image"
 
 
 @dataclass(frozen=True)
@@ -189,7 +192,7 @@ def _fit_metric(cfg: SweepConfig, points: list[Point], per_size: list[SizeStats]
     try:
         validation_fit = fit_learning_curve(
             [p.sample_size for p in fitted], [p.score for p in fitted],
-            n_bootstrap=n_bootstrap, seed=cfg.seed, n_test=n_test,
+            n_bootstrap=n_bootstrap, seed=cfg.seed, n_test=n_test, kind=CURVE_KIND,
         )
     except CurveFitError as exc:
         no_curve = f"NO CURVE: the {cfg.metric} curve could not be fitted: {exc}"
@@ -223,7 +226,7 @@ def _answer_fit(points: list[Point], validation_fit: Any, n_bootstrap: int, seed
         return validation_fit
     try:
         fit = fit_learning_curve([p.sample_size for p in points], [p.score for p in points],
-                                 n_bootstrap=n_bootstrap, seed=seed, n_test=n_test)
+                                 n_bootstrap=n_bootstrap, seed=seed, n_test=n_test, kind=CURVE_KIND)
     except CurveFitError as exc:
         warnings.append(f"the curve could not be refitted on every measured size ({exc}); the answer comes "
                         "from the fit without the backtest splits")
