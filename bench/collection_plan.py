@@ -3,7 +3,7 @@
 A team starts from a pilot (a corpus curve's 6 smallest sizes, every repetition) and wants a
 target score. Each round it fits the curve on everything measured so far (the band calibrated
 *without* the curve's dataset, or without its learner: `samplesize.curves.calibration` records,
-folds as in bench/curve_calibration.py), lets a policy pick a size, and "collects" the corpus's
+folds as in bench/curve_calibration.py; image curves with the image centre correction, as a sweep's curve), lets a policy pick a size, and "collects" the corpus's
 next ladder size at or above it: that size's measured scores join the data. At most 3 rounds.
 
 - The truth is the isotonic fit (weighted by repetitions) of the ladder's mean scores: a score
@@ -50,6 +50,7 @@ sys.path.insert(0, str(HERE.parent / "job"))
 sys.path.insert(0, str(HERE))
 import curve_calibration  # noqa: E402
 from samplesize.curves import calibration as cal  # noqa: E402
+from samplesize.curves import centre_fit  # noqa: E402
 from samplesize.curves import conditional_fit as cf  # noqa: E402
 from samplesize.curves import fit_learning_curve  # noqa: E402
 from samplesize.curves.collection import DEFAULT_MISS_POOLS, plan_collection  # noqa: E402
@@ -95,7 +96,9 @@ def targets(curve: dict) -> list[dict]:
 def _fit(curve: dict, upto: int, calibration):
     sizes = [n for n, s in zip(curve["sizes"][:upto], curve["scores"][:upto]) for _ in s]
     scores = [v for s in curve["scores"][:upto] for v in s]
-    fit = fit_learning_curve(sizes, scores, n_bootstrap=BOOTSTRAP, n_test=curve.get("n_test"))
+    # an image curve is fitted as a sweep fits its curve (`summarize.CURVE_KIND`): with the image centre correction
+    fit = fit_learning_curve(sizes, scores, n_bootstrap=BOOTSTRAP, n_test=curve.get("n_test"),
+                             kind="image" if curve["kind"] == "image" else None)
     return dataclasses.replace(fit, calibration=calibration, _grid_cache={})
 
 
@@ -164,13 +167,18 @@ def _curve_rows(args) -> list[dict]:
 
 
 def fold_calibrations(records, curves: list[dict], key: str) -> list:
-    """For each curve, the conditional calibration fitted without its dataset (key "group") or its learner."""
+    """For each curve, the conditional calibration and the image centre correction (its form chosen on the fold's
+    training image curves, as bench/curve_calibration.py does) fitted without its dataset (key "group") or its
+    learner."""
     attr = {"group": "dataset", "learner": "learner"}[key]
     folds = cal.group_folds([getattr(r, key) for r in records], 10 if key == "group" else 0)
     fitted = []
     for held in folds:
         train = [r for r in records if getattr(r, key) not in held]
-        fitted.append((held, cf.fit_conditional(train, cal.fit_calibration(train), FEATURES)))
+        band = cf.fit_conditional(train, cal.fit_calibration(train), FEATURES)
+        form, estimator = centre_fit.choose_centre_shift(train, band)
+        image = centre_fit.fit_centre_shift(train, band, form, estimator=estimator)
+        fitted.append((held, dataclasses.replace(band, image=image)))
     return [next(c for held, c in fitted if curve[attr] in held) for curve in curves]
 
 
