@@ -22,7 +22,7 @@ labels used over the minimum for reached targets (median, 90th percentile); mean
 unreachable targets how often it stopped at once and the labels wasted over the pilot (median);
 and the mean cost per target, in pilots, at a few miss_cost / label_cost ratios.
 
-    nice -n 10 python bench/collection_plan.py [--curves 300] [--jobs 2]
+    nice -n 10 python bench/collection_plan.py [--curves 300] [--jobs 2] [--without-image-centre]
 
 Resumable: per-curve records and simulations are cached under bench/real_curves/.cache/.
 """
@@ -166,19 +166,20 @@ def _curve_rows(args) -> list[dict]:
     return rows
 
 
-def fold_calibrations(records, curves: list[dict], key: str) -> list:
+def fold_calibrations(records, curves: list[dict], key: str, image_centre: bool = True) -> list:
     """For each curve, the conditional calibration and the image centre correction (its form chosen on the fold's
-    training image curves, as bench/curve_calibration.py does) fitted without its dataset (key "group") or its
-    learner."""
+    training image curves, as bench/curve_calibration.py does; left out with `image_centre` False) fitted without
+    its dataset (key "group") or its learner."""
     attr = {"group": "dataset", "learner": "learner"}[key]
     folds = cal.group_folds([getattr(r, key) for r in records], 10 if key == "group" else 0)
     fitted = []
     for held in folds:
         train = [r for r in records if getattr(r, key) not in held]
         band = cf.fit_conditional(train, cal.fit_calibration(train), FEATURES)
-        form, estimator = centre_fit.choose_centre_shift(train, band)
-        image = centre_fit.fit_centre_shift(train, band, form, estimator=estimator)
-        fitted.append((held, dataclasses.replace(band, image=image)))
+        if image_centre:
+            form, estimator = centre_fit.choose_centre_shift(train, band)
+            band = dataclasses.replace(band, image=centre_fit.fit_centre_shift(train, band, form, estimator=estimator))
+        fitted.append((held, band))
     return [next(c for held, c in fitted if curve[attr] in held) for curve in curves]
 
 
@@ -232,6 +233,8 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--tune", type=float, nargs="*", default=[],
                     help="on the tune half: the plan at each of these miss costs (in pools) instead of the report")
+    ap.add_argument("--without-image-centre", action="store_true",
+                    help="image curves without the image centre correction (the baseline it is measured against)")
     args = ap.parse_args()
     start = time.perf_counter()
     corpus = cal.load_corpus(args.corpus)
@@ -243,7 +246,7 @@ def main() -> None:
               f"datasets ({sum(c['kind'] == 'image' for c in curves)} image, {len({c['dataset'] for c in curves})} "
               f"datasets, {len({c['learner'] for c in curves})} learners); records {time.perf_counter() - start:.0f} s")
         for key, label in (("group", "dataset"), ("learner", "learner")):
-            calibrations = fold_calibrations(records, curves, key)
+            calibrations = fold_calibrations(records, curves, key, not args.without_image_centre)
             if args.tune:
                 for m in args.tune:
                     rows = simulate_all(pool, curves, calibrations, label, ("plan",), m)

@@ -105,7 +105,7 @@ def pipeline_summary(pipeline: Pipeline, *, n_bootstrap: int, output_uri: str) -
     test = facts.test_size
     # A score moves in steps of 1 / test size: no answer is more precise than that (see `answers`).
     test_step = 1 / test if isinstance(test, int) and test > 0 else None
-    smallest = facts.classes + 1 if test_step is not None else None  # one image per class, plus one to validate
+    smallest = facts.classes + 1 if test_step is not None else None  # one per class (image or group), one to validate
     prediction_sizes = _prediction_sizes(cfg, pool)
     predictions, targets = _answer(cfg, fit, per_size, prediction_sizes, smallest, warnings)
     _add_images(unit, predictions, targets)

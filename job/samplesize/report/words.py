@@ -81,8 +81,9 @@ def size_cell(summary: dict, size: Any, images: Any = None) -> str:
     """A table's size: "1,234", or with groups the measured (or estimated) images beside it: "412 (1,236 images)"."""
     if size_unit(summary) == "images":
         return fmt_size(size)
-    shown = images if images is not None else ((summary.get("run") or {}).get("images_per_group") or 0) * float(size)
-    return f"{fmt_size(size)} ({fmt_size(shown)} images)"
+    if images is None:  # a size beyond the data: at the pool's images per group
+        images = float(size) * summary["run"]["images_per_group"]
+    return f"{fmt_size(size)} ({fmt_size(images)} images)"
 
 
 def dataset_facts(summary: dict) -> list[tuple[str, str]]:
