@@ -76,6 +76,21 @@ def test_prepare_prints_and_stores_classes_sizes_modes_and_skipped_files(tmp_pat
     assert again.stdout == out
 
 
+def test_prepare_with_variants_summarises_each_prepared_copy_once(tmp_path):
+    root = _mixed_folder(tmp_path)
+    config = tmp_path / "sweep.yaml"
+    config.write_text(f"output: {tmp_path / 'out'}\ndataset: {{source: 'folder:{root}', image_size: {SIZE}}}\n"
+                      "variants:\n  - {name: small, dataset: {image_size: %d}}\n  - {name: same, model: {dropout: 0.1}}\n"
+                      "  - {name: also, dataset: {image_size: %d}}\n" % (8, 8))
+    proc = run_cli("prepare", "--config", str(config))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines if line.startswith("variant ")] == [
+        "variant small", "variant same", "variant also"]
+    assert next(line for line in lines if line.startswith("variant also")).endswith("as above")
+    assert sum(line.startswith("skipped files: 1 (1 not a readable image)") for line in lines) == 2  # two copies
+
+
 def test_a_grouped_csv_counts_groups_per_class_in_the_pool_and_the_test_set(tmp_path):
     # 12 patients of 2 images each; patient p's images are of class "abc"[p % 3].
     rng = np.random.default_rng(0)

@@ -139,37 +139,46 @@ def _print_variant_plan(cfg: SweepConfig, rows: list[dict]) -> None:
 
 
 def cmd_prepare(args, cfg: SweepConfig, storage: Storage) -> int:
-    from .data import open_source, pool_facts_key, prepare_dataset
+    from .data import open_source, prepare_dataset
 
     if cfg.variants:
         return _prepare_variants(cfg, storage)
     data = prepare_dataset(cfg, storage, open_source(cfg.dataset, open_uri))
     _warn_other_data(storage, data.key)
-    print(f"prepared {data.key}: pool {data.pool_size}, test {len(data.test_labels)}, "
-          f"{len(data.class_names)} classes")
-    if data.summary is not None:
-        print("\n".join(data.summary.lines()))
-        return EXIT_OK
-    # A copy prepared before summaries were stored: what its meta holds, and how to get the rest.
-    print(one_line(f"{data.skipped.describe()}; {data.duplicates.describe()}"))
-    print(f"dataset summary: not recorded (prepared by an older version); delete {data.key} and "
-          f"{pool_facts_key(data.key)} and run `samplesize prepare` again to rebuild it with one")
+    _print_prepared(data)
     return EXIT_OK
 
 
 def _prepare_variants(cfg: SweepConfig, storage: Storage) -> int:
-    """One prepared copy per distinct image size and augmentation among the variants."""
+    """One prepared copy per distinct image size and augmentation among the variants, each summarised once."""
     from .data import open_source, prepare_dataset
 
     keys = set()
     source = open_source(cfg.dataset, open_uri)  # variants share the source
     for name in cfg.variant_names:
         data = prepare_dataset(cfg.trial_config(name), storage, source)
+        if data.key in keys:
+            print(f"variant {name}: uses {data.key}, as above")
+            continue
         keys.add(data.key)
-        print(f"variant {name}: prepared {data.key}: pool {data.pool_size}, test {len(data.test_labels)}, "
-              f"{len(data.class_names)} classes")
+        _print_prepared(data, f"variant {name}: ")
     _warn_other_data(storage, frozenset(keys))
     return EXIT_OK
+
+
+def _print_prepared(data, lead: str = "") -> None:
+    """The prepared copy's sizes and its dataset summary (`data.DatasetSummary.lines`)."""
+    from .data import pool_facts_key
+
+    print(f"{lead}prepared {data.key}: pool {data.pool_size}, test {len(data.test_labels)}, "
+          f"{len(data.class_names)} classes")
+    if data.summary is not None:
+        print("\n".join(data.summary.lines()))
+        return
+    # A copy prepared before summaries were stored: what its meta holds, and how to get the rest.
+    print(one_line(f"{data.skipped.describe()}; {data.duplicates.describe()}"))
+    print(f"dataset summary: not recorded (prepared by an older version); delete {data.key} and "
+          f"{pool_facts_key(data.key)} and run `samplesize prepare` again to rebuild it with one")
 
 
 def _warn_other_data(storage: Storage, dataset_key: str | frozenset[str]) -> None:
