@@ -147,8 +147,14 @@ def test_ill_behaved_pilots_are_flagged():
     assert any("falls" in w for w in falls.warnings)
     zigzag = _fit([0.60, 0.70, 0.62, 0.72, 0.64, 0.74])
     assert any("zig-zags" in w for w in zigzag.warnings)
-    flat = _fit([0.700, 0.701, 0.699, 0.700, 0.702, 0.700], sd=0.01, n_test=500)
+    flat = _fit([0.700, 0.701, 0.699, 0.700, 0.702, 0.700], sd=0.02, n_test=500)
     assert any("flat within its noise" in w for w in flat.warnings)
+    assert pilot_features(flat)["stuck"] < 0.5
+    # flat at the majority class's share, every repetition alike: a learner that has not started to learn
+    stuck = _fit([0.500] * 6, sd=0.0, n_test=500)
+    assert pilot_features(stuck)["stuck"] == pytest.approx(1.0)
+    assert any("not have started to learn" in w for w in stuck.warnings)
+    assert not any("flat within its noise" in w for w in stuck.warnings)  # one flag, the sharper one
     good = _fit([0.60, 0.66, 0.71, 0.75, 0.78, 0.80])
     assert not [w for w in good.warnings if "pilot" in w]
     assert pilot_features(good)["falls"] < pilot_features(falls)["falls"]
@@ -157,3 +163,45 @@ def test_ill_behaved_pilots_are_flagged():
 
 def test_shipped_calibration_has_a_clear_switch():
     assert CALIBRATION.conditional is None or isinstance(CALIBRATION.conditional, ConditionalBand)
+
+
+def _stuck_curves():
+    """Six curves that sit at 0.5 with identical repetitions over the pilot's sizes (a learner that
+    predicts one class), then take off; two 'datasets', three 'learners'."""
+    rng = np.random.default_rng(29)
+    out = []
+    for d in ("s1", "s2"):
+        for k, learner in enumerate(("a", "b", "c")):
+            def f(n):
+                return 0.5 if n <= 91 else 0.5 + (0.35 - 0.03 * k) * (1 - (91 / n) ** 0.8)
+            scores = [[0.5] * 5 if n <= 91 else list(np.round(np.clip(f(n) + rng.normal(0, 0.01, 5), 0, 1), 4))
+                      for n in LADDER]
+            out.append({"dataset": d, "learner": learner, "group": "g" + learner, "kind": "tabular",
+                        "n_test": 500, "sizes": LADDER, "scores": scores})
+    return out
+
+
+def test_stuck_pilots_get_their_own_conformal_shift(records, monkeypatch):
+    stuck = [r for c in _stuck_curves() for r in cal.held_out_records(c, n_bootstrap=20, protocols=cal.PILOT_PROTOCOLS)]
+    stuck = [r for r in stuck if r.fit.pilot["stuck"] >= 0.5]
+    assert len({r.group for r in stuck}) == 2 and all(r.truth > r.centre for r in stuck)
+    base = [r for r in records if r.group in ("saturating", "rising")]
+    both = base + stuck
+    # fewer stuck pilots than MIN_STUCK (the corpus has hundreds): the shared shift serves them
+    assert cf.fit_conditional(both, cal.fit_calibration(both), features="shape").conditional.stuck_shift is None
+    monkeypatch.setattr(cf, "MIN_STUCK", 3)
+    calibration = cf.fit_conditional(both, cal.fit_calibration(both), features="shape")
+    band = calibration.conditional
+    assert band.stuck_shift is not None and band.stuck_shift != band.shift
+    # each group is held at its own conformal level (in sample here)
+    for group in (stuck, base):
+        table = cal.summarise(cal.outcomes(group, calibration, sizes=False))
+        assert all(row["coverage"] >= 0.75 for row in table.values()), table
+    # the shift follows the pilot: a stuck row gets stuck_shift, any other the shared one
+    spread = cf.record_spread(both, calibration.k_slope, calibration.k_headroom)
+    x, h = cf.record_features(both, spread), np.log2([r.horizon for r in both])
+    low, high = band.multipliers(x, h)
+    plain_low, plain_high = replace(band, stuck_shift=None).multipliers(x, h)
+    is_stuck = np.array([r in stuck for r in both])
+    assert np.allclose(low[~is_stuck], plain_low[~is_stuck]) and np.allclose(high[~is_stuck], plain_high[~is_stuck])
+    assert not np.allclose(high[is_stuck] - low[is_stuck], plain_high[is_stuck] - plain_low[is_stuck])

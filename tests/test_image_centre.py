@@ -1,5 +1,6 @@
-"""The image curves' correction of the centre (curves/centre.py): how it is learned from held-out
-records, and what it does to a fit made with kind="image" and, not at all, to any other fit."""
+"""The image curves' correction of the centre (curves/centre.py) and their own p_reachable map: how
+they are learned from held-out records, and what they do to a fit made with kind="image" and, not
+at all, to any other fit."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import pytest
 from samplesize.curves import CALIBRATION, fit_learning_curve
 from samplesize.curves import calibration as cal
 from samplesize.curves.centre import CentreShift
-from samplesize.curves.centre_fit import choose_centre_shift, fit_centre_shift
+from samplesize.curves import conditional_fit as cf
+from samplesize.curves.centre_fit import choose_centre_shift, fit_centre_shift, fit_kind_p_map
 
 SIZES = [50, 100, 200, 400, 800] * 3
 NOISE = [0.004, -0.003, 0.002, -0.001, 0.001] * 2 + [-0.002, 0.003, -0.002, 0.001, -0.001]
@@ -103,3 +105,44 @@ def test_the_shipped_correction_applies_to_kind_image_only():
     assert "centre_shift" not in plain.to_dict()["method"]["calibration"]
     low, high = image.interval(n)
     assert low <= image.predict(n) <= high
+
+
+def _image_records():
+    """Held-out records (with their fits) of nine rising image curves from three learner groups."""
+    rng = np.random.default_rng(31)
+    ladder = [int(round(16 * 2 ** (i / 2))) for i in range(13)]
+    curves = []
+    for d, ceiling in (("d1", 0.9), ("d2", 0.95), ("d3", 0.85)):
+        for k, learner in enumerate(("a", "b", "c")):
+            scores = [list(np.round(np.clip(ceiling - 0.6 * n ** -(0.35 + 0.05 * k) + rng.normal(0, 0.01, 5), 0, 1), 4))
+                      for n in ladder]
+            curves.append({"dataset": d, "learner": learner, "group": "g" + learner, "kind": "image",
+                           "n_test": 500, "sizes": ladder, "scores": scores})
+    return [r for c in curves for r in cal.held_out_records(c, n_bootstrap=20, protocols=cal.PILOT_PROTOCOLS)]
+
+
+def test_the_image_p_map_is_fitted_on_image_forecasts_and_is_monotone():
+    records = _image_records()
+    base = cf.fit_conditional(records, cal.fit_calibration(records), features="shape")
+    coefs = fit_kind_p_map(records, base, "headroom")
+    assert coefs is not None and len(coefs) == 5
+    assert coefs[1] >= 0 and coefs[2] <= 0 and coefs[4] <= 0  # the map's monotone bounds
+    assert fit_kind_p_map(records, base, "headroom") == coefs  # deterministic
+    one_group = [r for r in records if r.learner_group == "ga"]
+    assert fit_kind_p_map(one_group, base, "headroom") is None  # nothing to cross-fit with
+
+
+def test_image_fits_read_their_own_p_map_and_other_fits_do_not():
+    optimistic = replace(SHIFT, p_coefs=(2.0, 1.0, 0.0, 0.0, 0.0))  # logit p + 2
+    calibration = replace(CALIBRATION, image=optimistic)
+    shared = replace(CALIBRATION, image=replace(optimistic, p_coefs=None))
+    image = fit_learning_curve(SIZES, SCORES, n_bootstrap=50, n_test=500, kind="image")
+    own = replace(image, calibration=calibration, _grid_cache={})
+    same = replace(image, calibration=shared, _grid_cache={})
+    target = float(image.means[-1]) + 0.02
+    assert own.p_reachable(target) > same.p_reachable(target)
+    tabular = fit_learning_curve(SIZES, SCORES, n_bootstrap=50, n_test=500, kind="tabular")
+    assert (replace(tabular, calibration=calibration, _grid_cache={}).p_reachable(target)
+            == replace(tabular, calibration=shared, _grid_cache={}).p_reachable(target))
+    assert own.p_reachable(1.01) == 0.0 and own.p_reachable(float(image.means[0]) - 0.05) > 0.95
+    assert own.to_dict()["method"]["calibration"]["centre_shift"]["p_map"] == [2.0, 1.0, 0.0, 0.0, 0.0]

@@ -6,8 +6,10 @@ the further it extrapolates (docs/learning-curves.md). A `CentreShift` raises it
 (capped at 8x: beyond that nothing measured says how it goes on) and, in the "headroom" form,
 with the headroom below 1 of the uncorrected centre. The band is then computed about the
 corrected centre as for any curve, and widened (or narrowed) by per-horizon amounts that make it
-hold 80% of the corrected residuals of image curves (split-conformal). `centre_fit` fits both on
-held-out records (the bench's job); a sweep only applies the constants in `band.py`.
+hold 80% of the corrected residuals of image curves (split-conformal), and p_reachable goes through
+a logistic map fitted on image curves' forecasts (held out, the shared map was underconfident for
+them). `centre_fit` fits all three on held-out records (the bench's job); a sweep only applies the
+constants in `band.py`.
 """
 
 from __future__ import annotations
@@ -32,12 +34,15 @@ class CentreShift:
 
     g is h ("distance"), h * (1 - centre) ("headroom") or h * ln 2 * edge slope ("slope");
     `widen` holds the additive widening of the band's 10% and 90% multipliers at 2x, 4x, 8x
-    (interpolated in h, the 8x one beyond), fitted on the corrected residuals.
+    (interpolated in h, the 8x one beyond), fitted on the corrected residuals. `p_coefs`: this
+    kind's own p_reachable map (`conditional.map_p`), fitted on its forecasts under the corrected
+    band; None: the conditional band's map, as for any curve.
     """
 
     per_doubling: float
     form: str = "headroom"
     widen: tuple[float, ...] = (0.0, 0.0, 0.0)
+    p_coefs: tuple[float, ...] | None = None
 
     def shift(self, h, centre, edge_slope: float) -> np.ndarray:
         """The amount added to the centre at log2 distances h (0 inside the data)."""

@@ -1,7 +1,7 @@
 """Fit the image curves' correction of the centre (`centre.CentreShift`) on held-out records: the
 bench's job (bench/curve_calibration.py), never a sweep's. `fit_centre_shift` fits one form;
 `choose_centre_shift` picks the form and estimator from `CANDIDATES` by leave-learner-group-out
-interval score of the image records."""
+interval score of the image records; `fit_kind_p_map` fits the kind's own p_reachable map."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import numpy as np
 
 from .calibration import HORIZONS, outcomes
 from .centre import FORMS, CentreShift, shifted_records
-from .conditional_fit import conformal_shift, record_multipliers, record_spread
+from .conditional_fit import conformal_shift, fit_p_map, forecasts, record_multipliers, record_spread
 
 ESTIMATORS = ("mean", "ls")
 # the candidates that `choose_centre_shift` picks from: (form, estimator), and no shift at all
@@ -81,3 +81,21 @@ def choose_centre_shift(records: Sequence, cal, kind: str = "image") -> tuple[st
             count += len(test)
         scores[form, estimator] = total / max(count, 1)
     return min(scores, key=lambda k: (round(scores[k], 6), CANDIDATES.index(k)))
+
+
+def fit_kind_p_map(records: Sequence, cal, form: str, estimator: str = "mean",
+                   kind: str = "image") -> tuple[float, ...] | None:
+    """The logistic p_reachable map (`conditional.map_p`) of `kind`'s fits under `cal`'s band with
+    its correction of that kind, fitted on cross-fitted forecasts: each learner group's forecasts
+    come from the correction refitted without that group (so that its band is out of sample).
+    None with fewer than two learner groups of that kind."""
+    mine = [r for r in records if r.kind == kind]
+    groups = sorted({r.learner_group for r in mine})
+    if len(groups) < 2:
+        return None
+    raw, hit, extra = [], [], []
+    for g in groups:
+        shift = fit_centre_shift([r for r in mine if r.learner_group != g], cal, form, kind, estimator=estimator)
+        p, y, x = forecasts([r for r in mine if r.learner_group == g], replace(cal, image=shift))
+        raw.append(p), hit.append(y), extra.append(x)
+    return fit_p_map(np.concatenate(raw), np.concatenate(extra), np.concatenate(hit))

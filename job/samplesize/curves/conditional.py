@@ -1,7 +1,8 @@
 """Uncertainty that depends on the curve: what the pilot shows, and the band and p_reachable it implies.
 
 `pilot_features` describes a fit's measured sizes (noise relative to the test set, falls and
-zig-zags, how flat it is, curvature, backtest error, edge slope, number of sizes); `point_features`
+zig-zags, how flat it is, curvature, backtest error, edge slope, number of sizes, and whether it is
+stuck: flat, with repetitions that differ by less than the test set's noise); `point_features`
 adds what depends on the size asked for (distance, headroom, family disagreement). A
 `ConditionalBand` turns them into the band's multipliers of the base spread beyond the data: its
 10% and 90% quantiles are linear in a few of the features (penalised linear quantile regression
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-PILOT_FEATURES = ("noise", "falls", "zigzag", "flat", "curvature", "backtest", "slope", "n_sizes")
+PILOT_FEATURES = ("noise", "falls", "zigzag", "flat", "curvature", "backtest", "slope", "n_sizes", "stuck")
 POINT_FEATURES = ("distance", "headroom", "disagreement")
 FEATURES = ("one",) + PILOT_FEATURES + POINT_FEATURES
 # p_reachable's map: logit p = c0 + c1 logit(band's chance) + c2 u + c3 log(edge slope) + c4 log(1 + gap/se)
@@ -31,22 +32,27 @@ TARGET_FEATURES = ("one", "logit_p", "headroom_share", "log_slope", "log_gap_se"
 class ConditionalBand:
     """The band's (low, high) multipliers of the spread as linear functions of `FEATURES`.
 
-    low(x) = low_coefs . x + low_shift[h], high(x) = high_coefs . x + high_shift[h], where
-    the shifts at h = 2x, 4x, 8x are the split-conformal corrections (interpolated in log2
-    distance, the 8x one beyond). `p_coefs`: the coefficients of `TARGET_FEATURES` in the
-    logistic map that turns the band's chance of reaching a target into `p_reachable` (None:
-    the band's chance as it is).
+    low(x) = low_coefs . x - shift[h], high(x) = high_coefs . x + shift[h], where the shifts at
+    h = 2x, 4x, 8x are the split-conformal corrections (interpolated in log2 distance, the 8x one
+    beyond). A stuck pilot (feature "stuck" >= STUCK) gets its own shifts, `stuck_shift`, fitted on
+    stuck pilots alone (Mondrian conformal: such curves take off later, and one shift for all
+    held them about half as often as the rest). `p_coefs`: the coefficients of `TARGET_FEATURES`
+    in the logistic map that turns the band's chance of reaching a target into `p_reachable`
+    (None: the band's chance as it is).
     """
 
     low_coefs: tuple[float, ...]
     high_coefs: tuple[float, ...]
     shift: tuple[float, ...]  # per horizon: the conformal widening of both ends
     p_coefs: tuple[float, ...] | None = None
+    stuck_shift: tuple[float, ...] | None = None  # per horizon, for stuck pilots (None: `shift`)
 
     def multipliers(self, x: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(low, high) multipliers at feature rows x (m, len(FEATURES)) and log2 distances h (m,)."""
         knots = np.arange(1.0, len(self.shift) + 1.0)
         widen = np.interp(h, knots, np.asarray(self.shift, float))
+        if self.stuck_shift is not None:
+            widen = np.where(is_stuck(x), np.interp(h, knots, np.asarray(self.stuck_shift, float)), widen)
         low = x @ np.asarray(self.low_coefs) - widen
         high = x @ np.asarray(self.high_coefs) + widen
         mid, half = (low + high) / 2, np.maximum((high - low) / 2, MIN_HALF_WIDTH)
@@ -54,10 +60,23 @@ class ConditionalBand:
 
     def calibrate_p(self, p: float, target: tuple[float, float, float]) -> float:
         """p_reachable from the band's chance p and `target_features` (u, log slope, log gap/se)."""
-        if self.p_coefs is None:
-            return float(p)
-        x = np.array((1.0, logit(p)) + tuple(target))
-        return float(1.0 / (1.0 + math.exp(-float(np.clip(x @ np.asarray(self.p_coefs), -30, 30)))))
+        return map_p(self.p_coefs, p, target)
+
+
+def map_p(coefs: tuple[float, ...] | None, p: float, target: tuple[float, float, float]) -> float:
+    """The logistic map of `TARGET_FEATURES` with coefficients `coefs` (None: p as it is)."""
+    if coefs is None:
+        return float(p)
+    x = np.array((1.0, logit(p)) + tuple(target))
+    return float(1.0 / (1.0 + math.exp(-float(np.clip(x @ np.asarray(coefs), -30, 30)))))
+
+
+STUCK = 0.5  # a pilot whose "stuck" feature is at least this is stuck (its own conformal shift, and a warning)
+
+
+def is_stuck(x: np.ndarray) -> np.ndarray:
+    """Which feature rows (m, len(FEATURES)) are stuck pilots."""
+    return np.asarray(x)[:, FEATURES.index("stuck")] >= STUCK
 
 
 def logit(p: float) -> float:
@@ -113,6 +132,10 @@ def pilot_features(fit) -> dict[str, float]:
         "backtest": float(np.clip(math.log(max(min(errors), 1e-5) / binom), -3.0, 3.0)) if errors else 0.0,
         "slope": float(np.clip(10.0 * fit.edge_slope, 0.0, 3.0)),
         "n_sizes": float(min(m.size, 12) / 6.0),
+        # flat, and its repetitions differ by less than the test set's sampling noise: at pilot sizes a
+        # learner that learns varies more than that, so its predictions barely depend on the sample (say,
+        # one class for all); it has not started to learn, and its curve may take off later (0 to 1)
+        "stuck": float(np.clip(2.0 - rise, 0.0, 2.0) / 2.0 * np.clip(-math.log(max(sd_obs, 1e-4) / binom), 0.0, 1.0)),
     }
 
 
@@ -140,7 +163,11 @@ def pilot_warnings(pilot: dict[str, float], n_sizes: int) -> list[str]:
     if pilot["zigzag"] >= 2:
         out.append("The pilot's mean score zig-zags beyond its noise (it turns direction "
                    f"{int(pilot['zigzag'])} times by more than 2 standard errors); extrapolations from it are less certain.")
-    if pilot["flat"] >= 1.0:
+    if pilot["stuck"] >= STUCK:
+        out.append("The pilot is flat, and its repetitions differ by less than the test set's sampling noise: the "
+                   "learner's predictions barely depend on the sample (it may predict one class for all), so it may "
+                   "not have started to learn. Its curve may rise sharply later; extrapolations from it are less certain.")
+    elif pilot["flat"] >= 1.0:
         out.append("The pilot is flat within its noise: from the smallest to the largest size the mean score "
                    "rises by less than its noise, so the curve's shape (and its ceiling) is barely measured.")
     return out

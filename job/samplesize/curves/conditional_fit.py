@@ -15,7 +15,7 @@ from scipy.optimize import minimize
 from scipy.special import expit
 
 from .band import LEVEL, Calibration, base_spread
-from .conditional import FEATURES, ConditionalBand, logit, point_features, target_features
+from .conditional import FEATURES, ConditionalBand, is_stuck, logit, point_features, target_features
 
 HORIZONS = (2, 4, 8)
 # p_reachable's forecasts per fit: targets at these fractions of the way from the last fitted mean to 1
@@ -33,6 +33,8 @@ SMOOTH = 0.02  # the pinball loss is smoothed over this width (in spreads), so t
 # the conformal shifts are computed on out-of-fold scores: the regressions refitted without each of
 # these many parts of the datasets (more parts: models closer to the final one, shifts less conservative)
 CONFORMAL_FOLDS = 5
+# stuck pilots get their own conformal shift at a horizon with at least this many of them (else the shared one)
+MIN_STUCK = 20
 
 
 def record_spread(records: Sequence, k_slope: float, k_headroom: float) -> np.ndarray:
@@ -122,8 +124,19 @@ def fit_band(records: Sequence, spread: np.ndarray, features: Sequence[str] = FE
     if not cross_fit:
         ql, qh = ConditionalBand(tuple(lo), tuple(hi), (0.0,) * len(HORIZONS)).multipliers(x, np.log2(hz))
         e = np.maximum(ql - y, y - qh)
-    shift = tuple(round(conformal_shift(e[hz == h]), 4) if (hz == h).any() else 0.0 for h in HORIZONS)
-    return ConditionalBand(tuple(round(float(v), 5) for v in lo), tuple(round(float(v), 5) for v in hi), shift)
+    stuck = is_stuck(x)
+    shift, stuck_shift = _shifts(e[~stuck], hz[~stuck]), _shifts(e[stuck], hz[stuck], MIN_STUCK)
+    return ConditionalBand(tuple(round(float(v), 5) for v in lo), tuple(round(float(v), 5) for v in hi), shift,
+                           stuck_shift=None if stuck_shift is None else
+                           tuple(a if b is None else b for a, b in zip(shift, stuck_shift)))
+
+
+def _shifts(e: np.ndarray, hz: np.ndarray, least: int = 1) -> tuple | None:
+    """The conformal shift per horizon of scores e (None where fewer than `least`; None if none has that many)."""
+    out = tuple(round(conformal_shift(e[hz == h]), 4) if (hz == h).sum() >= least else None for h in HORIZONS)
+    if least <= 1:
+        return tuple(0.0 if v is None else v for v in out)
+    return None if all(v is None for v in out) else out
 
 
 def band_interval_score(records: Sequence, spread: np.ndarray, band: ConditionalBand) -> float:
@@ -160,7 +173,9 @@ def forecasts(records: Sequence, cal: Calibration, mapped: bool = False) -> tupl
     reached = the curve measured that mean or more beyond the fit (within its measured range).
     Unmapped (`mapped=False`): the band's chance before the logistic map, and the map's other inputs."""
     seen, raw, hit, extra = set(), [], [], []
-    use = cal if mapped or cal.conditional is None else replace(cal, conditional=replace(cal.conditional, p_coefs=None))
+    use = cal if mapped or cal.conditional is None else replace(
+        cal, conditional=replace(cal.conditional, p_coefs=None),
+        image=replace(cal.image, p_coefs=None) if cal.image is not None else None)
     for r in records:
         if r.fit is None or id(r.fit) in seen or not np.isfinite(r.beyond_max):
             continue

@@ -20,7 +20,7 @@ from .band import (
     Calibration,
     base_spread,
 )
-from .conditional import pilot_features, pilot_warnings, point_features, target_features
+from .conditional import PILOT_FEATURES, map_p, pilot_features, pilot_warnings, point_features, target_features
 from .families import FAMILIES
 
 
@@ -103,7 +103,7 @@ class LearningCurveFit:
 
         Cached per edge slope: the fit sets `edge_slope` after construction, so a pilot read
         earlier (for the warnings) must not stand in for the one with the slope."""
-        key = ("pilot", self.edge_slope)
+        key = ("pilot", PILOT_FEATURES, self.edge_slope)  # the names too: a pickled fit may hold older ones
         if key not in self._grid_cache:
             self._grid_cache[key] = pilot_features(self)
         return self._grid_cache[key]
@@ -352,7 +352,9 @@ class LearningCurveFit:
         # how far above the data the target is, in headroom and in standard errors); inside the
         # data the measured sizes speak for themselves
         inside = grid <= self.max_size
-        mapped = cond.calibrate_p(float(np.max(p)), target_features(self, target))
+        shift = self.centre_shift
+        coefs = shift.p_coefs if shift is not None and shift.p_coefs is not None else cond.p_coefs
+        mapped = map_p(coefs, float(np.max(p)), target_features(self, target))
         return float(max(np.max(p[inside], initial=0.0), mapped))
 
     # -- serialisation
@@ -391,7 +393,10 @@ class LearningCurveFit:
                                        **({"kind": self.kind, "centre_shift": {
                                            "per_doubling": self.centre_shift.per_doubling,
                                            "form": self.centre_shift.form,
-                                           "widen_2x_4x_8x": list(self.centre_shift.widen)}}
+                                           "widen_2x_4x_8x": list(self.centre_shift.widen),
+                                           # this kind's own p_reachable map (None: the band's)
+                                           "p_map": (list(self.centre_shift.p_coefs)
+                                                     if self.centre_shift.p_coefs is not None else None)}}
                                           if self.centre_shift is not None else {})}},
         })
 
