@@ -13,6 +13,16 @@ database is used):
   the MNIST subset's digits 0-4, its 64 penultimate features then reused on
   scikit-learn's digits (upsampled to 14x14) and on MNIST's digits 5-9, with
   several cheap heads (learners.HEADS);
+- images, later sets (raw pixels, and frozen features of a backbone of the same recipe, seeded and
+  committed as frozen_backbone.weights.h5, its features in frozen_features_more.npz):
+  - glyphs: characters rendered with Pillow from 21 of the TrueType fonts that ship with matplotlib
+    (DejaVu Sans/Serif/Mono, STIXGeneral, cmr10/cmb10/cmss10/cmti10/cmtt10, each in its variants), random
+    font, size, stroke, rotation, offset, blur and pixel noise (seeded), 14x14: glyphs_upper (26 capitals),
+    glyphs_digits (10 digits, another domain than MNIST's), glyphs_OvQ (O against Q);
+  - photos: 14x14 patches of the photographs bundled in scikit-image's wheel (its data directory, read
+    from the files, never through its downloader) and scikit-learn's two sample images; the class is the
+    photo: photos_scenes (10 photographs), photos_textures (brick, grass, gravel); the test patches come
+    from held-out blocks of each photo (see _photos);
 - images, end to end: a small Keras CNN (width, image size and augmentation vary)
   on a few image tasks, with a shorter ladder (up to 512).
 
@@ -30,6 +40,7 @@ curve, which is then dropped, and writes the corpus):
 
     nice -n 19 python bench/real_curves/build.py --budget-minutes 70 > build.log 2>&1
     python bench/real_curves/build.py --only digits --budget-minutes 5   # a quick test
+    python bench/real_curves/build.py --only-datasets glyphs,photos --dry-run   # what a run would build
 """
 
 from __future__ import annotations
@@ -63,6 +74,14 @@ RAW_IMAGE_TASKS = ("digits", "digits_odd_even", "mnist", "mnist_odd_even", "mnis
 FROZEN_TASKS = ("digits_frozen", "digits_frozen_odd_even", "mnist59_frozen", "mnist59_frozen_odd_even",
                 "digits_frozen_low", "digits_frozen_high", "digits_frozen_4v9", "digits_frozen_3v8",
                 "mnist59_frozen_5v8", "mnist59_frozen_7v9")
+# image sets added later (glyphs rendered from matplotlib's fonts, patches of bundled photos): raw pixels
+# and frozen features of the same backbone recipe (frozen_features_more); no hist_gb (a minute or more a
+# curve on 10-26 classes), and no qda head (on these sets 28 of the backbone's 64 features are always 0: it
+# failed on 35-65 of a curve's 65 subsamples, its curves mostly the majority class's line)
+MORE_RAW_TASKS = ("glyphs_upper", "glyphs_digits", "glyphs_OvQ", "photos_scenes", "photos_textures")
+MORE_FROZEN_TASKS = tuple(t + "_frozen" for t in MORE_RAW_TASKS)
+MORE_RAW_LEARNERS = tuple(lrn for lrn in RAW_IMAGE_LEARNERS if lrn != "hist_gb")
+MORE_HEADS = tuple(lrn for lrn in HEADS if lrn not in ("hist_gb", "qda"))
 IMAGE_SHARE = 0.3  # image curves are scheduled within the first 30% of the order (cheap, and few)
 # end-to-end CNN curves: (task, variant); the variant names width, image size and augmentation
 CNN_CURVES = (("digits", "cnn_w16_px8"), ("digits_odd_even", "cnn_w32_px8"), ("mnist_4v9", "cnn_w16_px14_aug"),
@@ -175,10 +194,147 @@ def _derive(task: str, x, y, offset: int = 0):
     return (x, y) if keep is None else (x[keep], y[keep])
 
 
+# fonts shipped with matplotlib that render Latin letters and digits (the symbol-only fonts, cmex10,
+# cmsy10, cmmi10's old-style digits, STIXNonUni*, STIXSiz*, the empty DejaVu*Display and LastResort,
+# are left out); _glyph_fonts checks every one renders each character, non-blank and distinct
+GLYPH_FONTS = ("DejaVuSans", "DejaVuSans-Bold", "DejaVuSans-Oblique", "DejaVuSans-BoldOblique",
+               "DejaVuSerif", "DejaVuSerif-Bold", "DejaVuSerif-Italic", "DejaVuSerif-BoldItalic",
+               "DejaVuSansMono", "DejaVuSansMono-Bold", "DejaVuSansMono-Oblique", "DejaVuSansMono-BoldOblique",
+               "STIXGeneral", "STIXGeneralBol", "STIXGeneralItalic", "STIXGeneralBolIta",
+               "cmr10", "cmb10", "cmss10", "cmti10", "cmtt10")
+# glyph tasks: the characters (classes) and images per class
+GLYPH_SETS = {"glyphs_upper": ("ABCDEFGHIJKLMNOPQRSTUVWXYZ", 160), "glyphs_digits": ("0123456789", 400),
+              "glyphs_OvQ": ("OQ", 1500)}
+
+
+def _glyph_fonts(chars: str) -> list[str]:
+    """The font files of GLYPH_FONTS, each checked: every character renders non-blank and unlike the others."""
+    import matplotlib
+    from PIL import Image, ImageDraw, ImageFont
+
+    root = os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "fonts", "ttf")
+    paths = []
+    for name in GLYPH_FONTS:
+        path = os.path.join(root, name + ".ttf")
+        font = ImageFont.truetype(path, 24)
+        ims = []
+        for ch in chars:
+            im = Image.new("L", (40, 40), 0)
+            ImageDraw.Draw(im).text((20, 20), ch, fill=255, font=font, anchor="mm")
+            ims.append(np.asarray(im, float).ravel() / 255)
+        ims = np.stack(ims)
+        dist = np.abs(ims[:, None] - ims[None]).sum(-1) + 1e9 * np.eye(len(chars))
+        if ims.sum(axis=1).min() < 5 or dist.min() < 1:
+            raise ValueError(f"font {name} does not render {chars!r} distinctly")
+        paths.append(path)
+    return paths
+
+
+def _glyphs(chars: str, per_class: int, seed: int = 0):
+    """Characters rendered by Pillow from matplotlib's fonts: white on black on a 28x28 canvas, a seeded
+    random font, size (15-23 pt), stroke (0-1 px), rotation (+-15 degrees) and offset (+-3 px), a small
+    Gaussian blur (0-1 px) and pixel noise (sd 0.05), then 2x2-averaged to 14x14 in [0, 1]."""
+    from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+    paths = _glyph_fonts(chars)
+    rng = np.random.default_rng([seed, len(chars), per_class])
+    fonts: dict = {}
+    xs, ys = [], []
+    for k, ch in enumerate(chars):
+        for _ in range(per_class):
+            path, size = paths[rng.integers(len(paths))], int(rng.integers(15, 24))
+            font = fonts.get((path, size)) or fonts.setdefault((path, size), ImageFont.truetype(path, size))
+            im = Image.new("L", (28, 28), 0)
+            dx, dy = rng.uniform(-3, 3, size=2)
+            ImageDraw.Draw(im).text((14 + dx, 14 + dy), ch, fill=255, font=font, anchor="mm",
+                                    stroke_width=int(rng.integers(0, 2)), stroke_fill=255)
+            im = im.rotate(rng.uniform(-15, 15), resample=Image.BILINEAR, center=(14 + dx, 14 + dy))
+            im = im.filter(ImageFilter.GaussianBlur(rng.uniform(0, 1)))
+            a = np.asarray(im, float) / 255 + rng.normal(0, 0.05, (28, 28))
+            xs.append(np.clip(a, 0, 1).reshape(14, 2, 14, 2).mean(axis=(1, 3)))
+            ys.append(k)
+    return np.stack(xs), np.array(ys)
+
+
+# photos bundled in installed wheels, read from their files (never through a downloader): scikit-image's
+# data directory, scikit-learn's two sample images, matplotlib's sample_data
+PHOTO_SETS = {"photos_textures": ("brick", "grass", "gravel"),
+              "photos_scenes": ("astronaut", "camera", "chelsea", "coffee", "coins", "moon", "rocket",
+                                "hubble_deep_field", "china", "flower")}
+PHOTO_PATCHES = {"photos_textures": 1200, "photos_scenes": 400}  # patches per class
+
+
+def _photo(name: str):
+    """A bundled photograph as grayscale floats in [0, 1]."""
+    from PIL import Image
+
+    if name in ("china", "flower"):
+        from sklearn.datasets import load_sample_image
+
+        im = Image.fromarray(load_sample_image(name + ".jpg"))
+    else:
+        import skimage
+
+        data = os.path.join(os.path.dirname(skimage.__file__), "data")
+        paths = [os.path.join(data, name + ext) for ext in (".png", ".jpg")]
+        im = Image.open(next(p for p in paths if os.path.exists(p)))
+    return np.asarray(im.convert("L"), float) / 255
+
+
+def _photos(task: str, seed: int = 0):
+    """Random square patches of each photo (the class: which photo), side 5-10% of the photo's shorter side
+    (textures: 24-40 px), resized to 14x14 (box filter). Each photo is cut into a 4x4 grid of blocks, 4
+    of them (seeded, one per block row) held out: the test patches lie inside held-out blocks, the pool's
+    inside the others, so no test patch overlaps a training patch. Textures are standardised per patch
+    (mean 0.5, sd 0.15, clipped): their class is the texture, not the brightness. Returns x, y and the
+    test mask (n_test patches per class, as build_curve's split would size it)."""
+    from PIL import Image
+
+    names, per_class = PHOTO_SETS[task], PHOTO_PATCHES[task]
+    n_test = int(min(1000, max(200, 0.25 * per_class * len(names)))) // len(names)
+    rng = np.random.default_rng([seed, len(names), per_class])
+    xs, ys, test = [], [], []
+    for k, name in enumerate(names):
+        im = _photo(name)
+        h, w = im.shape
+        bh, bw = h // 4, w // 4
+        held = {(r, int(c)) for r, c in enumerate(rng.permutation(4))}
+        for i in range(per_class):
+            is_test = i < n_test
+            blocks = [b for b in np.ndindex(4, 4) if (b in held) == is_test]
+            r, c = blocks[rng.integers(len(blocks))]
+            if task == "photos_textures":
+                side = int(rng.integers(24, 41))
+            else:
+                side = int(round(min(h, w) * rng.uniform(0.05, 0.10)))
+            side = min(side, bh, bw)
+            y0 = r * bh + int(rng.integers(0, bh - side + 1))
+            x0 = c * bw + int(rng.integers(0, bw - side + 1))
+            patch = Image.fromarray(im[y0:y0 + side, x0:x0 + side].astype(np.float32), mode="F")
+            p = np.asarray(patch.resize((14, 14), Image.BOX), float)
+            if task == "photos_textures":
+                p = 0.5 + 0.15 * (p - p.mean()) / (p.std() + 1e-6)
+            xs.append(np.clip(p, 0, 1))
+            ys.append(k)
+            test.append(is_test)
+    return np.stack(xs), np.array(ys), np.array(test)
+
+
 def load_task(task: str, cache: Path):
-    """(x, y, kind) of a task; images are (N, H, W) in [0, 1], frozen features (N, 64)."""
+    """(x, y, kind) of a task, or (x, y, kind, test) where the test split is fixed (a boolean mask: the
+    photos' held-out blocks); images are (N, H, W) in [0, 1], frozen features (N, 64)."""
     from sklearn.datasets import load_breast_cancer
 
+    if task.startswith(("glyphs", "photos")):
+        base = task.removesuffix("_frozen")
+        if task.endswith("_frozen"):
+            feats = frozen_features_more()
+            x, y, test = feats[base], feats[base + "_y"], feats.get(base + "_test")
+        elif task.startswith("glyphs"):
+            (x, y), test = _glyphs(*GLYPH_SETS[task]), None
+        else:
+            x, y, test = _photos(task)
+        return (x, y.astype(str), "image") + (() if test is None else (test.astype(bool),))
     if task == "breast_cancer":
         d = load_breast_cancer()
         return d.data, d.target.astype(str), "tabular"
@@ -205,7 +361,7 @@ def tabular_tasks() -> list[dict]:
 
 def dataset_of(task: str) -> str:
     """The source dataset a task comes from (tasks derived from one dataset count once)."""
-    for name in ("digits", "mnist"):
+    for name in ("digits", "mnist", "glyphs", "photos"):
         if task.startswith(name):
             return name
     return task
@@ -271,6 +427,44 @@ def frozen_features(cache: Path) -> dict:
     return dict(np.load(path))
 
 
+BACKBONE = HERE / "frozen_backbone.weights.h5"  # committed: later image sets reuse this exact backbone
+
+
+def backbone():
+    """The frozen-feature backbone of the later image sets: frozen_features()'s recipe (the same CNN, MNIST
+    digits 0-4, seed 0, 15 epochs) with its initial weights seeded too (the recipe left them to Keras'
+    unseeded global generator, so the committed frozen_features.npz cannot be reproduced: a retrain's
+    features differ); trained once, its weights committed. Returns the model up to the 64 features."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = _cnn(14, 14, 16, 5, aug=False)
+    if BACKBONE.exists():
+        model.load_weights(BACKBONE)
+    else:
+        x, y = _mnist(14)
+        base = y <= 4
+        model = _train(model, x[base], y[base], seed=0, max_epochs=15)
+        model.save_weights(BACKBONE)
+    return keras.Model(model.inputs, model.get_layer("features").output)
+
+
+def frozen_features_more() -> dict:
+    """backbone()'s 64 features of the later image sets (MORE_RAW_TASKS), with their labels (and the photos'
+    fixed test masks); computed once, committed in frozen_features_more.npz."""
+    path = HERE / "frozen_features_more.npz"
+    if not path.exists():
+        head = backbone()
+        out = {}
+        for task in MORE_RAW_TASKS:
+            x, y, *test = _glyphs(*GLYPH_SETS[task]) if task.startswith("glyphs") else _photos(task)
+            out[task], out[task + "_y"] = head.predict(x[..., None], verbose=0), y
+            if test:
+                out[task + "_test"] = test[0]
+        np.savez_compressed(path, **out)
+    return dict(np.load(path))
+
+
 # --------------------------------------------------------------------------- curves
 
 def ladder(pool: int, largest: int = MAX_LARGEST) -> list[int]:
@@ -293,7 +487,8 @@ class Stopped(Exception):
     """SIGTERM arrived inside a curve: it is dropped (not cached), and the run ends."""
 
 
-def build_curve(task: str, learner: str, x, y, kind: str, stop: dict | None = None) -> dict:
+def build_curve(task: str, learner: str, x, y, kind: str, stop: dict | None = None, test=None) -> dict:
+    """One curve; `test`, where given, is the fixed test split (a boolean mask), else a stratified 25%."""
     from sklearn.model_selection import train_test_split
 
     if learner.startswith("cnn"):
@@ -301,8 +496,12 @@ def build_curve(task: str, learner: str, x, y, kind: str, stop: dict | None = No
         if x.shape[1] != px:
             x = np.stack([_resize(im, px) for im in x])
     classes, y_int = np.unique(y, return_inverse=True)
-    n_test = int(min(1000, max(200, 0.25 * len(y))))
-    x_pool, x_te, y_pool, y_te = train_test_split(x, y_int, test_size=n_test, stratify=y_int, random_state=0)
+    if test is not None:
+        n_test = int(test.sum())
+        x_pool, x_te, y_pool, y_te = x[~test], x[test], y_int[~test], y_int[test]
+    else:
+        n_test = int(min(1000, max(200, 0.25 * len(y))))
+        x_pool, x_te, y_pool, y_te = train_test_split(x, y_int, test_size=n_test, stratify=y_int, random_state=0)
     sizes = ladder(len(y_pool), CNN_LARGEST if learner.startswith("cnn") else MAX_LARGEST)
     scores, failures = [], 0
     for i, n in enumerate(sizes):
@@ -406,7 +605,8 @@ def order(tabular: list[str], n_cnn: int) -> list[tuple[str, str]]:
         for k in range(len(learners)):
             lrn = learners[(7 * i + k) % len(learners)]
             keyed.append((SLOW.get(lrn, 1.0) * (k + i / len(tabular)) / len(learners), task, lrn))
-    for tasks, heads in ((RAW_IMAGE_TASKS, RAW_IMAGE_LEARNERS), (FROZEN_TASKS, HEADS)):
+    for tasks, heads in ((RAW_IMAGE_TASKS, RAW_IMAGE_LEARNERS), (FROZEN_TASKS, HEADS),
+                         (MORE_RAW_TASKS, MORE_RAW_LEARNERS), (MORE_FROZEN_TASKS, MORE_HEADS)):
         for i, task in enumerate(tasks):
             for k in range(len(heads)):
                 lrn = heads[(3 * i + k) % len(heads)]
@@ -454,6 +654,8 @@ def main() -> None:
     ap.add_argument("--cache", default=str(HERE / ".cache" / "curves"))
     ap.add_argument("--out", default=str(HERE / "corpus.json.gz"))
     ap.add_argument("--only", nargs="*", help="tasks to build (default: all)")
+    ap.add_argument("--only-datasets", help="comma-separated datasets (dataset_of) to build, e.g. glyphs,photos")
+    ap.add_argument("--dry-run", action="store_true", help="print the curves to build, build none")
     ap.add_argument("--cnn", type=int, default=2, help="end-to-end CNN curves to include (of %d)" % len(CNN_CURVES))
     ap.add_argument("--cnn-only", action="store_true", help="build only the end-to-end CNN curves")
     ap.add_argument("--budget-minutes", type=float, default=math.inf, help="start no curve after this")
@@ -476,10 +678,16 @@ def main() -> None:
     pairs = order([t["task"] for t in tabular_tasks()] + ["breast_cancer"], args.cnn)
     if args.only:
         pairs = [p for p in pairs if p[0] in args.only]
+    if args.only_datasets:
+        pairs = [p for p in pairs if dataset_of(p[0]) in args.only_datasets.split(",")]
     if args.cnn_only:
         pairs = [p for p in pairs if p in CNN_CURVES]
     todo = [p for p in pairs if not _path(cache, *p).exists()]
     print(f"{len(pairs)} curves planned, {len(todo)} to build", flush=True)
+    if args.dry_run:
+        for task, learner in todo:
+            print(f"     {task:<28} {learner}")
+        return
     data: dict = {}
     built = 0
     for task, learner in todo:
@@ -492,8 +700,8 @@ def main() -> None:
         try:
             if task not in data:
                 data[task] = load_task(task, cache)
-            x, y, kind = data[task]
-            curve = build_curve(task, learner, x, y, kind, stop)
+            x, y, kind, *test = data[task]
+            curve = build_curve(task, learner, x, y, kind, stop, test[0] if test else None)
         except Stopped:
             print(f"     {task:<28} {learner:<20} stopped inside the curve: not kept", flush=True)
             break
