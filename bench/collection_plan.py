@@ -50,7 +50,6 @@ sys.path.insert(0, str(HERE.parent / "job"))
 sys.path.insert(0, str(HERE))
 import curve_calibration  # noqa: E402
 from samplesize.curves import calibration as cal  # noqa: E402
-from samplesize.curves import centre_fit  # noqa: E402
 from samplesize.curves import conditional_fit as cf  # noqa: E402
 from samplesize.curves import fit_learning_curve  # noqa: E402
 from samplesize.curves.collection import DEFAULT_MISS_POOLS, plan_collection  # noqa: E402
@@ -167,9 +166,9 @@ def _curve_rows(args) -> list[dict]:
 
 
 def fold_calibrations(records, curves: list[dict], key: str, image_centre: bool = True) -> list:
-    """For each curve, the conditional calibration and the image centre correction (its form chosen on the fold's
-    training image curves, as bench/curve_calibration.py does; left out with `image_centre` False) fitted without
-    its dataset (key "group") or its learner."""
+    """For each curve, the conditional calibration and the image centre correction with the image curves' own
+    p_reachable map (its form chosen on the fold's training image curves, as bench/curve_calibration.py does; left
+    out with `image_centre` False) fitted without its dataset (key "group") or its learner."""
     attr = {"group": "dataset", "learner": "learner"}[key]
     folds = cal.group_folds([getattr(r, key) for r in records], 10 if key == "group" else 0)
     fitted = []
@@ -177,8 +176,7 @@ def fold_calibrations(records, curves: list[dict], key: str, image_centre: bool 
         train = [r for r in records if getattr(r, key) not in held]
         band = cf.fit_conditional(train, cal.fit_calibration(train), FEATURES)
         if image_centre:
-            form, estimator = centre_fit.choose_centre_shift(train, band)
-            band = dataclasses.replace(band, image=centre_fit.fit_centre_shift(train, band, form, estimator=estimator))
+            band = curve_calibration.with_image_correction(train, band)
         fitted.append((held, band))
     return [next(c for held, c in fitted if curve[attr] in held) for curve in curves]
 

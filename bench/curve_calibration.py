@@ -59,21 +59,24 @@ def _conditional(train):
     return _CONDITIONAL[key]
 
 
+def with_image_correction(train, base, form: str | None = None, estimator: str = "mean",
+                          reconformalize: bool = True, p_map: bool = True):
+    """`base` plus the image centre correction fitted on the training records `train` only; form None: the
+    form and estimator chosen on them too (`centre_fit.choose_centre_shift`). p_map: image curves get their
+    own p_reachable map, fitted on the training image curves too."""
+    f, e = (form, estimator) if form else centre_fit.choose_centre_shift(train, base)
+    if not form:
+        CHOSEN.append((f, e))
+    shift = centre_fit.fit_centre_shift(train, base, f, reconformalize=reconformalize, estimator=e)
+    if p_map and shift is not None:
+        shift = replace(shift, p_coefs=centre_fit.fit_kind_p_map(train, base, f, e))
+    return replace(base, image=shift)
+
+
 def _image_centre(form: str | None = None, estimator: str = "mean", reconformalize: bool = True,
                   p_map: bool = False):
-    """The conditional calibration plus the image centre correction, both fitted on the training records
-    only; form None: the form and estimator chosen on those records too (`centre_fit.choose_centre_shift`).
-    p_map: image curves get their own p_reachable map, fitted on the training image curves too."""
-    def fit(train):
-        base = _conditional(train)
-        f, e = (form, estimator) if form else centre_fit.choose_centre_shift(train, base)
-        if not form:
-            CHOSEN.append((f, e))
-        shift = centre_fit.fit_centre_shift(train, base, f, reconformalize=reconformalize, estimator=e)
-        if p_map and shift is not None:
-            shift = replace(shift, p_coefs=centre_fit.fit_kind_p_map(train, base, f, e))
-        return replace(base, image=shift)
-    return fit
+    """The conditional calibration plus the image correction (`with_image_correction`), as a method."""
+    return lambda train: with_image_correction(train, _conditional(train), form, estimator, reconformalize, p_map)
 
 
 # The image correction is chosen inside each fold (nested) from centre_fit.CANDIDATES, by the interval score of

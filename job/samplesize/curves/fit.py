@@ -274,7 +274,7 @@ def fit_learning_curve(sizes: Sequence[float], scores: Sequence[float], families
     [0.883, 0.914]
     >>> answer = fit.size_for(0.9)
     >>> answer.reachable, round(answer.size, -1), round(answer.p_reachable, 2)
-    (True, 1700.0, 0.46)
+    (True, 1700.0, 0.51)
     """
     check_kind(kind)
     warnings: list[str] = []
