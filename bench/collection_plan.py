@@ -20,7 +20,8 @@ next ladder size at or above it: that size's measured scores join the data. At m
 Printed per hold-out and policy: reached within the rounds, overall and for far targets (8-16x);
 labels used over the minimum for reached targets (median, 90th percentile); mean rounds; for
 unreachable targets how often it stopped at once and the labels wasted over the pilot (median);
-and the mean cost per target, in pilots, at a few miss_cost / label_cost ratios.
+and the mean cost per target, in pilots, at a few miss_cost / label_cost ratios. Then how well the pilot's
+p_reachable separates reachable from unreachable targets (keep / stop shares of a threshold rule, ROC AUC).
 
     nice -n 10 python bench/collection_plan.py [--curves 300] [--jobs 2] [--without-image-centre]
 
@@ -219,6 +220,23 @@ def report(rows: list[dict], title: str, policies=POLICIES) -> None:
           "pilot + ratio x a miss)")
 
 
+def separation(rows: list[dict], title: str, thresholds=(0.05, 0.1, 0.2, 0.3, 0.5)) -> None:
+    """How well the pilot's p_reachable tells reachable targets from unreachable ones: for a rule "stop at once
+    when p_reachable < t", the share of reachable targets it keeps and of unreachable ones it stops, and the
+    ROC AUC. The plan's bar asks for both >= 95% kept and >= 60% stopped; no rule on a calibrated chance can
+    do better than the best threshold on it."""
+    from sklearn.metrics import roc_auc_score
+
+    mine = [r for r in rows if r["policy"] == "plan" and "p_reachable" in r]
+    reach = np.array([math.isfinite(r["minimum"]) for r in mine])
+    p = np.array([r["p_reachable"] for r in mine])
+    if reach.all() or not reach.any():
+        return
+    print(f"\n{title}: stop at once when the pilot's p_reachable < t (ROC AUC {roc_auc_score(reach, p):.2f})")
+    print("  " + "  ".join(f"t={t:<4g} keeps {100 * np.mean(p[reach] >= t):3.0f}% stops {100 * np.mean(p[~reach] < t):3.0f}%"
+                           for t in thresholds))
+
+
 def simulate_all(pool, curves, calibrations, label, policies, miss_pools) -> list[dict]:
     return [r for rs in pool.map(_curve_rows, [(c, k, label, policies, miss_pools) for c, k in zip(curves, calibrations)])
             for r in rs]
@@ -253,6 +271,8 @@ def main() -> None:
             rows = simulate_all(pool, curves, calibrations, label, POLICIES, DEFAULT_MISS_POOLS)
             report(rows, f"held out by {label}, {ROUNDS} rounds ({time.perf_counter() - start:.0f} s so far)")
             report([r for r in rows if r["kind"] == "image"], f"held out by {label}: image curves only")
+            separation(rows, f"held out by {label}")
+            separation([r for r in rows if r["kind"] == "image"], f"held out by {label}, image curves")
     print(f"\n({time.perf_counter() - start:.0f} s in all)")
 
 

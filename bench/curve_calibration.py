@@ -74,7 +74,7 @@ def with_image_correction(train, base, form: str | None = None, estimator: str =
 
 
 def _image_centre(form: str | None = None, estimator: str = "mean", reconformalize: bool = True,
-                  p_map: bool = False):
+                  p_map: bool = True):
     """The conditional calibration plus the image correction (`with_image_correction`), as a method."""
     return lambda train: with_image_correction(train, _conditional(train), form, estimator, reconformalize, p_map)
 
@@ -88,10 +88,10 @@ CHOSEN: list = []  # the nested choice of each fold
 METHODS = {
     "global": lambda train: cal.fit_calibration(train),
     "conditional": _conditional,
-    PRIMARY: _image_centre(p_map=True),
+    PRIMARY: _image_centre(),
 }
-ABLATIONS = {f"image fixed: {f}, {e}": _image_centre(f, e) for f, e in centre_fit.CANDIDATES}
-ABLATIONS["image fixed: headroom, ls, band not re-conformalized"] = _image_centre("headroom", "ls", False)
+ABLATIONS = {f"image fixed: {f}, {e}": _image_centre(f, e, p_map=False) for f, e in centre_fit.CANDIDATES}
+ABLATIONS["image fixed: headroom, ls, band not re-conformalized"] = _image_centre("headroom", "ls", False, False)
 
 
 def _real(args):

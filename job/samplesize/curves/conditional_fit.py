@@ -124,19 +124,18 @@ def fit_band(records: Sequence, spread: np.ndarray, features: Sequence[str] = FE
     if not cross_fit:
         ql, qh = ConditionalBand(tuple(lo), tuple(hi), (0.0,) * len(HORIZONS)).multipliers(x, np.log2(hz))
         e = np.maximum(ql - y, y - qh)
+    # Mondrian: stuck pilots get the shifts of their own scores where a horizon has enough of them
     stuck = is_stuck(x)
-    shift, stuck_shift = _shifts(e[~stuck], hz[~stuck]), _shifts(e[stuck], hz[stuck], MIN_STUCK)
+    shift = tuple(0.0 if v is None else v for v in _shifts(e[~stuck], hz[~stuck]))
+    own = _shifts(e[stuck], hz[stuck], MIN_STUCK)
+    stuck_shift = None if all(v is None for v in own) else tuple(a if b is None else b for a, b in zip(shift, own))
     return ConditionalBand(tuple(round(float(v), 5) for v in lo), tuple(round(float(v), 5) for v in hi), shift,
-                           stuck_shift=None if stuck_shift is None else
-                           tuple(a if b is None else b for a, b in zip(shift, stuck_shift)))
+                           stuck_shift=stuck_shift)
 
 
-def _shifts(e: np.ndarray, hz: np.ndarray, least: int = 1) -> tuple | None:
-    """The conformal shift per horizon of scores e (None where fewer than `least`; None if none has that many)."""
-    out = tuple(round(conformal_shift(e[hz == h]), 4) if (hz == h).sum() >= least else None for h in HORIZONS)
-    if least <= 1:
-        return tuple(0.0 if v is None else v for v in out)
-    return None if all(v is None for v in out) else out
+def _shifts(e: np.ndarray, hz: np.ndarray, least: int = 1) -> tuple:
+    """The conformal shift per horizon of scores e; None at a horizon with fewer than `least` of them."""
+    return tuple(round(conformal_shift(e[hz == h]), 4) if (hz == h).sum() >= least else None for h in HORIZONS)
 
 
 def band_interval_score(records: Sequence, spread: np.ndarray, band: ConditionalBand) -> float:
