@@ -36,7 +36,7 @@ class ConditionalBand:
     h = 2x, 4x, 8x are the split-conformal corrections (interpolated in log2 distance, the 8x one
     beyond). A stuck pilot (feature "stuck" >= STUCK) gets its own shifts, `stuck_shift`, fitted on
     stuck pilots alone (Mondrian conformal: such curves may take off or fall later, and one shift
-    for all held them about half as often as the rest). `p_coefs`: the coefficients of `TARGET_FEATURES`
+    for all held them 68% of the time against 81% for the rest). `p_coefs`: the coefficients of `TARGET_FEATURES`
     in the logistic map that turns the band's chance of reaching a target into `p_reachable`
     (None: the band's chance as it is).
     """
