@@ -80,12 +80,16 @@ def test_gains_refuse_a_bad_size_or_count(fit):
 
 # -- assurance size
 
-def test_assurance_size_is_where_p_reaches_first_crosses_the_assurance(fit):
+def chance(fit, target, n) -> float:
+    return float(reach_chances(fit, target, np.atleast_1d(float(n)))[0])
+
+
+def test_assurance_size_is_where_the_plans_chance_first_crosses_the_assurance(fit):
     answer = assurance_size(fit, 0.87, 0.8)
     assert math.isfinite(answer.size) and answer.size > fit.min_size
-    assert fit.p_reaches(0.87, answer.size)[0] >= 0.8
-    assert fit.p_reaches(0.87, answer.size / 1.002)[0] < 0.8
-    assert answer.probability == pytest.approx(fit.p_reaches(0.87, answer.size)[0])
+    assert chance(fit, 0.87, answer.size) >= 0.8
+    assert chance(fit, 0.87, answer.size / 1.002) < 0.8
+    assert answer.probability == pytest.approx(chance(fit, 0.87, answer.size))
     # a higher assurance needs at least as many labels
     assert assurance_size(fit, 0.87, 0.6).size <= answer.size
 
@@ -93,9 +97,20 @@ def test_assurance_size_is_where_p_reaches_first_crosses_the_assurance(fit):
 def test_assurance_size_is_inf_with_its_best_chance_when_no_size_gets_there(fit):
     answer = assurance_size(fit, 0.99, 0.8)
     assert answer.size == math.inf
-    grid = np.geomspace(fit.min_size, REACH_HORIZON * fit.max_size, 640)
-    assert answer.probability == pytest.approx(float(fit.p_reaches(0.99, grid).max()))
+    # the best chance within the horizon is the calibrated p_reachable: the report's two numbers agree
+    assert answer.probability == pytest.approx(fit.p_reachable(0.99), abs=1e-3)
     assert answer.probability < 0.8
+
+
+def test_the_plans_chance_ends_at_p_reachable_either_way(fit):
+    """The band's chance is scaled to the calibrated p_reachable at the horizon, up as well as down."""
+    grid = np.geomspace(800, REACH_HORIZON * fit.max_size, 160)
+    for target in (0.86, 0.88, 0.9, 0.93):
+        reach = reach_chances(fit, target, grid)
+        assert np.all(np.diff(reach) >= 0) and reach[-1] <= 1.0
+        assert reach[-1] == pytest.approx(fit.p_reachable(target), abs=2e-3)
+    band_only = float(fit.p_reaches(0.9, grid).max())
+    assert band_only != pytest.approx(fit.p_reachable(0.9), abs=1e-3)  # the map moves it here
 
 
 # -- the plan
@@ -104,7 +119,7 @@ def test_a_target_already_reached_stops_with_reached(fit):
     plan = plan_collection(fit, 0.80, 800)
     assert plan.stop and plan.reason == "reached"
     assert plan.recommended_total == 800 and plan.recommended_more == 0 and plan.expected_total == 800
-    assert plan.p_this_round == pytest.approx(fit.p_reaches(0.80, 800)[0]) and plan.p_this_round >= 0.8
+    assert plan.p_this_round == pytest.approx(chance(fit, 0.80, 800)) and plan.p_this_round >= 0.8
 
 
 def test_a_target_above_one_is_not_worth_pursuing(fit):

@@ -6,8 +6,9 @@ chance of still missing the target after the remaining rounds, under the fit's c
 uncertainty:
 
 - the chance that the target is reached by size n, F(n), is the calibrated band's `p_reaches`
-  made non-decreasing in n, and scaled down where the calibrated `p_reachable` (which also reads
-  how far above the data the target is) says the target is less reachable than the band alone;
+  made non-decreasing in n, and scaled so that at the horizon it is the calibrated `p_reachable`
+  (which also reads how far above the data the target is): held out, the band's chance alone was
+  overconfident on some curves and underconfident on others (image curves);
 - a round that collects up to n and misses learns that the target needs more than n; the next
   round's chances are F conditioned on that (F(m) - F(n)) / (1 - F(n)), so the uncertainty
   narrows as the curve is refitted on the new sizes;
@@ -85,7 +86,8 @@ class CollectionPlan:
 
 
 def assurance_size(fit: LearningCurveFit, target: float, assurance: float = DEFAULT_ASSURANCE) -> AssuranceSize:
-    """The smallest size whose calibrated chance (`fit.p_reaches`) of reaching `target` is >= `assurance`.
+    """The smallest size whose calibrated chance of reaching `target` (as the plan reads it: `reach_chances`) is
+    >= `assurance`.
 
     Args:
         fit: the fitted curve.
@@ -100,8 +102,9 @@ def assurance_size(fit: LearningCurveFit, target: float, assurance: float = DEFA
         ValueError: `assurance` is not in (0, 1).
     """
     _check_chance("assurance", assurance)
+    chance = _chance(fit, target)
     grid = np.geomspace(fit.min_size, REACH_HORIZON * fit.max_size, 4 * GRID_POINTS)
-    p = fit.p_reaches(target, grid)
+    p = chance(grid)
     hits = np.flatnonzero(p >= assurance)
     if hits.size == 0:
         return AssuranceSize(target, assurance, math.inf, float(p.max()))
@@ -111,8 +114,8 @@ def assurance_size(fit: LearningCurveFit, target: float, assurance: float = DEFA
     low, high = float(grid[i - 1]), float(grid[i])  # bisect in log size between the grid points
     while high / low > 1.001:
         mid = math.sqrt(low * high)
-        low, high = (mid, high) if fit.p_reaches(target, mid)[0] < assurance else (low, mid)
-    return AssuranceSize(target, assurance, high, float(fit.p_reaches(target, high)[0]))
+        low, high = (mid, high) if chance(mid)[0] < assurance else (low, mid)
+    return AssuranceSize(target, assurance, high, float(chance(high)[0]))
 
 
 def plan_collection(fit: LearningCurveFit, target: float, current_size: float | None = None, *,
@@ -171,14 +174,19 @@ def plan_collection(fit: LearningCurveFit, target: float, current_size: float | 
 
 
 def reach_chances(fit: LearningCurveFit, target: float, sizes: np.ndarray) -> np.ndarray:
-    """F(n): the chance that the target is reached by each of `sizes` (ascending), non-decreasing in n,
-    and no more than the calibrated `p_reachable` at the horizon."""
+    """F(n): the chance that the target is reached by each of `sizes` (ascending), non-decreasing in n:
+    the band's chance scaled to the calibrated `p_reachable` at the horizon (`_chance`)."""
+    return np.maximum.accumulate(_chance(fit, target)(np.asarray(sizes, float)))
+
+
+def _chance(fit: LearningCurveFit, target: float):
+    """n -> the band's chance (`fit.p_reaches`) of reaching `target` by n, times p_reachable over the band's
+    best chance within the horizon (so that it ends at p_reachable there), at most 1; 0 above 1."""
     if target > 1.0:
-        return np.zeros(len(sizes))
-    p = np.maximum.accumulate(fit.p_reaches(target, np.asarray(sizes, float)))
-    top = float(p[-1])
-    reachable = fit.p_reachable(target)
-    return p * min(1.0, reachable / top) if top > 0 else p
+        return lambda n: np.zeros(np.size(n))
+    best = float(fit.p_reaches(target, np.geomspace(fit.min_size, REACH_HORIZON * fit.max_size, GRID_POINTS)).max())
+    scale = fit.p_reachable(target) / best if best > 0 else 1.0
+    return lambda n: np.minimum(fit.p_reaches(target, n) * scale, 1.0)
 
 
 def _optimal_policy(grid: np.ndarray, reach: np.ndarray, rounds: int, label_cost: float, miss: float,
