@@ -124,13 +124,19 @@ def fit_band(records: Sequence, spread: np.ndarray, features: Sequence[str] = FE
     if not cross_fit:
         ql, qh = ConditionalBand(tuple(lo), tuple(hi), (0.0,) * len(HORIZONS)).multipliers(x, np.log2(hz))
         e = np.maximum(ql - y, y - qh)
-    # Mondrian: stuck pilots get the shifts of their own scores where a horizon has enough of them
-    stuck = is_stuck(x)
-    shift = tuple(0.0 if v is None else v for v in _shifts(e[~stuck], hz[~stuck]))
-    own = _shifts(e[stuck], hz[stuck], MIN_STUCK)
-    stuck_shift = None if all(v is None for v in own) else tuple(a if b is None else b for a, b in zip(shift, own))
+    shift, stuck_shift = _mondrian_shifts(e, hz, is_stuck(x))
     return ConditionalBand(tuple(round(float(v), 5) for v in lo), tuple(round(float(v), 5) for v in hi), shift,
                            stuck_shift=stuck_shift)
+
+
+def _mondrian_shifts(e: np.ndarray, hz: np.ndarray, stuck: np.ndarray) -> tuple[tuple, tuple | None]:
+    """The conformal shifts per horizon of the other pilots' scores, and of the stuck pilots' own where a horizon
+    has at least MIN_STUCK of them (the shared one elsewhere; None where no horizon has)."""
+    shift = tuple(0.0 if v is None else v for v in _shifts(e[~stuck], hz[~stuck]))
+    own = _shifts(e[stuck], hz[stuck], MIN_STUCK)
+    if all(v is None for v in own):
+        return shift, None
+    return shift, tuple(a if b is None else b for a, b in zip(shift, own))
 
 
 def _shifts(e: np.ndarray, hz: np.ndarray, least: int = 1) -> tuple:
