@@ -65,6 +65,9 @@ BOOTSTRAP = 100
 FEATURES = "shape"  # the shipped feature set (bench/curve_calibration.py chooses it by leave-dataset-out)
 COST_RATIOS = (5, 20, 100)  # a miss costs this many pilots of labels
 POLICIES = ("plan", "point", "pessimistic", "double")
+# in the simulations' cache key: bump it when the simulation or the plan changes (3: the plan's chance is scaled
+# to p_reachable up as well as down)
+PROTOCOL = 3
 
 
 def truth(curve: dict) -> np.ndarray:
@@ -150,7 +153,7 @@ def _curve_rows(args) -> list[dict]:
     """Every target x policy of one curve, cached by the curve, its calibration, the policies and this protocol."""
     curve, calibration, scheme, policies, miss_pools = args
     key = json.dumps([curve["dataset"], curve["learner"], curve["sizes"], curve["scores"], repr(calibration),
-                      PILOT_SIZES, ROUNDS, MULTIPLES, BOOTSTRAP, policies, miss_pools, 2])
+                      PILOT_SIZES, ROUNDS, MULTIPLES, BOOTSTRAP, policies, miss_pools, PROTOCOL])
     path = CACHE / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.pkl"
     if path.exists():
         return pickle.loads(path.read_bytes())
