@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         _quiet_libraries(args.verbose)
         try:
             if threading.current_thread() is threading.main_thread():  # only the main thread may set handlers
+                _SIGTERM_SEEN.clear()
                 signal.signal(signal.SIGTERM, _on_sigterm)
             _check_arguments(args)
             cfg = load_config(args.config, args.overrides)
@@ -80,6 +81,15 @@ def main(argv: list[str] | None = None) -> int:
             return exc.exit_code
         except KeyboardInterrupt:
             return 130
+        except Exception:
+            if not _SIGTERM_SEEN.is_set():
+                raise
+            # SIGTERM's TransientError was caught and replaced on its way up by a library that wraps whatever
+            # it meets (inspect.getfullargspec, reached while Keras builds a model, raises "unsupported
+            # callable"): the stop is still SIGTERM's, and a supervisor must see the transient code to retry
+            exc = TransientError(STOPPED_BY_SIGTERM)
+            print(f"samplesize {args.command}: error: {exc}", file=sys.stderr)
+            return exc.exit_code
 
 
 MAX_WORKERS = 1024
@@ -102,13 +112,18 @@ def _check_arguments(args) -> None:
                           "report's intervals and chances rest on the resamples (the default, 1000, takes seconds)")
 
 
+STOPPED_BY_SIGTERM = (
+    "stopped by SIGTERM (node preemption, a deleted pod or Ctrl-C from a supervisor); finished results are kept "
+    "and an unfinished trial leaves nothing behind, so running the same command again resumes"
+)
+_SIGTERM_SEEN = threading.Event()
+
+
 def _on_sigterm(signum, frame) -> None:
     """Preemption or a deleted pod: stop with a message and the transient code; `finally` blocks clean up."""
+    _SIGTERM_SEEN.set()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
-    raise TransientError(
-        "stopped by SIGTERM (node preemption, a deleted pod or Ctrl-C from a supervisor); finished results are kept "
-        "and an unfinished trial leaves nothing behind, so running the same command again resumes"
-    )
+    raise TransientError(STOPPED_BY_SIGTERM)
 
 
 class _EscapingStream:
