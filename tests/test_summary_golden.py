@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,14 +20,23 @@ from fake_sweep import SCENARIOS, scenario_summary
 GOLDEN = Path(__file__).resolve().parent / "golden"
 # the fits are iterative: another numpy, scipy or BLAS build moves them in the 9th digit, and a
 # parameter along a flat direction of the loss (b = 5.4e6) or a size extrapolated far out in the
-# 6th; neither is a change of the summary, while anything a reader sees (4 digits) still is
-REL_TOL = 5e-5
-# The band's ends come from bootstrap refits: on the small-test-set scenario's quantized scores a refit or two
-# land on another optimum on another CPU (an AMD EPYC moved its band ends by up to 0.8% against the goldens made
-# on an earlier machine, the point curve by nothing). The band is held to 1%; the point values to REL_TOL.
-BAND_REL_TOL = 1e-2
-BAND_FIELDS = ("low", "high", "interval", "images_interval", "p_reachable")
-
+# 5th (SSE-only OpenBLAS kernels: 5.7e-5); neither is a change of the summary, while anything a
+# reader sees (4 digits) still is
+REL_TOL = 8e-5
+# Whatever comes from the bootstrap refits: the scenarios refit BOOT = 40 times, and on the small-test-set
+# scenario's quantized scores a refit or two land on another optimum on another CPU (one mmf4 refit of 40
+# moves from b=-5.1 to b=20 without AVX-512), which moves a quantile of 40 by an order statistic: the band ends
+# by up to 0.8%, a gain's end by 2.1% and the assurance size by 1.8% on an AMD EPYC against goldens made on an
+# Intel Xeon, the point curve by nothing. These are held to 3%; the point values to REL_TOL.
+BAND_REL_TOL = 3e-2
+BAND_FIELDS = ("low", "high", "interval", "images_interval", "p_reachable",
+               "assurance_size", "assurance_probability", "expected_total", "p_this_round", "p_within_rounds")
+# CPUs the goldens must hold on besides this one, as the environment that makes numpy and OpenBLAS take their
+# code paths here: the CI machines differ (stop 33 ran on an AMD EPYC without AVX-512 and failed on 8 fields)
+OTHER_CPUS = {
+    "avx2": {"NPY_DISABLE_CPU_FEATURES": "X86_V4,AVX512_ICL,AVX512_SPR", "OPENBLAS_CORETYPE": "Haswell"},
+    "sse": {"NPY_DISABLE_CPU_FEATURES": "X86_V3,X86_V4,AVX512_ICL,AVX512_SPR", "OPENBLAS_CORETYPE": "Prescott"},
+}
 
 def differences(old, new, where: str = "summary") -> list[str]:
     """Every path at which `new` differs from `old` (a field `new` adds is no difference)."""
@@ -60,5 +72,16 @@ def test_the_comparison_sees_a_changed_and_a_missing_field():
     assert differences({"x": 0.9247216464155253}, {"x": 0.9247216436826062}) == []  # another BLAS build
     assert differences({"x": 0.9247}, {"x": 0.9248}) == ["summary.x: 0.9247 became 0.9248"]
     assert differences({"x": True}, {"x": 1}) == ["summary.x: True became 1"]
-    assert differences({"interval": [0.8286, 0.95]}, {"interval": [0.8285, 0.95]}) == []  # a band end: 1%
+    assert differences({"interval": [0.8286, 0.95]}, {"interval": [0.8285, 0.95]}) == []  # a band end: 3%
     assert differences({"interval": [0.83, 0.95]}, {"interval": [0.80, 0.95]}) == ["summary.interval[0]: 0.83 became 0.8"]
+
+
+@pytest.mark.parametrize("cpu", sorted(OTHER_CPUS))
+def test_the_goldens_hold_on_another_cpus_code_paths(cpu):
+    """Goldens made on one CPU pass on another: the field-by-field test, rerun with numpy's AVX-512 (and AVX2)
+    loops and OpenBLAS's newer kernels switched off (a feature this CPU lacks is ignored by both)."""
+    env = {**os.environ, **OTHER_CPUS[cpu], "PYTHONPATH": os.pathsep.join(sys.path)}
+    run = subprocess.run([sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider",
+                          "-k", "field_by_field"], env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert f"{len(SCENARIOS)} passed" in run.stdout
