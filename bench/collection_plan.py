@@ -1,6 +1,6 @@
 """Collect in rounds on real learning curves: the collection plan against three simple policies, held out.
 
-A team starts from a pilot (a corpus curve's 6 smallest sizes, every repetition) and wants a
+A team starts from a pilot (a corpus curve's 6 smallest sizes, every repetition; --pilot-sizes) and wants a
 target score. Each round it fits the curve on everything measured so far (the band calibrated
 *without* the curve's dataset, or without its learner: `samplesize.curves.calibration` records,
 folds as in bench/curve_calibration.py; image curves with the image centre correction, as a sweep's curve), lets a policy pick a size, and "collects" the corpus's
@@ -23,7 +23,7 @@ unreachable targets how often it stopped at once and the labels wasted over the 
 and the mean cost per target, in pilots, at a few miss_cost / label_cost ratios. Then how well the pilot's
 p_reachable separates reachable from unreachable targets (keep / stop shares of a threshold rule, ROC AUC).
 
-    nice -n 10 python bench/collection_plan.py [--curves 300] [--jobs 2] [--without-image-centre]
+    nice -n 10 python bench/collection_plan.py [--curves 300] [--jobs 2] [--pilot-sizes 6] [--without-image-centre]
 
 Resumable: per-curve records and simulations are cached under bench/real_curves/.cache/.
 """
@@ -56,7 +56,9 @@ from samplesize.curves import fit_learning_curve  # noqa: E402
 from samplesize.curves.collection import DEFAULT_MISS_POOLS, plan_collection  # noqa: E402
 
 CACHE = HERE / "real_curves" / ".cache" / "collection"
-PILOT_SIZES = 6
+DEFAULT_PILOT_SIZES = 6
+# the pilot's sizes in this run (--pilot-sizes): set in main() before the worker pool forks, which copies it
+PILOT_SIZES = DEFAULT_PILOT_SIZES
 ROUNDS = 3
 MULTIPLES = (2, 4, 8, 16)
 FAR = (8, 16)
@@ -190,7 +192,8 @@ def sample(curves: list[dict], n: int, half: str) -> list[dict]:
 
     The plan's default miss cost is chosen on the "tune" half, and the figures are reported on the
     "report" half: no dataset is in both."""
-    usable = [c for c in curves if len(c["sizes"]) > PILOT_SIZES + 1
+    # drawn with the default pilot whatever --pilot-sizes says, so that a shorter pilot runs on the same curves
+    usable = [c for c in curves if len(c["sizes"]) > DEFAULT_PILOT_SIZES + 1
               and ("tune" if zlib.crc32(c["dataset"].encode()) % 2 else "report") == half]
     rng = np.random.default_rng(0)
     return [usable[i] for i in sorted(rng.choice(len(usable), size=min(n, len(usable)), replace=False))]
@@ -254,14 +257,18 @@ def main() -> None:
                     help="on the tune half: the plan at each of these miss costs (in pools) instead of the report")
     ap.add_argument("--without-image-centre", action="store_true",
                     help="image curves without the image centre correction (the baseline it is measured against)")
+    ap.add_argument("--pilot-sizes", type=int, default=DEFAULT_PILOT_SIZES,
+                    help="the pilot's smallest ladder sizes (5: the corpus ladders reach 16x the pilot more often)")
     args = ap.parse_args()
+    global PILOT_SIZES
+    PILOT_SIZES = args.pilot_sizes
     start = time.perf_counter()
     corpus = cal.load_corpus(args.corpus)
     with ProcessPoolExecutor(args.jobs) as pool:
         records = [r for rs in pool.map(curve_calibration._real, [(c, BOOTSTRAP) for c in corpus], chunksize=2)
                    for r in rs]
         curves = sample(corpus, args.curves, "tune" if args.tune else "report")
-        print(f"{len(curves)} of {len(corpus)} corpus curves, {'tune' if args.tune else 'report'} half of the "
+        print(f"pilot: the {PILOT_SIZES} smallest sizes; {len(curves)} of {len(corpus)} corpus curves, {'tune' if args.tune else 'report'} half of the "
               f"datasets ({sum(c['kind'] == 'image' for c in curves)} image, {len({c['dataset'] for c in curves})} "
               f"datasets, {len({c['learner'] for c in curves})} learners); records {time.perf_counter() - start:.0f} s")
         for key, label in (("group", "dataset"), ("learner", "learner")):

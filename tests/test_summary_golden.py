@@ -17,7 +17,8 @@ import pytest
 
 from fake_sweep import SCENARIOS, scenario_summary
 
-GOLDEN = Path(__file__).resolve().parent / "golden"
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = ROOT / "tests" / "golden"
 # the fits are iterative: another numpy, scipy or BLAS build moves them in the 9th digit, and a
 # parameter along a flat direction of the loss (b = 5.4e6) or a size extrapolated far out in the
 # 5th (SSE-only OpenBLAS kernels: 5.7e-5); neither is a change of the summary, while anything a
@@ -80,8 +81,8 @@ def test_the_comparison_sees_a_changed_and_a_missing_field():
 def test_the_goldens_hold_on_another_cpus_code_paths(cpu):
     """Goldens made on one CPU pass on another: the field-by-field test, rerun with numpy's AVX-512 (and AVX2)
     loops and OpenBLAS's newer kernels switched off (a feature this CPU lacks is ignored by both)."""
-    env = {**os.environ, **OTHER_CPUS[cpu], "PYTHONPATH": os.pathsep.join(sys.path)}
+    env = {**os.environ, **OTHER_CPUS[cpu], "PYTHONPATH": str(ROOT / "job")}
     run = subprocess.run([sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider",
-                          "-k", "field_by_field"], env=env, capture_output=True, text=True, timeout=600)
+                          "-k", "field_by_field"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert f"{len(SCENARIOS)} passed" in run.stdout
