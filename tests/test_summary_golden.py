@@ -33,11 +33,12 @@ BAND_REL_TOL = 3e-2
 BAND_FIELDS = ("low", "high", "interval", "images_interval", "p_reachable",
                "assurance_size", "assurance_probability", "expected_total", "p_this_round", "p_within_rounds")
 # CPUs the goldens must hold on besides this one, as the environment that makes numpy and OpenBLAS take their
-# code paths here: the CI machines differ (stop 33 ran on an AMD EPYC without AVX-512 and failed on 8 fields)
+# code paths here: the CI machines differ (a CI run on an AMD EPYC without AVX-512 failed on 8 fields at 1%)
 OTHER_CPUS = {
     "avx2": {"NPY_DISABLE_CPU_FEATURES": "X86_V4,AVX512_ICL,AVX512_SPR", "OPENBLAS_CORETYPE": "Haswell"},
     "sse": {"NPY_DISABLE_CPU_FEATURES": "X86_V3,X86_V4,AVX512_ICL,AVX512_SPR", "OPENBLAS_CORETYPE": "Prescott"},
 }
+
 
 def differences(old, new, where: str = "summary") -> list[str]:
     """Every path at which `new` differs from `old` (a field `new` adds is no difference)."""
@@ -75,6 +76,8 @@ def test_the_comparison_sees_a_changed_and_a_missing_field():
     assert differences({"x": True}, {"x": 1}) == ["summary.x: True became 1"]
     assert differences({"interval": [0.8286, 0.95]}, {"interval": [0.8285, 0.95]}) == []  # a band end: 3%
     assert differences({"interval": [0.83, 0.95]}, {"interval": [0.80, 0.95]}) == ["summary.interval[0]: 0.83 became 0.8"]
+    assert differences({"assurance_size": 627.0}, {"assurance_size": 638.0}) == []  # one refit of 40 elsewhere
+    assert differences({"assurance_size": 627.0}, {"assurance_size": 660.0}) == ["summary.assurance_size: 627.0 became 660.0"]
 
 
 @pytest.mark.parametrize("cpu", sorted(OTHER_CPUS))
