@@ -56,9 +56,7 @@ from samplesize.curves import fit_learning_curve  # noqa: E402
 from samplesize.curves.collection import DEFAULT_MISS_POOLS, plan_collection  # noqa: E402
 
 CACHE = HERE / "real_curves" / ".cache" / "collection"
-DEFAULT_PILOT_SIZES = 6
-# the pilot's sizes in this run (--pilot-sizes): set in main() before the worker pool forks, which copies it
-PILOT_SIZES = DEFAULT_PILOT_SIZES
+PILOT_SIZES = 6  # the default pilot (--pilot-sizes)
 ROUNDS = 3
 MULTIPLES = (2, 4, 8, 16)
 FAR = (8, 16)
@@ -79,17 +77,17 @@ def truth(curve: dict) -> np.ndarray:
     return IsotonicRegression().fit_transform(np.log(curve["sizes"]), means, sample_weight=weights)
 
 
-def targets(curve: dict) -> list[dict]:
+def targets(curve: dict, pilot_sizes: int = PILOT_SIZES) -> list[dict]:
     """The reachable targets at 2-16x the pilot and the one unreachable target of `curve`."""
     sizes, true = np.asarray(curve["sizes"], float), truth(curve)
-    pilot = sizes[PILOT_SIZES - 1]
+    pilot = sizes[pilot_sizes - 1]
     out = []
     for m in MULTIPLES:
         if sizes[-1] < 0.8 * m * pilot:
             continue
         i = int(np.argmin(np.abs(np.log(sizes / (m * pilot)))))
         target = float(true[i])
-        if target <= true[PILOT_SIZES - 1] + 1e-9:
+        if target <= true[pilot_sizes - 1] + 1e-9:
             continue
         minimum = float(sizes[int(np.argmax(true >= target - 1e-12))])
         out.append({"multiple": m, "target": target, "minimum": minimum})
@@ -121,10 +119,11 @@ def _pick(policy: str, fit, target: float, current: float, rounds_left: int, mis
     return next((c for c in choices if math.isfinite(c)), math.inf)
 
 
-def simulate(curve: dict, target: dict, policy: str, calibration, fits: dict, miss_pools: float) -> dict:
-    """One team's rounds for one target under one policy."""
+def simulate(curve: dict, target: dict, policy: str, calibration, fits: dict, miss_pools: float,
+             pilot_sizes: int = PILOT_SIZES) -> dict:
+    """One team's rounds for one target under one policy, from a pilot of the curve's `pilot_sizes` smallest sizes."""
     sizes, true = np.asarray(curve["sizes"], float), truth(curve)
-    upto, rounds, stopped_at_once = PILOT_SIZES, 0, False
+    upto, rounds, stopped_at_once = pilot_sizes, 0, False
     first = {}
     for r in range(ROUNDS):
         if upto not in fits:
@@ -148,21 +147,21 @@ def simulate(curve: dict, target: dict, policy: str, calibration, fits: dict, mi
             break
     used = float(sizes[upto - 1])
     return {"reached": bool(true[upto - 1] >= target["target"] - 1e-12), "used": used, "rounds": rounds,
-            "stopped_at_once": stopped_at_once, "pilot": float(sizes[PILOT_SIZES - 1]), **first}
+            "stopped_at_once": stopped_at_once, "pilot": float(sizes[pilot_sizes - 1]), **first}
 
 
 def _curve_rows(args) -> list[dict]:
     """Every target x policy of one curve, cached by the curve, its calibration, the policies and this protocol."""
-    curve, calibration, scheme, policies, miss_pools = args
+    curve, calibration, scheme, policies, miss_pools, pilot_sizes = args
     key = json.dumps([curve["dataset"], curve["learner"], curve["sizes"], curve["scores"], repr(calibration),
-                      PILOT_SIZES, ROUNDS, MULTIPLES, BOOTSTRAP, policies, miss_pools, PROTOCOL])
+                      pilot_sizes, ROUNDS, MULTIPLES, BOOTSTRAP, policies, miss_pools, PROTOCOL])
     path = CACHE / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.pkl"
     if path.exists():
         return pickle.loads(path.read_bytes())
     rows, fits = [], {}
-    for target in targets(curve):
+    for target in targets(curve, pilot_sizes):
         for policy in policies:
-            row = simulate(curve, target, policy, calibration, fits, miss_pools)
+            row = simulate(curve, target, policy, calibration, fits, miss_pools, pilot_sizes)
             rows.append({**row, **target, "policy": policy, "scheme": scheme, "miss_pools": miss_pools,
                          "dataset": curve["dataset"],
                          "learner": curve["learner"], "kind": curve["kind"]})
@@ -193,7 +192,7 @@ def sample(curves: list[dict], n: int, half: str) -> list[dict]:
     The plan's default miss cost is chosen on the "tune" half, and the figures are reported on the
     "report" half: no dataset is in both."""
     # drawn with the default pilot whatever --pilot-sizes says, so that a shorter pilot runs on the same curves
-    usable = [c for c in curves if len(c["sizes"]) > DEFAULT_PILOT_SIZES + 1
+    usable = [c for c in curves if len(c["sizes"]) > PILOT_SIZES + 1
               and ("tune" if zlib.crc32(c["dataset"].encode()) % 2 else "report") == half]
     rng = np.random.default_rng(0)
     return [usable[i] for i in sorted(rng.choice(len(usable), size=min(n, len(usable)), replace=False))]
@@ -243,8 +242,9 @@ def separation(rows: list[dict], title: str, thresholds=(0.05, 0.1, 0.2, 0.3, 0.
                            for t in thresholds))
 
 
-def simulate_all(pool, curves, calibrations, label, policies, miss_pools) -> list[dict]:
-    return [r for rs in pool.map(_curve_rows, [(c, k, label, policies, miss_pools) for c, k in zip(curves, calibrations)])
+def simulate_all(pool, curves, calibrations, label, policies, miss_pools, pilot_sizes) -> list[dict]:
+    return [r for rs in pool.map(_curve_rows, [(c, k, label, policies, miss_pools, pilot_sizes)
+                                               for c, k in zip(curves, calibrations)])
             for r in rs]
 
 
@@ -257,28 +257,26 @@ def main() -> None:
                     help="on the tune half: the plan at each of these miss costs (in pools) instead of the report")
     ap.add_argument("--without-image-centre", action="store_true",
                     help="image curves without the image centre correction (the baseline it is measured against)")
-    ap.add_argument("--pilot-sizes", type=int, default=DEFAULT_PILOT_SIZES,
+    ap.add_argument("--pilot-sizes", type=int, default=PILOT_SIZES,
                     help="the pilot's smallest ladder sizes (5: the corpus ladders reach 16x the pilot more often)")
     args = ap.parse_args()
-    global PILOT_SIZES
-    PILOT_SIZES = args.pilot_sizes
     start = time.perf_counter()
     corpus = cal.load_corpus(args.corpus)
     with ProcessPoolExecutor(args.jobs) as pool:
         records = [r for rs in pool.map(curve_calibration._real, [(c, BOOTSTRAP) for c in corpus], chunksize=2)
                    for r in rs]
         curves = sample(corpus, args.curves, "tune" if args.tune else "report")
-        print(f"pilot: the {PILOT_SIZES} smallest sizes; {len(curves)} of {len(corpus)} corpus curves, {'tune' if args.tune else 'report'} half of the "
+        print(f"pilot: the {args.pilot_sizes} smallest sizes; {len(curves)} of {len(corpus)} corpus curves, {'tune' if args.tune else 'report'} half of the "
               f"datasets ({sum(c['kind'] == 'image' for c in curves)} image, {len({c['dataset'] for c in curves})} "
               f"datasets, {len({c['learner'] for c in curves})} learners); records {time.perf_counter() - start:.0f} s")
         for key, label in (("group", "dataset"), ("learner", "learner")):
             calibrations = fold_calibrations(records, curves, key, not args.without_image_centre)
             if args.tune:
                 for m in args.tune:
-                    rows = simulate_all(pool, curves, calibrations, label, ("plan",), m)
+                    rows = simulate_all(pool, curves, calibrations, label, ("plan",), m, args.pilot_sizes)
                     report(rows, f"tune: held out by {label}, miss cost {m:g} pools", ("plan",))
                 continue
-            rows = simulate_all(pool, curves, calibrations, label, POLICIES, DEFAULT_MISS_POOLS)
+            rows = simulate_all(pool, curves, calibrations, label, POLICIES, DEFAULT_MISS_POOLS, args.pilot_sizes)
             report(rows, f"held out by {label}, {ROUNDS} rounds ({time.perf_counter() - start:.0f} s so far)")
             report([r for r in rows if r["kind"] == "image"], f"held out by {label}: image curves only")
             separation(rows, f"held out by {label}")
