@@ -66,7 +66,7 @@ def target_rows(args) -> list[dict]:
     for t in cp.targets(curve):
         y = t["target"]
         p = fit.p_reachable(y)
-        x = [logit(min(max(p, 1e-4), 1 - 1e-4)), *target_features(fit, y), y - centre[0], high[0] - y, y - low[0],
+        x = [logit(p), *target_features(fit, y), y - centre[0], high[0] - y, y - low[0],
              high[1] - y, y - float(fit.means[-1]), 1.0 - y, *(fit.pilot[f] for f in PILOT)]
         rows.append({"x": x, "p": p, "reachable": math.isfinite(t["minimum"]), "dataset": curve["dataset"]})
     return rows

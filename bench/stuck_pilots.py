@@ -34,6 +34,11 @@ from samplesize.curves import calibration as cal  # noqa: E402
 from samplesize.curves.conditional import STUCK  # noqa: E402
 
 MIN_STUCK_RECORDS = 10
+BOOTSTRAP = 100  # bench/curve_calibration.py's default: its cached records are the ones read here
+
+
+def is_stuck(record) -> bool:
+    return record.fit.pilot["stuck"] >= STUCK
 
 
 def main() -> None:
@@ -44,26 +49,24 @@ def main() -> None:
     start = time.perf_counter()
     corpus = cal.load_corpus(args.corpus)
     with ProcessPoolExecutor(args.jobs) as pool:
-        records = [r for rs in pool.map(cc._real, [(c, 100) for c in corpus], chunksize=2) for r in rs]
-    stuck = {id(r) for r in records if r.fit.pilot["stuck"] >= STUCK}
+        records = [r for rs in pool.map(cc._real, [(c, BOOTSTRAP) for c in corpus], chunksize=2) for r in rs]
     by = defaultdict(list)
-    for r in records:
-        if id(r) in stuck:
-            by[r.learner, r.kind].append(r)
-    print(f"{len(records)} held-out records, {len(stuck)} of them from stuck pilots; {time.perf_counter() - start:.0f} s")
+    for r in filter(is_stuck, records):
+        by[r.learner, r.kind].append(r)
+    print(f"{len(records)} held-out records, {sum(map(len, by.values()))} of them from stuck pilots; {time.perf_counter() - start:.0f} s")
     print(f"\n{'learner':<20} {'kind':<8} {'records':>7} {'datasets':>8} | measured - centre: {'median':>7} {'p10':>7} {'p90':>7}")
     for (learner, kind), rs in sorted(by.items(), key=lambda kv: -len(kv[1])):
         d = np.array([r.truth - r.centre for r in rs])
         print(f"{learner:<20} {kind:<8} {len(rs):7d} {len({r.group for r in rs}):8d} | {'':>19}"
               f"{np.median(d):+7.3f} {np.quantile(d, 0.1):+7.3f} {np.quantile(d, 0.9):+7.3f}")
     print(f"\nheld out by learner ({cc.PRIMARY}, calibrated without the learner): coverage of nominal 80% intervals")
-    counts = Counter(r.learner for r in records if id(r) in stuck)
+    counts = Counter(r.learner for r in filter(is_stuck, records))
     learners = sorted(learner for learner, n in counts.items() if n >= MIN_STUCK_RECORDS)
     for learner in learners:
         train = [r for r in records if r.learner != learner]
         test = [r for r in records if r.learner == learner]
         covered = np.array([o["covered"] for o in cal.outcomes(test, cc.METHODS[cc.PRIMARY](train), False)])
-        mine = np.array([id(r) in stuck for r in test])
+        mine = np.array([is_stuck(r) for r in test])
         print(f"  {learner:<20} stuck {mine.sum():4d} covered {100 * covered[mine].mean():3.0f}%   "
               f"other {(~mine).sum():4d} covered {100 * covered[~mine].mean():3.0f}%")
     print(f"\n({time.perf_counter() - start:.0f} s in all)")
