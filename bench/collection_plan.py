@@ -66,8 +66,9 @@ FEATURES = "shape"  # the shipped feature set (bench/curve_calibration.py choose
 COST_RATIOS = (5, 20, 100)  # a miss costs this many pilots of labels
 POLICIES = ("plan", "point", "pessimistic", "double")
 # in the simulations' cache key: bump it when the simulation or the plan changes (3: the plan's chance is scaled
-# to p_reachable up as well as down)
-PROTOCOL = 3
+# to p_reachable up as well as down; 4: a stuck pilot's band is open above, which moves the size interval that
+# the simple policies read)
+PROTOCOL = 4
 
 
 def truth(curve: dict) -> np.ndarray:

@@ -76,7 +76,7 @@ def half_rows(pool, corpus, records, half: str) -> list[dict]:
     """Every target of the collection bench's curves in one half, each curve's band calibrated without its dataset."""
     curves = cp.sample(corpus, 300, half)
     key = hashlib.sha1(repr([[c["dataset"], c["learner"], c["sizes"]] for c in curves]).encode()).hexdigest()[:12]
-    path = CACHE / f"{half}-{key}-p{cp.PILOT_SIZES}.pkl"
+    path = CACHE / f"{half}-{key}-p{cp.PILOT_SIZES}-v{cp.PROTOCOL}.pkl"  # the band's ends are inputs: the protocol too
     if path.exists():
         return pickle.loads(path.read_bytes())
     calibrations = cp.fold_calibrations(records, curves, "group")

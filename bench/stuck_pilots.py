@@ -9,7 +9,8 @@ other size up to 1/4 of its ladder, scored 2x, 4x and 8x beyond):
 - per learner with stuck pilots: how many, on how many datasets, and the measured mean minus the band's centre
   beyond the pilot (median, 10th and 90th percentiles): does the curve take off, fall or stay?
 - for each learner with at least MIN_STUCK_RECORDS of them: the coverage of its stuck and other records by the
-  shipped method (the conditional band with the image correction) calibrated without that learner.
+  shipped method (the conditional band with the image correction, a stuck pilot's band open above) calibrated
+  without that learner.
 
     nice -n 10 python bench/stuck_pilots.py [--jobs 2]
 """

@@ -205,3 +205,25 @@ def test_stuck_pilots_get_their_own_conformal_shift(records, monkeypatch):
     is_stuck = np.array([r in stuck for r in both])
     assert np.allclose(low[~is_stuck], plain_low[~is_stuck]) and np.allclose(high[~is_stuck], plain_high[~is_stuck])
     assert not np.allclose(high[is_stuck] - low[is_stuck], plain_high[is_stuck] - plain_low[is_stuck])
+
+
+def test_a_stuck_pilots_band_is_open_above(records):
+    # the shipped calibration: a stuck fit's upper end rises from the band's at the largest size to 1 by 2x
+    stuck, good = _fit([0.500] * 6, sd=0.0, n_test=500), _fit([0.60, 0.66, 0.71, 0.75, 0.78, 0.80])
+    top = stuck.max_size
+    highs = [float(stuck.interval(n)[1]) for n in (top, math.sqrt(2) * top, 2 * top, 8 * top)]
+    assert highs[0] < 0.6 < highs[1] < 1.0 and highs[2:] == [1.0, 1.0], highs
+    assert float(good.interval(2 * good.max_size)[1]) < 0.95  # any other pilot keeps its calibrated band
+    assert float(stuck.interval(2 * top)[0]) < 0.5  # the lower end is the calibrated one
+    # held out, as the bench scores it: a calibration that has seen no stuck pilot (the shared shift only)
+    # still holds stuck pilots that take off, where its calibrated upper end alone misses them
+    calibration = cf.fit_conditional(records, cal.fit_calibration(records), features="shape")
+    taking_off = [r for c in _stuck_curves() for r in cal.held_out_records(c, n_bootstrap=20, protocols=cal.PILOT_PROTOCOLS)
+                  if r.fit.pilot["stuck"] >= 0.5]
+    rows = cal.outcomes(taking_off, calibration, sizes=False)
+    assert all(row["covered"] for row in rows)
+    spread = cf.record_spread(taking_off, calibration.k_slope, calibration.k_headroom)
+    _, q_high = calibration.conditional.multipliers(cf.record_features(taking_off, spread),
+                                                    np.log2([r.horizon for r in taking_off]))
+    calibrated_high = np.array([r.centre for r in taking_off]) + q_high * spread
+    assert (calibrated_high < np.array([r.truth for r in taking_off])).mean() > 0.5

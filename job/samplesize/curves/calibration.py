@@ -25,6 +25,7 @@ import numpy as np
 
 from .band import LEVEL, Calibration
 from .centre import shifted_records
+from .conditional import STUCK, open_above
 from .conditional_fit import record_multipliers, record_spread
 from .fit import fit_learning_curve
 from .fitted import LearningCurveFit
@@ -175,6 +176,9 @@ def _interval_outcomes(records: Sequence[Record], cal: Calibration) -> dict[str,
     truth = np.array([r.truth for r in records])
     low = np.clip(centre + q[:, 0] * spread, 0, 1)
     high = np.clip(centre + q[:, 1] * spread, 0, 1)
+    if cal.conditional is not None:  # as a fit's band: a stuck pilot's is open above
+        stuck = np.array([r.fit.pilot["stuck"] >= STUCK for r in records])
+        high = np.where(stuck, open_above(high, np.log2([r.horizon for r in records])), high)
     alpha = 1 - LEVEL
     score = (high - low) + 2 / alpha * np.maximum(low - truth, 0) + 2 / alpha * np.maximum(truth - high, 0)
     return {"covered": (low <= truth) & (truth <= high), "width": high - low, "interval_score": score,
