@@ -215,8 +215,8 @@ def test_a_stuck_pilots_band_is_open_above(records):
     assert highs[0] < 0.6 < highs[1] < 1.0 and highs[2:] == [1.0, 1.0], highs
     assert float(good.interval(2 * good.max_size)[1]) < 0.95  # any other pilot keeps its calibrated band
     assert float(stuck.interval(2 * top)[0]) < 0.5  # the lower end is the calibrated one
-    # held out, as the bench scores it: a calibration that has seen no stuck pilot (the shared shift only)
-    # still holds stuck pilots that take off, where its calibrated upper end alone misses them
+    # held out, as the bench scores it: a calibration whose only stuck pilots stay flat (the "flat" curves, too
+    # few for their own shift) still holds stuck pilots that take off, where its calibrated upper end misses them
     calibration = cf.fit_conditional(records, cal.fit_calibration(records), features="shape")
     taking_off = [r for c in _stuck_curves() for r in cal.held_out_records(c, n_bootstrap=20, protocols=cal.PILOT_PROTOCOLS)
                   if r.fit.pilot["stuck"] >= 0.5]
