@@ -24,7 +24,7 @@ database is used):
     photo: photos_scenes (10 photographs), photos_textures (brick, grass, gravel); the test patches come
     from held-out blocks of each photo (see _photos);
 - images, end to end: a small Keras CNN (width, image size and augmentation vary)
-  on a few image tasks, with a shorter ladder (up to 512).
+  on a few image tasks, with a shorter ladder (up to 256; the later ones, CNN_CURVES_LONG, up to 512).
 
 Per task: a fixed, stratified test split; sizes 16, 23, 32, 45, ... (x sqrt 2) up to
 min(pool, 1024); at every size 5 repetitions, each its own random subsample of the
