@@ -25,7 +25,7 @@ import numpy as np
 
 from .band import LEVEL, Calibration
 from .centre import shifted_records
-from .conditional import STUCK, open_above
+from .conditional import STUCK, band_ends
 from .conditional_fit import record_multipliers, record_spread
 from .fit import fit_learning_curve
 from .fitted import LearningCurveFit
@@ -174,11 +174,9 @@ def _interval_outcomes(records: Sequence[Record], cal: Calibration) -> dict[str,
             q[image, 0], q[image, 1] = cal.image.widened(q[image, 0], q[image, 1], h)
     centre = np.array([r.centre for r in records])
     truth = np.array([r.truth for r in records])
-    low = np.clip(centre + q[:, 0] * spread, 0, 1)
-    high = np.clip(centre + q[:, 1] * spread, 0, 1)
-    if cal.conditional is not None:  # as a fit's band: a stuck pilot's is open above
-        stuck = np.array([r.fit.pilot["stuck"] >= STUCK for r in records])
-        high = np.where(stuck, open_above(high, np.log2([r.horizon for r in records])), high)
+    # the ends as a fit's band has them (a stuck pilot's open above, under the conditional band)
+    stuck = cal.conditional is not None and np.array([r.fit.pilot["stuck"] >= STUCK for r in records])
+    low, high = band_ends(centre, q[:, 0], q[:, 1], spread, np.log2([r.horizon for r in records]), stuck)
     alpha = 1 - LEVEL
     score = (high - low) + 2 / alpha * np.maximum(low - truth, 0) + 2 / alpha * np.maximum(truth - high, 0)
     return {"covered": (low <= truth) & (truth <= high), "width": high - low, "interval_score": score,

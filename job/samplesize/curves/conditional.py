@@ -89,6 +89,14 @@ def open_above(high: np.ndarray, h: np.ndarray) -> np.ndarray:
     return high + (1.0 - high) * np.clip(h, 0.0, 1.0)
 
 
+def band_ends(centre, q_low, q_high, spread, h, stuck) -> tuple[np.ndarray, np.ndarray]:
+    """The band's ends in scores: centre + multipliers x spread, within [0, 1], and where `stuck` (a stuck pilot
+    under the conditional band) the upper end open above (`open_above`) at log2 distances h beyond the data."""
+    low = np.clip(centre + q_low * spread, 0.0, 1.0)
+    high = np.clip(centre + q_high * spread, 0.0, 1.0)
+    return low, np.where(stuck, open_above(high, h), high)
+
+
 def logit(p: float) -> float:
     p = min(max(float(p), 1e-4), 1 - 1e-4)
     return math.log(p / (1 - p))

@@ -21,7 +21,7 @@ from .band import (
     base_spread,
 )
 from .conditional import (
-    PILOT_FEATURES, STUCK, map_p, open_above, pilot_features, pilot_warnings, point_features, target_features,
+    PILOT_FEATURES, STUCK, band_ends, map_p, pilot_features, pilot_warnings, point_features, target_features,
 )
 from .families import FAMILIES
 
@@ -225,10 +225,8 @@ class LearningCurveFit:
         parts = self._parts(n, k)
         centre, sigma = parts[:2]
         low, high = self._multipliers(n, level, parts)
-        high = np.clip(centre + high * sigma, 0.0, 1.0)
-        if self.calibration.conditional is not None and self.pilot["stuck"] >= STUCK:
-            high = open_above(high, np.log2(np.maximum(n / self.max_size, 1.0)))
-        return np.clip(centre + low * sigma, 0.0, 1.0), high
+        stuck = self.calibration.conditional is not None and self.pilot["stuck"] >= STUCK
+        return band_ends(centre, low, high, sigma, np.log2(np.maximum(n / self.max_size, 1.0)), stuck)
 
     def p_reaches(self, target: float, n) -> np.ndarray:
         """Probability, under the calibrated band, that the expected score at n is >= target.
