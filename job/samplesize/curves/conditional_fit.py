@@ -15,7 +15,7 @@ from scipy.optimize import minimize
 from scipy.special import expit
 
 from .band import LEVEL, Calibration, base_spread
-from .conditional import FEATURES, ConditionalBand, is_stuck, logit, point_features, target_features
+from .conditional import FEATURES, ConditionalBand, band_ends, is_stuck, logit, point_features, target_features
 
 HORIZONS = (2, 4, 8)
 # p_reachable's forecasts per fit: targets at these fractions of the way from the last fitted mean to 1
@@ -149,7 +149,8 @@ def band_interval_score(records: Sequence, spread: np.ndarray, band: Conditional
     h = np.array([math.log2(r.horizon) for r in records])
     low, high = band.multipliers(record_features(records, spread), h)
     centre, truth = np.array([r.centre for r in records]), np.array([r.truth for r in records])
-    low, high = np.clip(centre + low * spread, 0, 1), np.clip(centre + high * spread, 0, 1)
+    # the regressions' own band: the stuck pilots' open upper end is a fixed rule, not part of what is fitted
+    low, high = band_ends(centre, low, high, spread, h, False)
     alpha = 1 - LEVEL
     score = high - low + 2 / alpha * (np.maximum(low - truth, 0) + np.maximum(truth - high, 0))
     return float(np.mean([score[h == k].mean() for k in np.unique(h)]))
