@@ -104,12 +104,18 @@ CNN_CURVES_LONG = (("glyphs_upper", "cnn_w16_px14"), ("photos_scenes", "cnn_w16_
 ALL_CNN_CURVES = CNN_CURVES + CNN_CURVES_LONG
 # How an end-to-end CNN curve trains: a fixed number of epochs at every size (the product's default
 # `training.head_epochs`), so that its optimiser steps grow with the sample, as in a sweep. The first CNN
-# curves (protocol "budget200": budget_epochs(n, 60), 60 epochs up to 32 images and about 200 steps from 128 on)
+# curves (FIRST_CNN_PROTOCOL: budget_epochs(n, 60), 60 epochs up to 32 images and about 200 steps from 128 on)
 # measured the budget as much as the data: their steps grew 5.7x across a 6-size pilot (16-91) and not at all
 # beyond it, and their means fell from 128 to 181 and from 256 to 362 images (where the steps fall) in 59% and
 # 56% of curves, against 13-18% for the other image learners; held out, their 4x centre was 0.12 too high.
 CNN_EPOCHS = 30
 CNN_PROTOCOL = f"epochs{CNN_EPOCHS}"
+FIRST_CNN_PROTOCOL = "budget200"  # the protocol of CNN curves that record none
+
+
+def is_cnn(learner: str) -> bool:
+    """Whether a learner is an end-to-end CNN variant (its name: cnn_w<width>_px<size>[_aug])."""
+    return learner.startswith("cnn")
 
 
 # --------------------------------------------------------------------------- data
@@ -500,7 +506,7 @@ def ladder(pool: int, largest: int = MAX_LARGEST) -> list[int]:
 
 
 def _score(learner: str, xs, ys, x_te, y_te, n_classes: int, seed: int) -> tuple[float, bool]:
-    if learner.startswith("cnn"):
+    if is_cnn(learner):
         return _cnn_score(learner, xs, ys, x_te, y_te, n_classes, seed), False
     try:
         model = make_learner(learner, len(ys), seed=seed).fit(xs.reshape(len(xs), -1), ys)
@@ -517,7 +523,7 @@ def build_curve(task: str, learner: str, x, y, kind: str, stop: dict | None = No
     """One curve; `test`, where given, is the fixed test split (a boolean mask), else a stratified 25%."""
     from sklearn.model_selection import train_test_split
 
-    if learner.startswith("cnn"):
+    if is_cnn(learner):
         px = int(learner.split("_px")[1].split("_")[0])
         if x.shape[1] != px:
             x = np.stack([_resize(im, px) for im in x])
@@ -528,7 +534,7 @@ def build_curve(task: str, learner: str, x, y, kind: str, stop: dict | None = No
     else:
         n_test = int(min(1000, max(200, 0.25 * len(y))))
         x_pool, x_te, y_pool, y_te = train_test_split(x, y_int, test_size=n_test, stratify=y_int, random_state=0)
-    largest = CNN_LONG_LARGEST if (task, learner) in CNN_CURVES_LONG else CNN_LARGEST if learner.startswith("cnn") \
+    largest = CNN_LONG_LARGEST if (task, learner) in CNN_CURVES_LONG else CNN_LARGEST if is_cnn(learner) \
         else MAX_LARGEST
     sizes = ladder(len(y_pool), largest)
     scores, failures = [], 0
@@ -549,7 +555,7 @@ def build_curve(task: str, learner: str, x, y, kind: str, stop: dict | None = No
     return {"task": task, "dataset": dataset_of(task), "kind": kind, "learner": learner,
             "group": group_of(learner), "frozen": "_frozen" in task, "metric": "accuracy",
             "n_classes": int(len(classes)), "n_test": n_test, "pool": int(len(y_pool)), "sizes": sizes,
-            "scores": scores, "failures": failures, **({"protocol": CNN_PROTOCOL} if learner.startswith("cnn") else {})}
+            "scores": scores, "failures": failures, **({"protocol": CNN_PROTOCOL} if is_cnn(learner) else {})}
 
 
 def _resize(im, px: int):
@@ -649,13 +655,13 @@ def order(tabular: list[str], n_cnn: int) -> list[tuple[str, str]]:
 def _path(cache: Path, task: str, learner: str, protocol: str = CNN_PROTOCOL) -> Path:
     """A curve's cache file; an end-to-end CNN curve's names its training protocol (CNN_PROTOCOL), so that a
     change of protocol rebuilds those curves and keeps the others."""
-    tail = f"__{protocol}" if learner.startswith("cnn") else ""
+    tail = f"__{protocol}" if is_cnn(learner) else ""
     return cache / f"{task.replace('/', '__')}__{learner}{tail}.json"
 
 
 def current(curve: dict) -> bool:
     """Whether a cached curve was built as this build would build it (a CNN curve: under CNN_PROTOCOL)."""
-    return not curve["learner"].startswith("cnn") or curve.get("protocol") == CNN_PROTOCOL
+    return not is_cnn(curve["learner"]) or curve.get("protocol") == CNN_PROTOCOL
 
 
 def consolidate(cache: Path, out: str) -> dict:
@@ -678,7 +684,7 @@ def _seed_cache(cache: Path, out: str) -> int:
         curves = json.load(fh)["curves"]
     n = 0
     for c in curves:
-        p = _path(cache, c["task"], c["learner"], c.get("protocol", "budget200"))
+        p = _path(cache, c["task"], c["learner"], c.get("protocol", FIRST_CNN_PROTOCOL))
         if not p.exists():
             p.write_text(json.dumps(c))
             n += 1
@@ -754,7 +760,7 @@ def main() -> None:
         print(f"{built:4d} {task:<28} {learner:<20} {curve['sizes'][0]}..{curve['sizes'][-1]:<5} "
               f"{np.mean(curve['scores'][0]):.3f} -> {np.mean(curve['scores'][-1]):.3f} ({curve['seconds']:.0f} s)",
               flush=True)
-        if built % 10 == 0 or learner.startswith("cnn"):  # a CNN curve is minutes of work: keep each at once
+        if built % 10 == 0 or is_cnn(learner):  # a CNN curve is minutes of work: keep each at once
             consolidate(cache, args.out)
     corpus = consolidate(cache, args.out)
     curves = corpus["curves"]
