@@ -1,0 +1,119 @@
+"""Candidate band rules for speeding-up pilots, scored held out on half of the end-to-end CNN curves only.
+
+The CNN curves' small pilots are still speeding up (convex in log size), and the conditional band's upper end
+narrows with curvature, so held out they end above it (docs/learning-curves.md). Candidates, each applied while
+fitting and scoring the shipped method (bench/curve_calibration.py's "conditional+image"):
+
+- "A": curvature never narrows the upper end (its negative 90% coefficient is undone for convex pilots);
+- "T>c": a pilot whose curvature feature exceeds c has an upper end of at least the tangent in log size from its
+  last measured mean (last mean + edge slope x ln(n / largest size)); no fitted constant;
+- "A+T>0": both.
+
+Printed per rule, held out by dataset (10 folds) and by learner: coverage, interval score and signed error at
+2x/4x/8x for the CNN tune half (datasets digits and glyphs), for every other curve, and for the other image curves.
+The report half (mnist, photos) and everything is printed only with --report: it is not to be looked at until a
+rule is chosen. Not a product module: it patches the scoring as a one-off study.
+
+    nice -n 10 python bench/speeding_pilots.py [RULE ...] [--report] [--corpus ...]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from concurrent.futures import ProcessPoolExecutor
+import numpy as np
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "job"))
+sys.path.insert(0, str(HERE))
+import curve_calibration as cc
+from samplesize.curves import calibration as cal
+from samplesize.curves import conditional as cond
+from samplesize.curves.conditional import FEATURES, ConditionalBand
+
+ORIG_IO = cal._interval_outcomes
+ORIG_MULT = ConditionalBand.multipliers
+CURV = FEATURES.index("curvature")
+TUNE = {"digits", "glyphs"}
+REPORT = "--report" in sys.argv
+
+
+def rule_a(self, x, h):
+    low, high = ORIG_MULT(self, x, h)
+    c = -self.high_coefs[CURV]
+    return low, high + np.maximum(c * np.maximum(x[:, CURV], 0), 0)
+
+
+def outcomes_with_floor(records, c, threshold):
+    """cal._interval_outcomes with the tangent floor on the upper end."""
+    if c.conditional is None:
+        return ORIG_IO(records, c)
+    recs = cal.shifted_records(records, c.image)
+    spread = cal._spread(recs, c.k_slope, c.k_headroom)
+    q = cal.record_multipliers(recs, c, spread)
+    centre = np.array([r.centre for r in recs]); truth = np.array([r.truth for r in recs])
+    stuck = np.array([r.fit.pilot["stuck"] >= cond.STUCK for r in recs])
+    h = np.log2([r.horizon for r in recs])
+    low, high = cond.band_ends(centre, q[:, 0], q[:, 1], spread, h, stuck)
+    if threshold is not None:
+        curv = np.array([r.fit.pilot["curvature"] for r in recs])
+        tangent = np.array([min(float(r.fit.means[-1]) + r.edge_slope * r.distance, 1.0) for r in recs])
+        high = np.where(curv > threshold, np.maximum(high, tangent), high)
+    alpha = 1 - cal.LEVEL
+    score = (high - low) + 2 / alpha * np.maximum(low - truth, 0) + 2 / alpha * np.maximum(truth - high, 0)
+    return {"covered": (low <= truth) & (truth <= high), "width": high - low, "interval_score": score,
+            "error": centre - truth}
+
+
+RULES = {"none": (False, None), "A": (True, None), "T>0": (False, 0.0), "T>0.25": (False, 0.25),
+         "T>0.5": (False, 0.5), "A+T>0": (True, 0.0)}
+
+
+def run(records, name):
+    a, thr = RULES[name]
+    ConditionalBand.multipliers = rule_a if a else ORIG_MULT
+    cal._interval_outcomes = lambda rs, c: outcomes_with_floor(rs, c, thr)
+    cc._CONDITIONAL.clear()
+    res = {}
+    for key in ("group", "learner"):
+        rows = []
+        for test_groups in cal.group_folds([getattr(r, key) for r in records], 10 if key == "group" else 0):
+            train = [r for r in records if getattr(r, key) not in test_groups]
+            test = [r for r in records if getattr(r, key) in test_groups]
+            out = cal.outcomes(test, cc.METHODS[cc.PRIMARY](train), False)
+            for row, r in zip(out, test):
+                row.update(learner=r.learner, kind=r.kind, cnn="cnn" in r.learner)
+            rows.extend(out)
+        res[key] = rows
+    return res
+
+
+def show(name, res):
+    for key, rows in res.items():
+        parts = {"cnn tune": [r for r in rows if r["cnn"] and r["group"] in TUNE],
+                 "non-cnn": [r for r in rows if not r["cnn"]],
+                 "image non-cnn": [r for r in rows if not r["cnn"] and r["kind"] == "image"]}
+        if REPORT:
+            parts["cnn report"] = [r for r in rows if r["cnn"] and r["group"] not in TUNE]
+            parts["all"] = rows
+        for pname, rs in parts.items():
+            t = cal.summarise(rs)
+            cells = "  ".join(f"{h}x n{t[h]['n']:4d} {100*t[h]['coverage']:3.0f}% IS {t[h]['interval_score']:.4f} "
+                              f"sg {t[h]['mean_error']:+.3f}" for h in cal.HORIZONS if h in t)
+            print(f"{name:<7} {key:<8} {pname:<14} {cells}", flush=True)
+
+
+if __name__ == "__main__":
+    corpus = cal.load_corpus(sys.argv[sys.argv.index("--corpus") + 1] if "--corpus" in sys.argv
+                             else HERE / "real_curves" / "corpus-next.json.gz")
+    t0 = time.time()
+    with ProcessPoolExecutor(min(2, os.cpu_count() or 1)) as pool:
+        records = [r for rs in pool.map(cc._real, [(c, 100) for c in corpus], chunksize=2) for r in rs]
+    print(f"{len(records)} records, {time.time()-t0:.0f} s", flush=True)
+    names = [a for a in sys.argv[1:] if a in RULES] or list(RULES)
+    for name in names:
+        t0 = time.time()
+        show(name, run(records, name))
+        print(f"({time.time()-t0:.0f} s)", flush=True)
