@@ -30,10 +30,10 @@ sys.path.insert(0, str(HERE.parent / "job"))
 sys.path.insert(0, str(HERE))
 import curve_calibration as cc
 from samplesize.curves import calibration as cal
-from samplesize.curves import conditional as cond
 from samplesize.curves.conditional import FEATURES, ConditionalBand
 
 ORIG_IO = cal._interval_outcomes
+ORIG_ENDS = cal.band_ends
 ORIG_MULT = ConditionalBand.multipliers
 CURV = FEATURES.index("curvature")
 TUNE = {"digits", "glyphs"}
@@ -47,24 +47,22 @@ def rule_a(self, x, h):
 
 
 def outcomes_with_floor(records, c, threshold):
-    """cal._interval_outcomes with the tangent floor on the upper end."""
-    if c.conditional is None:
+    """cal._interval_outcomes as it is, with rule T's floor on the upper ends (curvature above `threshold`)."""
+    if threshold is None or c.conditional is None:
         return ORIG_IO(records, c)
-    recs = cal.shifted_records(records, c.image)
-    spread = cal._spread(recs, c.k_slope, c.k_headroom)
-    q = cal.record_multipliers(recs, c, spread)
-    centre = np.array([r.centre for r in recs]); truth = np.array([r.truth for r in recs])
-    stuck = np.array([r.fit.pilot["stuck"] >= cond.STUCK for r in recs])
-    h = np.log2([r.horizon for r in recs])
-    low, high = cond.band_ends(centre, q[:, 0], q[:, 1], spread, h, stuck)
-    if threshold is not None:
-        curv = np.array([r.fit.pilot["curvature"] for r in recs])
-        tangent = np.array([min(float(r.fit.means[-1]) + r.edge_slope * r.distance, 1.0) for r in recs])
-        high = np.where(curv > threshold, np.maximum(high, tangent), high)
-    alpha = 1 - cal.LEVEL
-    score = (high - low) + 2 / alpha * np.maximum(low - truth, 0) + 2 / alpha * np.maximum(truth - high, 0)
-    return {"covered": (low <= truth) & (truth <= high), "width": high - low, "interval_score": score,
-            "error": centre - truth}
+    # the floor reads what the image correction leaves alone (last mean, edge slope, distance), in record order
+    curv = np.array([r.fit.pilot["curvature"] for r in records])
+    tangent = np.array([min(float(r.fit.means[-1]) + r.edge_slope * r.distance, 1.0) for r in records])
+
+    def ends(*args):
+        low, high = ORIG_ENDS(*args)
+        return low, np.where(curv > threshold, np.maximum(high, tangent), high)
+
+    cal.band_ends = ends
+    try:
+        return ORIG_IO(records, c)
+    finally:
+        cal.band_ends = ORIG_ENDS
 
 
 RULES = {"none": (False, None), "A": (True, None), "T>0": (False, 0.0), "T>0.25": (False, 0.25),
