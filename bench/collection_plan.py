@@ -53,6 +53,7 @@ import curve_calibration  # noqa: E402
 from samplesize.curves import calibration as cal  # noqa: E402
 from samplesize.curves import conditional_fit as cf  # noqa: E402
 from samplesize.curves import fit_learning_curve  # noqa: E402
+from samplesize.curves.centre import CORRECTED_KINDS  # noqa: E402
 from samplesize.curves.collection import DEFAULT_MISS_POOLS, plan_collection  # noqa: E402
 
 CACHE = HERE / "real_curves" / ".cache" / "collection"
@@ -100,9 +101,9 @@ def targets(curve: dict, pilot_sizes: int = PILOT_SIZES) -> list[dict]:
 def _fit(curve: dict, upto: int, calibration):
     sizes = [n for n, s in zip(curve["sizes"][:upto], curve["scores"][:upto]) for _ in s]
     scores = [v for s in curve["scores"][:upto] for v in s]
-    # an image curve is fitted as a sweep fits its curve (`summarize.CURVE_KIND`): with the image centre correction
+    # an image curve is fitted as a sweep fits its curve (`summarize.curve_kind`): with its kind's centre correction
     fit = fit_learning_curve(sizes, scores, n_bootstrap=BOOTSTRAP, n_test=curve.get("n_test"),
-                             kind="image" if curve["kind"] == "image" else None)
+                             kind=curve["kind"] if curve["kind"] in CORRECTED_KINDS else None)
     return dataclasses.replace(fit, calibration=calibration, _grid_cache={})
 
 
@@ -182,7 +183,7 @@ def fold_calibrations(records, curves: list[dict], key: str, image_centre: bool 
         train = [r for r in records if getattr(r, key) not in held]
         band = cf.fit_conditional(train, cal.fit_calibration(train), FEATURES)
         if image_centre:
-            band = curve_calibration.with_image_correction(train, band)
+            band = curve_calibration.with_kind_corrections(train, band)
         fitted.append((held, band))
     return [next(c for held, c in fitted if curve[attr] in held) for curve in curves]
 
@@ -264,7 +265,7 @@ def main() -> None:
     start = time.perf_counter()
     corpus = cal.load_corpus(args.corpus)
     with ProcessPoolExecutor(args.jobs) as pool:
-        records = [r for rs in pool.map(curve_calibration._real, [(c, BOOTSTRAP) for c in corpus], chunksize=2)
+        records = [r for rs in pool.map(curve_calibration.real_records, [(c, BOOTSTRAP) for c in corpus], chunksize=2)
                    for r in rs]
         curves = sample(corpus, args.curves, "tune" if args.tune else "report")
         print(f"pilot: the {args.pilot_sizes} smallest sizes; {len(curves)} of {len(corpus)} corpus curves, {'tune' if args.tune else 'report'} half of the "
@@ -279,9 +280,9 @@ def main() -> None:
                 continue
             rows = simulate_all(pool, curves, calibrations, label, POLICIES, DEFAULT_MISS_POOLS, args.pilot_sizes)
             report(rows, f"held out by {label}, {ROUNDS} rounds ({time.perf_counter() - start:.0f} s so far)")
-            report([r for r in rows if r["kind"] == "image"], f"held out by {label}: image curves only")
+            report([r for r in rows if r["kind"] in CORRECTED_KINDS], f"held out by {label}: image curves only")
             separation(rows, f"held out by {label}")
-            separation([r for r in rows if r["kind"] == "image"], f"held out by {label}, image curves")
+            separation([r for r in rows if r["kind"] in CORRECTED_KINDS], f"held out by {label}, image curves")
     print(f"\n({time.perf_counter() - start:.0f} s in all)")
 
 

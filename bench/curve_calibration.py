@@ -8,17 +8,18 @@ predicted 2x, 4x and 8x beyond (`samplesize.curves.calibration.PILOT_PROTOCOLS`)
 - "conditional": quantiles that are linear functions of what the pilot shows, conformalized per
   horizon, and p_reachable mapped to the share reached (`samplesize.curves.conditional_fit`).
 
-- "conditional+image": the conditional band plus the image curves' centre correction
-  (`samplesize.curves.centre_fit`), its form chosen inside each fold on the fold's training image curves,
-  and the image curves' own p_reachable map; each candidate form, fixed and with the shared map, is
-  printed after it as an ablation (`--no-ablations` skips them).
+- "conditional+image": the conditional band plus each corrected kind's centre correction
+  (`samplesize.curves.centre_fit`): image classifiers on a backbone's features ("image") and CNNs trained
+  end to end ("cnn"), each one's form chosen inside each fold on the fold's training curves of that kind,
+  with the kind's own p_reachable map; each candidate form of the image correction, fixed and with the
+  shared map, is printed after it as an ablation (`--no-ablations` skips them).
 
 Each is re-fitted without the held-out curves: by dataset (10 folds of whole datasets) and by
 learner (one learner left out at a time); the conditional method's feature set is chosen inside
 each fold (5-fold leave-dataset-out on the fold's training curves: nested). Printed: per horizon coverage of nominal 80% intervals,
 mean width, interval score (width + 10 x the miss; lower is better), MAE, median |error|, mean
 signed error (prediction - measured); the size interval's coverage; per learner group and for
-image curves apart; p_reachable's reliability table with its Brier score and skill over the base
+image curves apart (both kinds, then each); p_reachable's reliability table with its Brier score and skill over the base
 rate (targets between the last fitted mean and 1, "reached" = measured beyond the pilot); and
 the constants fitted on every curve, to paste into samplesize/curves/band.py.
 
@@ -46,6 +47,7 @@ from samplesize.curves import calibration as cal  # noqa: E402
 from samplesize.curves import conditional_fit as cf  # noqa: E402
 from samplesize.curves import CALIBRATION  # noqa: E402
 from samplesize.curves import centre_fit  # noqa: E402
+from samplesize.curves.centre import CORRECTED_KINDS  # noqa: E402
 
 CACHE = HERE / "real_curves" / ".cache" / "records"
 _CONDITIONAL: dict = {}
@@ -59,29 +61,40 @@ def _conditional(train):
     return _CONDITIONAL[key]
 
 
-def with_image_correction(train, base, form: str | None = None, estimator: str = "mean",
-                          reconformalize: bool = True, p_map: bool = True):
-    """`base` plus the image centre correction fitted on the training records `train` only; form None: the
-    form and estimator chosen on them too (`centre_fit.choose_centre_shift`). p_map: image curves get their
-    own p_reachable map, fitted on the training image curves too."""
-    f, e = (form, estimator) if form else centre_fit.choose_centre_shift(train, base)
+def kind_correction(train, base, kind: str, form: str | None = None, estimator: str = "mean",
+                    reconformalize: bool = True, p_map: bool = True):
+    """`kind`'s centre correction fitted on the training records `train` only, against the band `base`; form None:
+    the form and estimator chosen on them too (`centre_fit.choose_centre_shift`). p_map: the kind's curves get
+    their own p_reachable map, fitted on its training curves too."""
+    f, e = (form, estimator) if form else centre_fit.choose_centre_shift(train, base, kind)
     if not form:
-        CHOSEN.append((f, e))
-    shift = centre_fit.fit_centre_shift(train, base, f, reconformalize=reconformalize, estimator=e)
+        CHOSEN.append((kind, f, e))
+    shift = centre_fit.fit_centre_shift(train, base, f, kind, reconformalize=reconformalize, estimator=e)
     if p_map and shift is not None:
-        shift = replace(shift, p_coefs=centre_fit.fit_kind_p_map(train, base, f, e))
-    return replace(base, image=shift)
+        shift = replace(shift, p_coefs=centre_fit.fit_kind_p_map(train, base, f, e, kind))
+    return shift
+
+
+def with_kind_corrections(train, base, form: str | None = None, estimator: str = "mean",
+                          reconformalize: bool = True, p_map: bool = True):
+    """`base` plus each corrected kind's correction (`kind_correction`), fitted on `train`: the image one as the
+    arguments say, the CNN one always chosen inside the fold, with its own map."""
+    out = base
+    for kind in CORRECTED_KINDS:
+        fixed = (form, estimator, reconformalize, p_map) if kind == "image" else (None, "mean", True, True)
+        out = out.with_shift(kind, kind_correction(train, base, kind, *fixed))
+    return out
 
 
 def _image_centre(form: str | None = None, estimator: str = "mean", reconformalize: bool = True,
                   p_map: bool = True):
-    """The conditional calibration plus the image correction (`with_image_correction`), as a method."""
-    return lambda train: with_image_correction(train, _conditional(train), form, estimator, reconformalize, p_map)
+    """The conditional calibration plus the kinds' corrections (`with_kind_corrections`), as a method."""
+    return lambda train: with_kind_corrections(train, _conditional(train), form, estimator, reconformalize, p_map)
 
 
-# The image correction is chosen inside each fold (nested) from centre_fit.CANDIDATES, by the interval score of
-# the fold's training image curves with each learner group left out in turn, and image curves get their own
-# p_reachable map; every candidate, fixed and with the shared map, is printed beside it as an ablation (the
+# Each kind's correction is chosen inside each fold (nested) from centre_fit.CANDIDATES, by the interval score of
+# the fold's training curves of that kind with each learner group (or learner: `centre_fit.inner_groups`) left
+# out in turn, and each kind's curves get their own p_reachable map; every candidate, fixed and with the shared map, is printed beside it as an ablation (the
 # "headroom, mean" one is the primary method without its image map), not to choose from.
 PRIMARY = "conditional+image"
 CHOSEN: list = []  # the nested choice of each fold
@@ -106,6 +119,13 @@ def _real(args):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(pickle.dumps(records))
     return records
+
+
+def real_records(curve_and_bootstrap):
+    """`_real`'s records with the curve's kind as the corpus has it now (the cache's key leaves the kind out, so a
+    relabelled curve keeps its fits)."""
+    kind = curve_and_bootstrap[0].get("kind", "tabular")
+    return [replace(r, kind=kind) for r in _real(curve_and_bootstrap)]
 
 
 def _print(title: str, table: dict) -> None:
@@ -145,7 +165,7 @@ def held_out(records, method, key: str, sizes: bool):
         p, y, _ = cf.forecasts(test, fitted, mapped=True)
         ps.append(p)
         ys.append(y)
-        p, y, _ = cf.forecasts([r for r in test if r.kind == "image"], fitted, mapped=True)
+        p, y, _ = cf.forecasts([r for r in test if r.kind in CORRECTED_KINDS], fitted, mapped=True)
         image_p.append(p)
         image_y.append(y)
     return rows, np.concatenate(ps), np.concatenate(ys), (np.concatenate(image_p), np.concatenate(image_y))
@@ -179,35 +199,40 @@ def main() -> None:
     start = time.perf_counter()
     curves = cal.load_corpus(args.corpus)
     with ProcessPoolExecutor(args.jobs) as pool:
-        records = [r for rs in pool.map(_real, [(c, args.bootstrap) for c in curves], chunksize=2) for r in rs]
+        records = [r for rs in pool.map(real_records, [(c, args.bootstrap) for c in curves], chunksize=2) for r in rs]
     sizes = not args.no_sizes
-    print(f"real corpus: {len(curves)} curves ({sum(c['kind'] == 'image' for c in curves)} image), "
+    print(f"real corpus: {len(curves)} curves ({sum(c['kind'] == 'image' for c in curves)} image on a backbone's "
+          f"features, {sum(c['kind'] == 'cnn' for c in curves)} CNN trained end to end), "
           f"{len({c['dataset'] for c in curves})} datasets, {len({c['learner'] for c in curves})} learners in "
           f"{len({c.get('group', c['learner']) for c in curves})} groups; {len(records)} held-out predictions "
           f"(fitted on: {'; '.join(p[0] for p in cal.PILOT_PROTOCOLS)}); fits {time.perf_counter() - start:.0f} s")
     print("p_reachable's outcome: a target (5, 15, 30, 50, 75% of the way from the last fitted mean to 1) counts "
           "as reached when a mean measured beyond the fit (up to the ladder's top: 4x to 11x) is at least it")
-    image_sets = sorted({c["dataset"] for c in curves if c["kind"] == "image"})
-    print(f"image correction and p_reachable map: fitted in each fold on that fold's training image curves only. "
-          f"By dataset, the {len(image_sets)} image datasets ({', '.join(image_sets)}) are left out by fold")
+    image_sets = sorted({c["dataset"] for c in curves if c["kind"] in CORRECTED_KINDS})
+    print(f"each kind's correction and p_reachable map: fitted in each fold on that fold's training curves of the "
+          f"kind only. By dataset, the {len(image_sets)} image datasets ({', '.join(image_sets)}) are left out by fold")
     verdict, image_tables = {}, {}
     for name, method in {**METHODS, **({} if args.no_ablations else ABLATIONS)}.items():
         for key, label in (("group", "dataset"), ("learner", "learner")):
             CHOSEN.clear()
             rows, p, y, (image_p, image_y) = held_out(records, method, key, sizes and key == "group")
             if CHOSEN:
-                print(f"\n{name}, held out by {label}: the nested choice per fold (form, estimator): "
-                      + ", ".join(f"{f}/{e} x{CHOSEN.count((f, e))}" for f, e in sorted(set(CHOSEN))))
+                print(f"\n{name}, held out by {label}: the nested choice per fold (kind: form, estimator): "
+                      + ", ".join(f"{k}: {f}/{e} x{CHOSEN.count((k, f, e))}" for k, f, e in sorted(set(CHOSEN))))
             table = cal.summarise(rows)
-            image = cal.summarise([r for r in rows if r["kind"] == "image"])
+            image_rows = [r for r in rows if r["kind"] in CORRECTED_KINDS]
+            image = cal.summarise(image_rows)
             _print(f"{name}, held out by {label}:", table)
-            _print(f"{name}, held out by {label}, image curves only:", image)
+            _print(f"{name}, held out by {label}, image curves only (both kinds):", image)
+            for kind in CORRECTED_KINDS:
+                _print(f"{name}, held out by {label}, {kind} curves only:",
+                       cal.summarise([r for r in rows if r["kind"] == kind]))
             _by(rows, "learner_group", f"{name}, held out by {label}")
-            _by([r for r in rows if r["kind"] == "image"], "learner_group", f"{name}, held out by {label}, image curves")
+            _by(image_rows, "learner_group", f"{name}, held out by {label}, image curves")
             if key == "group":  # each image dataset, scored by calibrations fitted without it
-                for d in sorted({r["group"] for r in rows if r["kind"] == "image"}):
+                for d in sorted({r["group"] for r in image_rows}):
                     _print(f"{name}, held out by {label}, image curves of {d} only:",
-                           cal.summarise([r for r in rows if r["kind"] == "image" and r["group"] == d]))
+                           cal.summarise([r for r in image_rows if r["group"] == d]))
             skill, _ = _print_reliability(f"{name}, held out by {label}: p_reachable reliability", p, y)
             image_reliability = _print_reliability(
                 f"{name}, held out by {label}: p_reachable reliability, image curves only", image_p, image_y)
@@ -219,11 +244,11 @@ def main() -> None:
     print(f"\nin code: {CALIBRATION}")
     print(f"conditional calibration fitted on every curve (feature set {cf.choose_features(records, fitted)!r}; "
           f"paste into band.py): {fitted}")
-    form, estimator = centre_fit.choose_centre_shift(records, CALIBRATION)
-    shipped = centre_fit.fit_centre_shift(records, CALIBRATION, form, estimator=estimator)
-    shipped = replace(shipped, p_coefs=centre_fit.fit_kind_p_map(records, CALIBRATION, form, estimator))
-    print(f"image correction chosen ({form}, {estimator}) and fitted on every curve against the shipped band "
-          f"(paste into band.py as CALIBRATION.image): {shipped}")
+    for kind in CORRECTED_KINDS:
+        CHOSEN.clear()
+        shipped = kind_correction(records, CALIBRATION, kind)
+        print(f"{kind} correction chosen ({'/'.join(CHOSEN[0][1:])}) and fitted on every curve against the shipped "
+              f"band (paste into band.py as CALIBRATION.{kind}): {shipped}")
     print(f"({time.perf_counter() - start:.0f} s in all)")
 
 
@@ -251,7 +276,7 @@ def _image_verdict(verdict: dict, image: dict) -> None:
             print(f"  by {label:<8} all {h}x: IS {c[h]['interval_score']:.5f} -> {n[h]['interval_score']:.5f}, cover "
                   f"{100 * c[h]['coverage']:.0f}% -> {100 * n[h]['coverage']:.0f}%, MAE {c[h]['mae']:.4f} -> "
                   f"{n[h]['mae']:.4f}  {'ok' if good else 'FAILS'}")
-    print(f"  -> {'meets the bar: ship CALIBRATION.image' if ok else 'does not meet the bar'}")
+    print(f"  -> {'meets the bar: ship CALIBRATION.image and .cnn' if ok else 'does not meet the bar'}")
 
 
 def _holds(new: dict, old: dict, h: int, strict: bool) -> bool:

@@ -111,7 +111,7 @@ def main() -> None:
     start = time.perf_counter()
     corpus = cal.load_corpus(HERE / "real_curves" / "corpus.json.gz")
     with ProcessPoolExecutor(args.jobs) as pool:
-        records = [r for rs in pool.map(curve_calibration._real, [(c, cp.BOOTSTRAP) for c in corpus], chunksize=2)
+        records = [r for rs in pool.map(curve_calibration.real_records, [(c, cp.BOOTSTRAP) for c in corpus], chunksize=2)
                    for r in rs]
         tune, report = (half_rows(pool, corpus, records, half) for half in ("tune", "report"))
     (xt, yt, pt, gt), (xr, yr, pr, _) = arrays(tune), arrays(report)

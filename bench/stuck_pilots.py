@@ -50,7 +50,7 @@ def main() -> None:
     start = time.perf_counter()
     corpus = cal.load_corpus(args.corpus)
     with ProcessPoolExecutor(args.jobs) as pool:
-        records = [r for rs in pool.map(cc._real, [(c, BOOTSTRAP) for c in corpus], chunksize=2) for r in rs]
+        records = [r for rs in pool.map(cc.real_records, [(c, BOOTSTRAP) for c in corpus], chunksize=2) for r in rs]
     by = defaultdict(list)
     for r in filter(is_stuck, records):
         by[r.learner, r.kind].append(r)

@@ -17,7 +17,7 @@ from samplesize.curves.collection import reach_chances
 from samplesize.errors import ConfigError
 from samplesize.jsonsafe import json_safe
 from samplesize.report.markdown import render_markdown
-from samplesize.summarize import CURVE_KIND
+from samplesize.summarize import curve_kind
 
 SIZES = np.repeat([50, 100, 200, 400, 800], 4)
 
@@ -204,7 +204,7 @@ def _summary_fit(summary):
     cfg = make_cfg()
     points = summary["points"]
     return fit_learning_curve([p["sample_size"] for p in points], [p["score"] for p in points], n_bootstrap=BOOT,
-                              seed=cfg.seed, n_test=summary["run"]["test_size"], kind=CURVE_KIND)
+                              seed=cfg.seed, n_test=summary["run"]["test_size"], kind=curve_kind(cfg.model))
 
 
 def test_summary_next_steps_are_the_apis_numbers(summary):

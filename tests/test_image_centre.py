@@ -1,6 +1,6 @@
-"""The image curves' correction of the centre (curves/centre.py) and their own p_reachable map: how
-they are learned from held-out records, and what they do to a fit made with kind="image" and, not
-at all, to any other fit."""
+"""Each kind's correction of the centre (curves/centre.py: image curves, CNN curves) and its own p_reachable
+map: how they are learned from held-out records, and what they do to a fit made with that kind and, not at
+all, to any other fit."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from samplesize.curves import CALIBRATION, fit_learning_curve
 from samplesize.curves import calibration as cal
 from samplesize.curves.centre import CentreShift
 from samplesize.curves import conditional_fit as cf
-from samplesize.curves.centre_fit import choose_centre_shift, fit_centre_shift, fit_kind_p_map
+from samplesize.curves.centre_fit import choose_centre_shift, fit_centre_shift, fit_kind_p_map, inner_groups
+from samplesize.config.schema import ModelConfig
+from samplesize.summarize import curve_kind
 
 SIZES = [50, 100, 200, 400, 800] * 3
 NOISE = [0.004, -0.003, 0.002, -0.001, 0.001] * 2 + [-0.002, 0.003, -0.002, 0.001, -0.001]
@@ -146,3 +148,60 @@ def test_image_fits_read_their_own_p_map_and_other_fits_do_not():
             == replace(tabular, calibration=shared, _grid_cache={}).p_reachable(target))
     assert own.p_reachable(1.01) == 0.0 and own.p_reachable(float(image.means[0]) - 0.05) > 0.95
     assert own.to_dict()["method"]["calibration"]["centre_shift"]["p_map"] == [2.0, 1.0, 0.0, 0.0, 0.0]
+
+
+def test_each_kind_reads_its_own_correction_and_no_other():
+    steep = CentreShift(0.02, "distance", (0.0, 0.0, 0.0))
+    calibration = replace(CALIBRATION, image=SHIFT, cnn=steep)
+    plain = fit_learning_curve(SIZES, SCORES, n_bootstrap=50, n_test=500)
+    n = 4 * plain.max_size
+    base = float(plain.predict(n))
+    fits = {kind: replace(fit_learning_curve(SIZES, SCORES, n_bootstrap=50, n_test=500, kind=kind),
+                          calibration=calibration, _grid_cache={}) for kind in ("image", "cnn", "tabular")}
+    assert float(fits["cnn"].predict(n)) == pytest.approx(base + 0.02 * 2, abs=1e-12)
+    assert float(fits["image"].predict(n)) == pytest.approx(base + 0.05 * 2 * (1 - base), abs=1e-12)
+    assert float(fits["tabular"].predict(n)) == base
+    assert fits["cnn"].to_dict()["method"]["calibration"]["centre_shift"]["form"] == "distance"
+    # the held-out scoring applies the same correction to a record of each kind as a fit of that kind has
+    for kind, fit in fits.items():
+        record = cal.records_from_fit(plain, "d", [n], [0.9], [4])[0]
+        row = cal.outcomes([replace(record, kind=kind)], calibration, sizes=False)[0]
+        assert row["error"] == pytest.approx(float(fit.predict(n)) - 0.9, abs=1e-9)
+        low, high = fit.interval(n)
+        assert row["width"] == pytest.approx(float(high - low), abs=1e-6)
+
+
+def test_a_kinds_correction_is_learned_from_its_records_only():
+    records = synthetic_records(0.04)
+    cnn = [replace(r, kind="cnn", truth=r.centre + 0.06 * math.log2(r.horizon)) for r in records if r.kind == "image"]
+    both = records + cnn
+    assert fit_centre_shift(both, GLOBAL, "distance", kind="cnn").per_doubling == pytest.approx(0.06, abs=1e-4)
+    assert fit_centre_shift(both, GLOBAL, "headroom", kind="image").per_doubling == pytest.approx(0.04, abs=1e-4)
+    # the re-conformalized band of one kind is fitted against the band without that kind's own correction only
+    other = replace(GLOBAL, image=SHIFT)
+    assert fit_centre_shift(both, other, "distance", kind="cnn") == fit_centre_shift(both, GLOBAL, "distance", kind="cnn")
+
+
+def test_the_inner_folds_leave_out_learners_where_there_is_one_learner_group():
+    records = [replace(r, learner_group="cnn", learner=f"cnn_w{8 * (i % 3 + 1)}") for i, r in enumerate(synthetic_records())]
+    assert inner_groups(records) == ("learner", ["cnn_w16", "cnn_w24", "cnn_w8"])
+    assert inner_groups(synthetic_records()) == ("learner_group", ["g0", "g1", "g2"])
+    assert inner_groups(records[:1])[1] == ["cnn_w8"]  # nothing to leave out: the p_reachable map is then None
+
+
+def test_a_sweep_names_its_curves_kind_by_its_backbone():
+    assert curve_kind(ModelConfig()) == "cnn"  # small_cnn trains every layer from scratch
+    assert curve_kind(ModelConfig(backbone="mobilenet_v2", weights="imagenet")) == "image"
+
+
+def test_the_shipped_cnn_correction_applies_to_kind_cnn_only():
+    shipped = CALIBRATION.cnn
+    assert shipped is not None and shipped.per_doubling > 0
+    plain = fit_learning_curve(SIZES, SCORES, n_bootstrap=50, n_test=500)
+    cnn = fit_learning_curve(SIZES, SCORES, n_bootstrap=50, n_test=500, kind="cnn")
+    n = 4 * plain.max_size
+    assert float(cnn.predict(n)) == pytest.approx(
+        float(np.clip(float(plain.predict(n)) + float(shipped.shift(2.0, plain.predict(n), plain.edge_slope)), 0, 1)))
+    assert float(cnn.predict(plain.max_size)) == float(plain.predict(plain.max_size))
+    low, high = cnn.interval(n)
+    assert low <= cnn.predict(n) <= high

@@ -43,7 +43,7 @@ curve, which is then dropped, and writes the corpus):
     python bench/real_curves/build.py --only digits --budget-minutes 5   # a quick test
     python bench/real_curves/build.py --only-datasets glyphs,photos --dry-run   # what a run would build
     # the end-to-end CNN curves alone, in two runs side by side (one per core)
-    nice -n 19 python bench/real_curves/build.py --cnn-only --cnn 28 --shard 0/2 --out bench/real_curves/corpus-next.json.gz
+    nice -n 19 python bench/real_curves/build.py --cnn-only --cnn 28 --shard 0/2
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ CNN_CURVES = (("digits", "cnn_w16_px8"), ("digits_odd_even", "cnn_w32_px8"), ("m
               ("mnist_4v9", "cnn_w32_px12"), ("digits_odd_even", "cnn_w16_px12_aug"), ("mnist_3v5", "cnn_w24_px14_aug"))
 # more of them, queued after those (issue 23: the 11 above with a 2x prediction were too few to judge the CNN
 # group): on the glyphs and photos sets too, with ladders up to CNN_LONG_LARGEST, so that a 6-size pilot has a 4x
-# prediction as well; being built into corpus-next.json.gz (see main)
+# prediction as well (all in corpus.json.gz)
 CNN_LONG_LARGEST = 512
 CNN_CURVES_LONG = (("glyphs_upper", "cnn_w16_px14"), ("photos_scenes", "cnn_w16_px14"), ("mnist", "cnn_w16_px12"),
                    ("glyphs_digits", "cnn_w16_px12_aug"), ("photos_textures", "cnn_w32_px12_aug"),
@@ -666,6 +666,8 @@ def current(curve: dict) -> bool:
 
 def consolidate(cache: Path, out: str) -> dict:
     curves = [c for c in (json.loads(p.read_text()) for p in sorted(cache.glob("*.json"))) if current(c)]
+    for c in curves:  # a CNN trained end to end is its own kind of curve, with its own correction (curves.centre)
+        c["kind"] = "cnn" if is_cnn(c["learner"]) else c["kind"]
     corpus = {"description": "Real learning curves built by bench/real_curves/build.py; see its docstring.",
               "repetitions": REPETITIONS, "build_seconds": round(sum(c.get("seconds", 0.0) for c in curves)),
               "curves": curves}
@@ -764,7 +766,7 @@ def main() -> None:
             consolidate(cache, args.out)
     corpus = consolidate(cache, args.out)
     curves = corpus["curves"]
-    print(f"{len(curves)} curves ({sum(c['kind'] == 'image' for c in curves)} image) from "
+    print(f"{len(curves)} curves ({sum(c['kind'] in ('image', 'cnn') for c in curves)} image) from "
           f"{len({c['dataset'] for c in curves})} datasets, {len({c['learner'] for c in curves})} learners -> "
           f"{args.out} ({os.path.getsize(args.out) / 1e3:.0f} kB); this run {time.perf_counter() - start:.0f} s, "
           f"curve time in total {corpus['build_seconds']} s", flush=True)

@@ -20,6 +20,7 @@ import numpy as np
 
 from . import __version__
 from .answers import backtest_rows, curve_section, next_steps, prediction, target_answer, validation
+from .backbones import SMALL_CNN
 from .class_curves import add_class_grids, class_curves, confusion_at_largest
 from .config import SweepConfig
 from .curves import DEFAULT_BOOTSTRAP, FAR_FACTOR, LEVEL, CurveFitError, fit_learning_curve
@@ -35,9 +36,14 @@ COMPLETE_JOB_STATES = ("complete", "completed", "succeeded")
 POOL_MULTIPLES = (2, 4)
 # Below this many test images a score moves in steps of more than 0.033: the report says so.
 MIN_TEST_SIZE = 30
-# Every sweep trains an image classifier: its curve gets the image curves' centre correction (curves.centre,
-# chosen by held-out interval score on the corpus' image curves; docs/learning-curves.md).
-CURVE_KIND = "image"
+
+
+def curve_kind(model) -> str:
+    """The kind of curve a sweep's model makes (`curves.centre`): every sweep trains an image classifier, from
+    scratch ("cnn": the small_cnn backbone trains every layer) or on a keras.applications backbone ("image").
+    Each kind's curves get their own correction of the centre, chosen by held-out interval score on the
+    corpus' curves of that kind (docs/learning-curves.md)."""
+    return "cnn" if model.backbone == SMALL_CNN else "image"
 
 
 @dataclass(frozen=True)
@@ -192,7 +198,7 @@ def _fit_metric(cfg: SweepConfig, points: list[Point], per_size: list[SizeStats]
     try:
         validation_fit = fit_learning_curve(
             [p.sample_size for p in fitted], [p.score for p in fitted],
-            n_bootstrap=n_bootstrap, seed=cfg.seed, n_test=n_test, kind=CURVE_KIND,
+            n_bootstrap=n_bootstrap, seed=cfg.seed, n_test=n_test, kind=curve_kind(cfg.model),
         )
     except CurveFitError as exc:
         no_curve = f"NO CURVE: the {cfg.metric} curve could not be fitted: {exc}"
@@ -226,7 +232,7 @@ def _answer_fit(points: list[Point], validation_fit: Any, n_bootstrap: int, seed
         return validation_fit
     try:
         fit = fit_learning_curve([p.sample_size for p in points], [p.score for p in points],
-                                 n_bootstrap=n_bootstrap, seed=seed, n_test=n_test, kind=CURVE_KIND)
+                                 n_bootstrap=n_bootstrap, seed=seed, n_test=n_test, kind=validation_fit.kind)
     except CurveFitError as exc:
         warnings.append(f"the curve could not be refitted on every measured size ({exc}); the answer comes "
                         "from the fit without the backtest splits")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..errors import DataError
-from .centre import CentreShift
+from .centre import CORRECTED_KINDS, CentreShift
 from .conditional import ConditionalBand
 
 
@@ -33,6 +33,17 @@ class Calibration:
     # the centre correction (and its band's re-conformalization) of image curves, applied to fits
     # made with kind="image" (centre.py); None: image curves are treated as any other
     image: CentreShift | None = None
+    # the same for image classifiers trained end to end from scratch (kind="cnn"): their pilots are still
+    # speeding up, and the image curves' correction leaves their centre far too low
+    cnn: CentreShift | None = None
+
+    def shift_for(self, kind: str | None) -> CentreShift | None:
+        """The correction of the centre of fits of `kind` (None for a kind without one)."""
+        return getattr(self, kind) if kind in CORRECTED_KINDS else None
+
+    def with_shift(self, kind: str, shift: CentreShift | None) -> "Calibration":
+        """This calibration with `shift` as its correction of `kind`."""
+        return replace(self, **{kind: shift})
 
 
 def base_spread(cal: Calibration, centre, noise, between, distance, edge_slope):
@@ -41,16 +52,18 @@ def base_spread(cal: Calibration, centre, noise, between, distance, edge_slope):
     return np.sqrt(noise + between + widen ** 2)
 
 
-# Calibrated by bench/curve_calibration.py on bench/real_curves/corpus.json.gz (1,345 real curves,
-# 125 datasets, 308 image curves from 4 image datasets; the conditional band with its own conformal
-# shift for stuck pilots, and the p_reachable map; feature set "shape": distance, curvature, family
-# disagreement; held-out figures in docs/learning-curves.md). Set `conditional=None` to go back to the
-# global quantiles. Re-run that bench after changing the fit, and paste its "conditional calibration
-# fitted on every curve" line here. `image`: the correction of image curves' centre (fits made with
-# kind="image"), its re-conformalized band and their own p_reachable map, chosen and fitted by the same
-# bench's last line against this band. Set `image=None` to treat image curves as any other.
-CALIBRATION = Calibration(k_slope=0.25, k_headroom=0.05, quantiles=((-1.1597, 1.2481), (-0.9723, 1.1239), (-0.929, 1.2151)), conditional=ConditionalBand(low_coefs=(-1.06826, 0.0, 0.0, 0.0, 0.0, 0.07241, 0.0, 0.0, 0.0, 0.0, 0.15591, 0.0, -0.58654), high_coefs=(1.58577, 0.0, 0.0, 0.0, 0.0, -0.45805, 0.0, 0.0, 0.0, 0.0, -0.07816, 0.0, -1.53546), shift=(0.0409, -0.0661, 0.0289), p_coefs=(2.9455, 0.1146, -1.3929, 0.2969, -1.63), stuck_shift=(1.7105, 1.7471, 3.1858)),
-                          image=CentreShift(per_doubling=0.0328, form='headroom', widen=(0.0176, 0.0398, -0.0193), p_coefs=(2.3543, 0.2646, -3.1112, -0.0558, -1.0298)))
+# Calibrated by bench/curve_calibration.py on bench/real_curves/corpus.json.gz (1,361 real curves,
+# 125 datasets, 324 image curves from 4 image datasets: 296 on a backbone's features, 28 CNNs trained end
+# to end; the conditional band with its own conformal shift for stuck pilots, and the p_reachable map;
+# feature set "shape+slope": distance, curvature, family disagreement, edge slope; held-out figures in
+# docs/learning-curves.md). Set `conditional=None` to go back to the global quantiles. Re-run that bench
+# after changing the fit, and paste its "conditional calibration fitted on every curve" line here.
+# `image` and `cnn`: the correction of each kind's centre (fits made with kind="image" or "cnn"), its
+# re-conformalized band and its own p_reachable map, chosen and fitted by the same bench's last lines
+# against this band. Set either to None to treat that kind's curves as any other.
+CALIBRATION = Calibration(k_slope=0.25, k_headroom=0.05, quantiles=((-1.1443, 1.2612), (-0.9626, 1.1279), (-0.929, 1.2151)), conditional=ConditionalBand(low_coefs=(-1.05603, 0.0, 0.0, 0.0, 0.0, 0.07042, 0.0, 0.04808, 0.0, 0.0, 0.14201, 0.0, -0.59164), high_coefs=(1.5627, 0.0, 0.0, 0.0, 0.0, -0.44691, 0.0, 0.1369, 0.0, 0.0, -0.09027, 0.0, -1.54179), shift=(0.0224, -0.059, 0.0036), p_coefs=(2.9207, 0.1434, -1.4702, 0.3224, -1.4866), stuck_shift=(1.6941, 1.768, 3.1747)),
+                          image=CentreShift(per_doubling=0.0336, form='headroom', widen=(0.0118, 0.026, 0.0034), p_coefs=(2.2846, 0.3211, -2.9273, -0.0755, -1.0634)),
+                          cnn=CentreShift(per_doubling=0.3879, form='slope', widen=(0.3487, 0.5508, 0.5508), p_coefs=(1.4742, 1.0583, -3.6703, -0.1171, -0.2311)))
 
 
 

@@ -24,7 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .band import LEVEL, Calibration
-from .centre import shifted_records
+from .centre import corrected_records, widened_by_kind
 from .conditional import STUCK, band_ends
 from .conditional_fit import record_multipliers, record_spread
 from .fit import fit_learning_curve
@@ -160,18 +160,16 @@ def fit_calibration(records: Sequence[Record], grid_k_slope=GRID_K_SLOPE,
 
 
 def _interval_outcomes(records: Sequence[Record], cal: Calibration) -> dict[str, np.ndarray]:
-    # image records get the calibration's image correction, as a fit with kind="image" does
-    records = shifted_records(records, cal.image)
+    # records of a corrected kind get the calibration's correction of it, as a fit of that kind does
+    records = corrected_records(records, cal)
     spread = _spread(records, cal.k_slope, cal.k_headroom)
     if cal.conditional is not None:
         q = record_multipliers(records, cal, spread)
     else:
         idx = np.array([HORIZONS.index(r.horizon) for r in records])
         q = np.array(cal.quantiles)[idx] if cal.quantiles else np.zeros((len(records), 2))
-        image = np.array([r.kind == "image" for r in records])
-        if cal.image is not None and image.any():
-            h = np.log2([r.horizon for r in records])[image]
-            q[image, 0], q[image, 1] = cal.image.widened(q[image, 0], q[image, 1], h)
+        q = np.column_stack(widened_by_kind(cal, np.array([r.kind for r in records]), q[:, 0], q[:, 1],
+                                            np.log2([r.horizon for r in records])))
     centre = np.array([r.centre for r in records])
     truth = np.array([r.truth for r in records])
     # the ends as a fit's band has them (a stuck pilot's open above, under the conditional band)

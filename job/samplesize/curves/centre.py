@@ -1,7 +1,9 @@
-"""A correction of the centre beyond the data for one kind of curve (image classifiers), and its band.
+"""A correction of the centre beyond the data for one kind of curve, and its band.
 
-Held out on the real-curve corpus, the fitted centre of image curves is pessimistic, and more so
-the further it extrapolates (docs/learning-curves.md). A `CentreShift` raises it by
+Two kinds get one: "image" (an image classifier on a backbone's features) and "cnn" (an image
+classifier trained end to end from scratch, the `small_cnn` backbone). Held out on the real-curve
+corpus, the fitted centre of both is pessimistic, and more so the further it extrapolates; a CNN's
+small pilots are still speeding up, and its centre is far lower (docs/learning-curves.md). A `CentreShift` raises it by
 `per_doubling * g`, where g grows with the log2 distance beyond the largest measured size
 (capped at 8x: beyond that nothing measured says how it goes on) and, in the "headroom" form,
 with the headroom below 1 of the uncorrected centre. The band is then computed about the
@@ -9,7 +11,7 @@ corrected centre as for any curve, and widened (or narrowed) by per-horizon amou
 hold 80% of the corrected residuals of image curves (split-conformal), and p_reachable goes through
 a logistic map fitted on image curves' forecasts (held out, the shared map was underconfident for
 them). `centre_fit` fits all three on held-out records (the bench's job); a sweep only applies the
-constants in `band.py`.
+constants in `band.py`, one correction per kind (`Calibration.shift_for`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from .conditional import MIN_HALF_WIDTH
 # the shift stops growing beyond this log2 distance (8x), the largest horizon it was fitted on
 MAX_DOUBLINGS = 3.0
 FORMS = ("distance", "headroom", "slope")
-KINDS = (None, "tabular", "image")
+# the kinds of curve with a correction of their own: a field of `band.Calibration` each
+CORRECTED_KINDS = ("image", "cnn")
+KINDS = (None, "tabular") + CORRECTED_KINDS
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,8 @@ class CentreShift:
 
 def check_kind(kind: str | None) -> str | None:
     if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}; pass kind='image' for an image classifier")
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}; pass kind='image' for an image classifier "
+                         "on a backbone's features, kind='cnn' for one trained end to end from scratch")
     return kind
 
 
@@ -77,3 +82,21 @@ def shifted_records(records: Sequence, shift: CentreShift | None, kind: str = "i
     return [replace(r, centre=float(np.clip(r.centre + shift.shift(math.log2(r.horizon), r.centre, r.edge_slope),
                                             0.0, 1.0)))
             if r.kind == kind else r for r in records]
+
+
+def corrected_records(records: Sequence, cal) -> list:
+    """The records with each one's centre corrected by `cal`'s correction of its kind, as a fit of that kind has it."""
+    for kind in CORRECTED_KINDS:
+        records = shifted_records(records, cal.shift_for(kind), kind)
+    return list(records)
+
+
+def widened_by_kind(cal, kinds: np.ndarray, low: np.ndarray, high: np.ndarray, h: np.ndarray):
+    """The multipliers (low, high) of rows of kinds `kinds` at log2 distances h, each row's re-conformalized by
+    `cal`'s correction of its kind (`CentreShift.widened`); rows of other kinds as they are."""
+    low, high = np.array(low, float), np.array(high, float)
+    for kind in CORRECTED_KINDS:
+        shift, rows = cal.shift_for(kind), np.asarray(kinds) == kind
+        if shift is not None and rows.any():
+            low[rows], high[rows] = shift.widened(low[rows], high[rows], np.asarray(h, float)[rows])
+    return low, high

@@ -1,7 +1,7 @@
-"""Fit the image curves' correction of the centre (`centre.CentreShift`) on held-out records: the
-bench's job (bench/curve_calibration.py), never a sweep's. `fit_centre_shift` fits one form;
+"""Fit one kind's correction of the centre (`centre.CentreShift`: image curves, CNN curves) on held-out
+records: the bench's job (bench/curve_calibration.py), never a sweep's. `fit_centre_shift` fits one form;
 `choose_centre_shift` picks the form and estimator from `CANDIDATES` by leave-learner-group-out
-interval score of the image records; `fit_kind_p_map` fits the kind's own p_reachable map."""
+interval score of the kind's records; `fit_kind_p_map` fits the kind's own p_reachable map."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def fit_centre_shift(records: Sequence, cal, form: str = "headroom", kind: str =
     0 ("mean"), or least squares through 0 of (truth - centre) on g ("ls"); clipped at 0 either
     way (the correction only raises the centre, so the corrected curve keeps rising). form "none":
     no shift, the band re-conformalized only."""
-    cal = replace(cal, image=None)  # the widening is fitted against the band without it
+    cal = cal.with_shift(kind, None)  # the widening is fitted against the band without it
     mine = [r for r in records if r.kind == kind]
     if not mine:
         return None
@@ -51,11 +51,13 @@ def fit_centre_shift(records: Sequence, cal, form: str = "headroom", kind: str =
     y = np.array([r.truth - r.centre for r in moved]) / np.maximum(spread, 1e-9)
     e = np.maximum(q[:, 0] - y, y - q[:, 1])
     hz = np.array([r.horizon for r in moved])
-    widen = tuple(round(conformal_shift(e[hz == h]), 4) if (hz == h).any() else 0.0 for h in HORIZONS)
-    return replace(shift, widen=widen)
+    widen: list[float] = []
+    for h in HORIZONS:  # a horizon without records keeps the nearer one's widening (the CNN ladders stop at 4x)
+        widen.append(round(conformal_shift(e[hz == h]), 4) if (hz == h).any() else (widen[-1] if widen else 0.0))
+    return replace(shift, widen=tuple(widen))
 
 
-def image_interval_score(records: Sequence, cal, kind: str = "image") -> float:
+def kind_interval_score(records: Sequence, cal, kind: str = "image") -> float:
     """The mean over horizons of the mean interval score of `kind`'s records under `cal`."""
     mine = [r for r in records if r.kind == kind]
     score = np.array([row["interval_score"] for row in outcomes(mine, cal, sizes=False)])
@@ -63,21 +65,31 @@ def image_interval_score(records: Sequence, cal, kind: str = "image") -> float:
     return float(np.mean([score[hz == h].mean() for h in np.unique(hz)]))
 
 
+def inner_groups(records: Sequence) -> tuple[str, list[str]]:
+    """What the inner folds leave out, and its values: learner groups, or learners where the records hold
+    fewer than two groups (the CNN curves are one group, "cnn", of many architectures)."""
+    for key in ("learner_group", "learner"):
+        groups = sorted({getattr(r, key) for r in records})
+        if len(groups) >= 2:
+            break
+    return key, groups
+
+
 def choose_centre_shift(records: Sequence, cal, kind: str = "image") -> tuple[str, str]:
     """The (form, estimator) of CANDIDATES with the lowest interval score of `kind`'s records, each
-    learner group left out in turn (called inside the bench's cross-validation, this is the nested
+    learner group (`inner_groups`) left out in turn (called inside the bench's cross-validation, this is the nested
     choice: within a fold by dataset the training image curves may all come from one dataset, so the
     inner folds leave out learner groups). Ties go to the earlier candidate."""
     mine = [r for r in records if r.kind == kind]
-    groups = sorted({r.learner_group for r in mine})
+    key, groups = inner_groups(mine)
     scores = {}
     for form, estimator in CANDIDATES:
         total, count = 0.0, 0
         for g in groups:
-            train = [r for r in mine if r.learner_group != g]
-            test = [r for r in mine if r.learner_group == g]
+            train = [r for r in mine if getattr(r, key) != g]
+            test = [r for r in mine if getattr(r, key) == g]
             shift = fit_centre_shift(train, cal, form, kind, estimator=estimator)
-            total += image_interval_score(test, replace(cal, image=shift), kind) * len(test)
+            total += kind_interval_score(test, cal.with_shift(kind, shift), kind) * len(test)
             count += len(test)
         scores[form, estimator] = total / max(count, 1)
     return min(scores, key=lambda k: (round(scores[k], 6), CANDIDATES.index(k)))
@@ -90,12 +102,12 @@ def fit_kind_p_map(records: Sequence, cal, form: str, estimator: str = "mean",
     come from the correction refitted without that group (so that its band is out of sample).
     None with fewer than two learner groups of that kind."""
     mine = [r for r in records if r.kind == kind]
-    groups = sorted({r.learner_group for r in mine})
+    key, groups = inner_groups(mine)
     if len(groups) < 2:
         return None
     raw, hit, extra = [], [], []
     for g in groups:
-        shift = fit_centre_shift([r for r in mine if r.learner_group != g], cal, form, kind, estimator=estimator)
-        p, y, x = forecasts([r for r in mine if r.learner_group == g], replace(cal, image=shift))
+        shift = fit_centre_shift([r for r in mine if getattr(r, key) != g], cal, form, kind, estimator=estimator)
+        p, y, x = forecasts([r for r in mine if getattr(r, key) == g], cal.with_shift(kind, shift))
         raw.append(p), hit.append(y), extra.append(x)
     return fit_p_map(np.concatenate(raw), np.concatenate(extra), np.concatenate(hit))

@@ -16,6 +16,7 @@ from scipy.special import expit
 
 from .band import LEVEL, Calibration, base_spread
 from .conditional import FEATURES, ConditionalBand, band_ends, is_stuck, logit, point_features, target_features
+from .centre import CORRECTED_KINDS, widened_by_kind
 
 HORIZONS = (2, 4, 8)
 # p_reachable's forecasts per fit: targets at these fractions of the way from the last fitted mean to 1
@@ -54,10 +55,8 @@ def record_multipliers(records: Sequence, cal: Calibration, spread: np.ndarray) 
     """(m, 2) low and high multipliers of the conditional band at the records."""
     h = np.array([math.log2(r.horizon) for r in records], float)
     low, high = cal.conditional.multipliers(record_features(records, spread), h)
-    image = np.array([r.kind == "image" for r in records], bool)
-    if cal.image is not None and image.any():  # the image correction's re-conformalized band
-        low[image], high[image] = cal.image.widened(low[image], high[image], h[image])
-    return np.column_stack([low, high])
+    # a corrected kind's re-conformalized band
+    return np.column_stack(widened_by_kind(cal, np.array([r.kind for r in records]), low, high, h))
 
 
 def quantile_regression(x: np.ndarray, y: np.ndarray, tau: float, l2: float = L2) -> np.ndarray:
@@ -179,9 +178,12 @@ def forecasts(records: Sequence, cal: Calibration, mapped: bool = False) -> tupl
     reached = the curve measured that mean or more beyond the fit (within its measured range).
     Unmapped (`mapped=False`): the band's chance before the logistic map, and the map's other inputs."""
     seen, raw, hit, extra = set(), [], [], []
-    use = cal if mapped or cal.conditional is None else replace(
-        cal, conditional=replace(cal.conditional, p_coefs=None),
-        image=replace(cal.image, p_coefs=None) if cal.image is not None else None)
+    use = cal
+    if not mapped and cal.conditional is not None:
+        use = replace(cal, conditional=replace(cal.conditional, p_coefs=None))
+        for kind in CORRECTED_KINDS:
+            if use.shift_for(kind) is not None:
+                use = use.with_shift(kind, replace(use.shift_for(kind), p_coefs=None))
     for r in records:
         if r.fit is None or id(r.fit) in seen or not np.isfinite(r.beyond_max):
             continue

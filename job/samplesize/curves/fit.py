@@ -246,8 +246,9 @@ def fit_learning_curve(sizes: Sequence[float], scores: Sequence[float], families
             `"best"` (the single family with the lowest backtest error). Defaults to `"blend"`.
         n_test: the test-set size behind each score, for the binomial floor on each size's
             spread. Defaults to `DEFAULT_N_TEST` (1000).
-        kind: what the scores measure: `"image"` (an image classifier) applies the calibration's
-            correction of the centre beyond the data for image curves, whose fitted centre is
+        kind: what the scores measure: `"image"` (an image classifier on a backbone's features)
+            or `"cnn"` (one trained end to end from scratch) applies the calibration's correction
+            of the centre beyond the data for curves of that kind, whose fitted centre is
             pessimistic on the real-curve corpus (docs/learning-curves.md), and re-fits the band
             about it; `"tabular"` or None (the default) applies none.
 
@@ -259,8 +260,8 @@ def fit_learning_curve(sizes: Sequence[float], scores: Sequence[float], families
         CurveFitError: fewer than two distinct sizes, sizes that are not finite and positive,
             no finite score, scores outside [0, 1], an unknown family, or sizes and scores of
             different lengths.
-        ValueError: `select` is neither `"blend"` nor `"best"`, or `kind` is not None, `"tabular"`
-            or `"image"`.
+        ValueError: `select` is neither `"blend"` nor `"best"`, or `kind` is not None, `"tabular"`,
+            `"image"` or `"cnn"`.
 
     Example:
 
@@ -271,10 +272,10 @@ def fit_learning_curve(sizes: Sequence[float], scores: Sequence[float], families
     >>> round(float(fit.predict(1600)), 3)  # the true curve gives 0.900 at 1,600
     0.899
     >>> [round(float(end), 3) for end in fit.interval(1600)]
-    [0.883, 0.914]
+    [0.884, 0.914]
     >>> answer = fit.size_for(0.9)
     >>> answer.reachable, round(answer.size, -1), round(answer.p_reachable, 2)
-    (True, 1700.0, 0.51)
+    (True, 1700.0, 0.54)
     """
     check_kind(kind)
     warnings: list[str] = []

@@ -88,7 +88,7 @@ class LearningCurveFit:
     boot_thetas: dict[str, np.ndarray] = field(repr=False)
     edge_slope: float = 0.0  # d(score)/d(log n) at the largest size, >= 0
     calibration: Calibration = CALIBRATION
-    kind: str | None = None  # "image": the calibration's image correction of the centre applies
+    kind: str | None = None  # "image" or "cnn": the calibration's correction of that kind's centre applies
     method: dict = field(default_factory=dict, repr=False)
     _grid_cache: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -113,7 +113,7 @@ class LearningCurveFit:
     @property
     def centre_shift(self):
         """The calibration's correction of the centre for this fit's kind (`centre.CentreShift`), or None."""
-        return self.calibration.image if self.kind == "image" else None
+        return self.calibration.shift_for(self.kind)
 
     def _shifted(self, n: np.ndarray, centre: np.ndarray) -> np.ndarray:
         """The centre at sizes n corrected for the fit's kind (as it is without a correction)."""
