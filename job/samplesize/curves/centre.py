@@ -3,15 +3,16 @@
 Two kinds get one: "image" (an image classifier on a backbone's features) and "cnn" (an image
 classifier trained end to end from scratch, the `small_cnn` backbone). Held out on the real-curve
 corpus, the fitted centre of both is pessimistic, and more so the further it extrapolates; a CNN's
-small pilots are still speeding up, and its centre is far lower (docs/learning-curves.md). A `CentreShift` raises it by
-`per_doubling * g`, where g grows with the log2 distance beyond the largest measured size
-(capped at 8x: beyond that nothing measured says how it goes on) and, in the "headroom" form,
-with the headroom below 1 of the uncorrected centre. The band is then computed about the
-corrected centre as for any curve, and widened (or narrowed) by per-horizon amounts that make it
-hold 80% of the corrected residuals of image curves (split-conformal), and p_reachable goes through
-a logistic map fitted on image curves' forecasts (held out, the shared map was underconfident for
-them). `centre_fit` fits all three on held-out records (the bench's job); a sweep only applies the
-constants in `band.py`, one correction per kind (`Calibration.shift_for`).
+small pilots are still speeding up, and its centre is far lower (docs/learning-curves.md). A
+`CentreShift` raises it by `per_doubling * g`, where g grows with the log2 distance beyond the
+largest measured size (capped at 8x: beyond that nothing measured says how it goes on) and, in the
+"headroom" form, with the headroom below 1 of the uncorrected centre ("slope": with the edge slope).
+The band is then computed about the corrected centre as for any curve, and widened (or narrowed) by
+per-horizon amounts that make it hold 80% of the corrected residuals of that kind's curves
+(split-conformal), and p_reachable goes through a logistic map fitted on that kind's forecasts (held
+out, the shared map was underconfident for image curves). `centre_fit` fits all three on held-out
+records (the bench's job); a sweep only applies the constants in `band.py`, one correction per kind
+(`Calibration.shift_for`).
 """
 
 from __future__ import annotations
