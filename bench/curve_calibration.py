@@ -19,8 +19,8 @@ learner (one learner left out at a time); the conditional method's feature set i
 each fold (5-fold leave-dataset-out on the fold's training curves: nested). Printed: per horizon coverage of nominal 80% intervals,
 mean width, interval score (width + 10 x the miss; lower is better), MAE, median |error|, mean
 signed error (prediction - measured); the size interval's coverage; per learner group and for
-image curves apart (both kinds, then each); p_reachable's reliability table with its Brier score and skill over the base
-rate (targets between the last fitted mean and 1, "reached" = measured beyond the pilot); and
+image curves apart (both kinds, then each); p_reachable's reliability table with its Brier score and skill over
+the base rate (targets between the last fitted mean and 1, "reached" = measured beyond the pilot); and
 the constants fitted on every curve, to paste into samplesize/curves/band.py.
 
     nice -n 10 python bench/curve_calibration.py [--jobs 2] [--corpus ...]
@@ -94,8 +94,9 @@ def _image_centre(form: str | None = None, estimator: str = "mean", reconformali
 
 # Each kind's correction is chosen inside each fold (nested) from centre_fit.CANDIDATES, by the interval score of
 # the fold's training curves of that kind with each learner group (or learner: `centre_fit.inner_groups`) left
-# out in turn, and each kind's curves get their own p_reachable map; every candidate, fixed and with the shared map, is printed beside it as an ablation (the
-# "headroom, mean" one is the primary method without its image map), not to choose from.
+# out in turn, and each kind's curves get their own p_reachable map; every candidate of the image correction,
+# fixed and with the shared map, is printed beside it as an ablation (the "headroom, mean" one is the primary
+# method without its image map), not to choose from.
 PRIMARY = "conditional+image"
 CHOSEN: list = []  # the nested choice of each fold
 METHODS = {
