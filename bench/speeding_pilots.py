@@ -29,16 +29,18 @@ from __future__ import annotations
 import os
 import sys
 import time
-from pathlib import Path
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "job"))
 sys.path.insert(0, str(HERE))
-import curve_calibration as cc
-from dataclasses import replace
-from samplesize.curves import calibration as cal
-from samplesize.curves.conditional import FEATURES, ConditionalBand
+import curve_calibration as cc  # noqa: E402
+from samplesize.curves import calibration as cal  # noqa: E402
+from samplesize.curves.conditional import FEATURES, ConditionalBand  # noqa: E402
 
 ORIG_IO = cal._interval_outcomes
 ORIG_ENDS = cal.band_ends
